@@ -1,0 +1,65 @@
+"""h5vc: version control for HDF5 stores.
+
+    from h5vc import Repository
+    repo = Repository.init("data.h5")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AmbiguousRevError,
+    DirtyStoreError,
+    FormatVersionError,
+    H5vcError,
+    IntegrityError,
+    InvalidInputError,
+    LockedError,
+    NotARepositoryError,
+    NotFoundError,
+    PluginError,
+    ReadOnlyError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousRevError",
+    "CheckoutResult",
+    "Commit",
+    "ConversionWarning",
+    "DirtyStoreError",
+    "FormatVersionError",
+    "H5vcError",
+    "IntegrityError",
+    "InvalidInputError",
+    "LockedError",
+    "NotARepositoryError",
+    "NotFoundError",
+    "PluginError",
+    "ReadOnlyError",
+    "Repository",
+    "Status",
+    "Transaction",
+    "__version__",
+]
+
+if TYPE_CHECKING:
+    from .repository import CheckoutResult, Commit, Repository, Status
+    from .transaction import ConversionWarning, Transaction
+
+_LAZY = {
+    "Repository": "repository", "Commit": "repository", "Status": "repository",
+    "CheckoutResult": "repository", "Transaction": "transaction",
+    "ConversionWarning": "transaction",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # h5py and numpy load on first use, so `h5vc --help` starts fast
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'h5vc' has no attribute {name!r}")

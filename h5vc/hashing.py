@@ -1,0 +1,207 @@
+"""Canonical bytes, content hashes and the typed JSON encoding of dtypes and values.
+
+A range hash is xxh3-128 over a header (the dtype and the shape of the rows) and the rows'
+canonical bytes: C order, the dataset's own dtype. It does not depend on chunking or
+compression, so the same rows hash the same wherever they are stored. Variable-length data
+(strings, vlen arrays) is serialised element by element with length prefixes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from typing import Any
+
+import h5py
+import numpy as np
+import xxhash
+
+from .errors import InvalidInputError
+
+__all__ = ["decode_dtype", "decode_value", "encode_dtype", "encode_value", "rows_hash"]
+
+
+# -- dtypes -------------------------------------------------------------------------------
+
+def encode_dtype(dt: np.dtype) -> Any:
+    """A JSON value that recreates ``dt`` exactly, h5py's special types included."""
+    s = h5py.check_string_dtype(dt)
+    if s is not None:
+        return {"str": s.encoding, "len": s.length}
+    v = h5py.check_vlen_dtype(dt)
+    if v is not None:
+        return {"vlen": encode_dtype(v)}
+    e = h5py.check_enum_dtype(dt)
+    if e is not None:
+        return {"enum": np.dtype(dt.str).str, "values": sorted([k, int(x)] for k, x in e.items())}
+    if h5py.check_ref_dtype(dt) is not None:
+        raise InvalidInputError(
+            "HDF5 object and region references cannot be versioned yet; "
+            "store the referenced path as a string instead"
+        )
+    if h5py.check_opaque_dtype(dt):
+        return {"opaque": dt.str}
+    if dt.names is not None:
+        return {
+            "fields": [[n, encode_dtype(dt.fields[n][0]), dt.fields[n][1]] for n in dt.names],
+            "itemsize": dt.itemsize,
+        }
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        return {"sub": encode_dtype(base), "shape": list(shape)}
+    if dt.kind == "O":
+        raise InvalidInputError("object arrays without an HDF5 type cannot be stored")
+    return dt.str
+
+
+def decode_dtype(enc: Any) -> np.dtype:
+    if isinstance(enc, str):
+        return np.dtype(enc)
+    if "str" in enc:
+        return h5py.string_dtype(enc["str"], enc["len"])
+    if "vlen" in enc:
+        return h5py.vlen_dtype(decode_dtype(enc["vlen"]))
+    if "enum" in enc:
+        return h5py.enum_dtype(dict(enc["values"]), basetype=np.dtype(enc["enum"]))
+    if "opaque" in enc:
+        return h5py.opaque_dtype(np.dtype(enc["opaque"]))
+    if "fields" in enc:
+        return np.dtype(
+            {
+                "names": [f[0] for f in enc["fields"]],
+                "formats": [decode_dtype(f[1]) for f in enc["fields"]],
+                "offsets": [f[2] for f in enc["fields"]],
+                "itemsize": enc["itemsize"],
+            }
+        )
+    if "sub" in enc:
+        return np.dtype((decode_dtype(enc["sub"]), tuple(enc["shape"])))
+    raise ValueError(f"unknown dtype encoding {enc!r}")
+
+
+# -- canonical bytes and hashes ------------------------------------------------------------
+
+def _canon_element(x: Any, out: list[bytes]) -> None:
+    if isinstance(x, bytes):
+        out.append(b"b" + struct.pack("<Q", len(x)) + x)
+    elif isinstance(x, str):
+        b = x.encode("utf-8", "surrogatepass")
+        out.append(b"s" + struct.pack("<Q", len(b)) + b)
+    elif isinstance(x, np.void) and x.dtype.names is not None:
+        for name in x.dtype.names:
+            _canon_element(x[name], out)
+    elif isinstance(x, np.ndarray):
+        if x.dtype.hasobject:
+            out.append(b"o" + struct.pack("<Q", x.size))
+            for y in x.ravel():
+                _canon_element(y, out)
+        else:
+            b = np.ascontiguousarray(x).tobytes()
+            out.append(b"a" + struct.pack("<Q", len(b)) + b)
+    elif isinstance(x, np.generic):
+        out.append(x.tobytes())
+    elif x is None:
+        out.append(b"n")
+    else:
+        raise InvalidInputError(f"cannot store a value of type {type(x).__name__}")
+
+
+def canonical_bytes(arr: np.ndarray) -> bytes | memoryview:
+    """The bytes a hash is computed over: C-order raw bytes, or a length-prefixed walk."""
+    if not arr.dtype.hasobject:
+        a = np.ascontiguousarray(arr)
+        return a.reshape(-1).view(np.uint8).data if a.size else b""
+    out: list[bytes] = []
+    for x in arr.reshape(-1):
+        _canon_element(x, out)
+    return b"".join(out)
+
+
+def dtype_key(dt: np.dtype) -> str:
+    """The dtype part of a range hash's header, computed once per dataset."""
+    return json.dumps(encode_dtype(dt), sort_keys=True, separators=(",", ":"))
+
+
+def rows_hash(arr: np.ndarray, dkey: str) -> str:
+    """xxh3-128 hex of the dtype (``dtype_key``), the shape and the canonical bytes of ``arr``.
+
+    The dtype is passed in because arrays read back from h5py may lose the metadata that
+    marks variable-length strings.
+    """
+    h = xxhash.xxh3_128(f"{dkey}{list(arr.shape)}".encode())
+    h.update(canonical_bytes(arr))
+    return h.hexdigest()
+
+
+# -- values (attributes, fill values) ------------------------------------------------------
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, bytes):
+        return {"b": base64.b64encode(x).decode()}
+    if isinstance(x, str):
+        return x
+    if isinstance(x, np.void) and x.dtype.names is not None:
+        return [_jsonable(x[n]) for n in x.dtype.names]
+    if isinstance(x, np.ndarray):
+        if x.dtype.hasobject:
+            return {"o": [_jsonable(y) for y in x.ravel()]}
+        return {"a": base64.b64encode(np.ascontiguousarray(x).tobytes()).decode()}
+    if isinstance(x, np.generic):
+        return {"a": base64.b64encode(x.tobytes()).decode()}
+    if x is None:
+        return None
+    raise InvalidInputError(f"cannot store a value of type {type(x).__name__}")
+
+
+def _from_jsonable(j: Any, dt: np.dtype) -> Any:
+    if j is None:
+        return None
+    s = h5py.check_string_dtype(dt)
+    v = h5py.check_vlen_dtype(dt)
+    if isinstance(j, str):
+        return j if s is not None and s.encoding == "utf-8" and s.length is None else j.encode()
+    if isinstance(j, dict) and "b" in j:
+        return base64.b64decode(j["b"])
+    if isinstance(j, list) and dt.names is not None:
+        rec = np.zeros((), dtype=dt)
+        for name, part in zip(dt.names, j, strict=True):
+            rec[name] = _from_jsonable(part, dt.fields[name][0])
+        return rec[()]
+    if "o" in j:
+        base = v if v is not None else dt
+        return np.array([_from_jsonable(y, base) for y in j["o"]], dtype=base)
+    raw = base64.b64decode(j["a"])
+    if v is not None:
+        return np.frombuffer(raw, dtype=v).copy()
+    return np.frombuffer(raw, dtype=dt).copy()
+
+
+def encode_value(arr: np.ndarray | None, dt: np.dtype, shape: tuple[int, ...] | None) -> Any:
+    """Typed JSON for an attribute or fill value: dtype, shape (None = empty) and data."""
+    enc: dict[str, Any] = {"dtype": encode_dtype(dt), "shape": None if shape is None else list(shape)}
+    if shape is None or arr is None:
+        enc["data"] = None
+    elif dt.hasobject:
+        enc["data"] = {"o": [_jsonable(x) for x in np.asarray(arr, dtype=dt).reshape(-1)]}
+    else:
+        a = np.ascontiguousarray(np.asarray(arr, dtype=dt))
+        enc["data"] = {"a": base64.b64encode(a.tobytes()).decode()}
+    return enc
+
+
+def decode_value(enc: Any) -> tuple[np.ndarray | None, np.dtype, tuple[int, ...] | None]:
+    """Inverse of :func:`encode_value`: (array or None, dtype, shape or None)."""
+    dt = decode_dtype(enc["dtype"])
+    if enc["shape"] is None:
+        return None, dt, None
+    shape = tuple(enc["shape"])
+    data = enc["data"]
+    if "o" in data:
+        items = [_from_jsonable(x, dt) for x in data["o"]]
+        arr = np.empty(len(items), dtype=dt)
+        for i, x in enumerate(items):
+            arr[i] = x
+        return arr.reshape(shape), dt, shape
+    raw = base64.b64decode(data["a"])
+    return np.frombuffer(raw, dtype=dt).reshape(shape).copy(), dt, shape

@@ -1,0 +1,211 @@
+"""Preserve and restore ranges: turn the store from one state into another, in place.
+
+``restore(live, target)`` is the engine behind checkout and transaction rollback. It works
+in four steps so that a failure leaves tracked content untouched:
+
+1. plan: per path, what to delete, create, resize, write, and which live ranges leave;
+2. check that every range to write is available (preserved object, or about to be);
+3. preserve every committed range that leaves the store (read, verify its hash, store it
+   once under ``/.h5vc/objects/<hash>``);
+4. mutate: delete, create, resize, write ranges, set attributes.
+
+Ranges whose hash is ``None`` (uncommitted rows) are never kept and never preserved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import DirtyStoreError, IntegrityError
+from .format import Layout
+from .hashing import decode_dtype, decode_value, dtype_key, rows_hash
+from .scan import create_kwargs, object_filters, read_rows, write_rows
+from .state import ROOT, State, is_below
+
+__all__ = ["RestoreReport", "create_dataset", "preserve_ranges", "restore"]
+
+
+@dataclass
+class RestoreReport:
+    rows_written: int = 0
+    rows_preserved: int = 0
+    paths_changed: list[str] = field(default_factory=list)
+
+
+def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5py.Dataset:
+    dt = decode_dtype(meta["dtype"])
+    rank = meta["rank"]
+    if rank == -1:
+        return f.create_dataset(path, data=h5py.Empty(dt))
+    shape: tuple[int, ...] = () if rank == 0 else (n, *meta["tail"])
+    kw = create_kwargs(meta)
+    if rank > 0 and meta["chunks"]:
+        kw["chunks"] = tuple(meta["chunks"])
+        kw["maxshape"] = tuple(meta["maxshape"])
+    if meta["fill"] is not None:
+        arr, _, _ = decode_value({"dtype": meta["dtype"], "shape": [], "data": meta["fill"]})
+        kw["fillvalue"] = arr[()]
+    return f.create_dataset(path, shape=shape, dtype=dt, **kw)
+
+
+def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any]) -> int:
+    changed = 0
+    for name in have:
+        if name not in want and name in obj.attrs:
+            del obj.attrs[name]
+            changed += 1
+    for name, enc in want.items():
+        if have.get(name) == enc:
+            continue
+        arr, dt, shape = decode_value(enc)
+        if name in obj.attrs:
+            del obj.attrs[name]
+        if shape is None:
+            obj.attrs.create(name, h5py.Empty(dt))
+        else:
+            obj.attrs.create(name, data=arr, shape=shape, dtype=dt)
+        changed += 1
+    return changed
+
+
+def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any],
+                    ranges: list[list[Any]], *, force: bool = False) -> int:
+    """Store the committed ``ranges`` of live dataset ``path`` as objects; returns rows kept."""
+    todo = [r for r in ranges if r[2] is not None and not layout.has_object(r[2])]
+    if not todo:
+        return 0
+    ds = f[path]
+    dkey = dtype_key(ds.dtype)
+    filters = object_filters(meta)
+    rows = 0
+    for s, e, h in todo:
+        if layout.has_object(h):  # the same content twice in this list
+            continue
+        arr = read_rows(ds, s, e)
+        if rows_hash(arr, dkey) != h:
+            if force:
+                continue
+            raise DirtyStoreError(
+                f"rows {s}:{e} of {path} were changed outside h5vc since they were committed; "
+                "record them with `h5vc commit --verify`, or discard them with --force"
+            )
+        layout.put_object(h, arr, ds.dtype, filters)
+        rows += e - s
+    return rows
+
+
+def _same_shape_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if a["k"] != b["k"]:
+        return False
+    if a["k"] == "g":
+        return True
+    if a["meta"] != b["meta"]:
+        return False
+    ms = a["meta"]["maxshape"]
+    if b["n"] != a["n"] and (a["meta"]["rank"] <= 0 or a["meta"]["chunks"] is None
+                              or (ms[0] is not None and b["n"] > ms[0])):
+        return False  # cannot resize in place: recreate
+    return True
+
+
+def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
+            force: bool = False) -> RestoreReport:
+    """Make the store, whose content is described by ``live``, equal to ``target``."""
+    report = RestoreReport()
+    deletes: list[str] = []
+    creates: list[str] = []
+    preserve: list[tuple[str, dict[str, Any], list[list[Any]]]] = []
+    resizes: list[tuple[str, int, list[list[Any]]]] = []
+
+    for p in sorted(set(live) | set(target)):
+        a, b = live.get(p), target.get(p)
+        if any(is_below(p, d) for d in deletes):
+            if b is not None:
+                creates.append(p)
+            if a is not None and a["k"] == "d":
+                preserve.append((p, a["meta"], a["ranges"]))
+            continue
+        if a is None:
+            creates.append(p)
+        elif b is None or not _same_shape_kind(a, b):
+            if p == ROOT:
+                raise IntegrityError("the root group cannot be replaced")
+            deletes.append(p)
+            if a["k"] == "d":
+                preserve.append((p, a["meta"], a["ranges"]))
+            if b is not None:
+                creates.append(p)
+        elif a["k"] == "d":
+            keep = {tuple(r) for r in a["ranges"]} & {tuple(r) for r in b["ranges"]}
+            leaving = [r for r in a["ranges"] if tuple(r) not in keep]
+            writing = [r for r in b["ranges"] if tuple(r) not in keep]
+            if leaving:
+                preserve.append((p, a["meta"], leaving))
+            if writing or a["n"] != b["n"]:
+                resizes.append((p, b["n"], writing))
+
+    # 2. everything to write must exist: as an object, or among what step 3 preserves
+    leaving_hashes = {r[2] for _, _, rs in preserve for r in rs if r[2] is not None}
+    needed = [(p, r) for p, _, rs in resizes for r in rs]
+    needed += [(p, r) for p in creates if target[p]["k"] == "d" for r in target[p]["ranges"]]
+    missing = sorted({p for p, r in needed
+                      if r[2] not in leaving_hashes and not layout.has_object(r[2])})
+    if missing:
+        raise IntegrityError(
+            "cannot restore " + ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+            + ": their committed content is no longer in the store (it was changed or "
+            "deleted outside h5vc before it could be preserved)"
+        )
+
+    # 3. preserve what leaves
+    for p, meta, rs in preserve:
+        report.rows_preserved += preserve_ranges(f, layout, p, meta, rs, force=force)
+
+    # 4. mutate
+    for p in deletes:
+        if p in f:
+            del f[p]
+        report.paths_changed.append(p)
+    for p in creates:
+        node = target[p]
+        if node["k"] == "g":
+            if p not in f:
+                f.create_group(p)
+            obj = f[p]
+        else:
+            obj = create_dataset(f, p, node["meta"], node["n"])
+            report.rows_written += _write_ranges(obj, layout, node["ranges"])
+        set_attrs(obj, node["attrs"], {})
+        report.paths_changed.append(p)
+    created = set(creates)
+    for p, n, writing in resizes:
+        ds = f[p]
+        if ds.shape and ds.shape[0] != n:
+            ds.resize(n, axis=0)
+        report.rows_written += _write_ranges(ds, layout, writing)
+        report.paths_changed.append(p)
+    for p, b in target.items():
+        a = live.get(p)
+        if p in created or a is None:
+            continue
+        if set_attrs(f[p], b["attrs"], a["attrs"]) and p not in report.paths_changed:
+            report.paths_changed.append(p)
+    return report
+
+
+def _write_ranges(ds: h5py.Dataset, layout: Layout, ranges: list[list[Any]]) -> int:
+    rows = 0
+    dkey = dtype_key(ds.dtype)
+    for s, e, h in ranges:
+        arr = np.asarray(layout.get_object(h))
+        if rows_hash(arr, dkey) != h:
+            raise IntegrityError(
+                f"preserved content {h[:10]} does not match its hash; the store is damaged"
+            )
+        write_rows(ds, s, arr)
+        rows += e - s
+    return rows

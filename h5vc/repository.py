@@ -1,0 +1,489 @@
+"""Repository: open, init, status, commit, log, show, checkout, branches and tags."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import xxhash
+
+from . import __version__
+from .errors import (
+    DirtyStoreError,
+    H5vcError,
+    IntegrityError,
+    InvalidInputError,
+    LockedError,
+    NotARepositoryError,
+    NotFoundError,
+    ReadOnlyError,
+)
+from .format import META, Frame, Layout, canonical_json
+from .objects import RestoreReport, restore
+from .refs import check_ref_name, parse_rev, resolve_base
+from .scan import materialize, scan
+from .state import State, apply_changes, empty_state, summary_line
+
+__all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
+
+SNAPSHOT_MIN_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit: its id, parents, author, UTC time, message and changes."""
+
+    id: str
+    parents: tuple[str, ...]
+    author: str
+    time: str
+    message: str
+    changes: list[dict[str, Any]] = field(repr=False, compare=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:10]
+
+    @property
+    def summary(self) -> str:
+        return summary_line(self.changes)
+
+    @property
+    def datetime(self) -> _dt.datetime:
+        return _dt.datetime.fromisoformat(self.time.replace("Z", "+00:00"))
+
+    def to_json(self, *, changes: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "parents": list(self.parents), "author": self.author,
+                             "time": self.time, "message": self.message, "summary": self.summary}
+        if changes:
+            d["changes"] = self.changes
+        return d
+
+    @classmethod
+    def _from_record(cls, id_: str, rec: dict[str, Any]) -> Commit:
+        return cls(id_, tuple(rec["parents"]), rec["author"], rec["time"], rec["message"],
+                   rec["changes"])
+
+
+@dataclass(frozen=True)
+class Status:
+    """What differs between the store and HEAD."""
+
+    head: str | None
+    branch: str | None
+    changes: list[dict[str, Any]]
+
+    @property
+    def clean(self) -> bool:
+        return not self.changes
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    commit: Commit
+    branch: str | None
+    discarded: list[dict[str, Any]]
+    report: RestoreReport
+
+
+def default_author() -> str:
+    env = os.environ.get("H5VC_AUTHOR")
+    if env:
+        return env
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name on this system
+        return "unknown"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _open_h5(path: Path, mode: str) -> h5py.File:
+    if not path.exists():
+        raise NotFoundError(f"no store at {path}; create one with `h5vc init {path}`")
+    if path.is_dir():
+        raise NotARepositoryError(f"{path} is a folder, not an HDF5 file")
+    if not h5py.is_hdf5(str(path)):
+        raise NotARepositoryError(f"{path} is not an HDF5 file; give the path of an .h5 store")
+    if mode != "r" and not os.access(path, os.W_OK):
+        raise ReadOnlyError(
+            f"{path} is read-only; make it writable (chmod u+w) or use a read-only command"
+        )
+    try:
+        return h5py.File(str(path), mode)
+    except OSError as e:
+        text = str(e)
+        if "lock" in text.lower():
+            raise LockedError(
+                f"{path} is open for writing in another process; wait for it to finish "
+                "or close it, then try again"
+            ) from None
+        if "ermission" in text:
+            raise ReadOnlyError(f"{path} cannot be opened for writing: {text}") from None
+        raise NotARepositoryError(f"{path} cannot be opened as HDF5: {text}") from None
+
+
+class Repository:
+    """An h5vc store: one HDF5 file whose history lives in its ``/.h5vc`` group.
+
+    Open with :meth:`open` or :meth:`init`; use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, f: h5py.File, path: Path) -> None:
+        self._f = f
+        self.path = path
+        self._layout = Layout(f)
+        self._head_cache: tuple[str | None, State] | None = None
+        self._index: dict[str, Frame] | None = None
+        self._journal: bytes | None = None
+        self._snapshot_len = 0
+        self._snap_pos: int | None = None
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, mode: str = "r+") -> Repository:
+        """Open an existing store; ``mode`` is ``"r"`` (read only) or ``"r+"``."""
+        if mode not in ("r", "r+"):
+            raise InvalidInputError(f"mode must be 'r' or 'r+', not {mode!r}")
+        p = Path(path)
+        f = _open_h5(p, mode)
+        try:
+            return cls(f, p)
+        except BaseException:
+            f.close()
+            raise
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], *, message: str = "init",
+             author: str | None = None) -> Repository:
+        """Create a new store, or adopt an existing HDF5 file: its content becomes commit 1."""
+        p = Path(path)
+        if p.exists():
+            f = _open_h5(p, "r+")
+            if META in f:
+                f.close()
+                raise InvalidInputError(
+                    f"{p} is already an h5vc store; see its history with `h5vc log`"
+                )
+        else:
+            if not p.parent.exists():
+                raise NotFoundError(f"folder {p.parent} does not exist; create it first")
+            try:
+                f = h5py.File(str(p), "w-")
+            except OSError as e:
+                raise ReadOnlyError(f"cannot create {p}: {e}") from None
+        try:
+            Layout.create(f, f"h5vc {__version__}")
+            repo = cls(f, p)
+            repo._write_refs({"head": {"branch": "main"}, "branches": {}, "tags": {}})
+            changes = materialize(f, scan(f, empty_state()))
+            repo._record(changes, message, author)
+            return repo
+        except H5vcError:
+            if META in f:
+                del f[META]
+            f.close()
+            raise
+
+    def close(self) -> None:
+        if self._f.id.valid:
+            self._f.close()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def file(self) -> h5py.File:
+        """The open h5py file (read it freely; write through a transaction)."""
+        return self._f
+
+    def _require_writable(self) -> None:
+        if self._f.mode != "r+":
+            raise ReadOnlyError(f"{self.path} was opened read-only; open it with mode='r+'")
+
+    # -- refs ----------------------------------------------------------------------------
+
+    def _raw_refs(self) -> dict[str, Any]:
+        refs = self._layout.read_blob("refs")
+        if refs is None:
+            raise IntegrityError(f"/{META}/refs is missing in {self.path}; restore from a backup")
+        return refs
+
+    def _refs(self) -> dict[str, Any]:
+        """Refs with HEAD (and its branch) advanced over commits appended since last written."""
+        refs = self._raw_refs()
+        n = self._layout.journal_len
+        if n > refs["journal_len"]:
+            last = self._layout.last_frame()
+            assert last is not None
+            head = refs["head"]
+            if "branch" in head:
+                refs["branches"][head["branch"]] = last.id
+            else:
+                refs["head"] = {"commit": last.id}
+        return refs
+
+    def _write_refs(self, refs: dict[str, Any]) -> None:
+        refs = dict(refs, journal_len=self._layout.journal_len)
+        self._layout.write_blob("refs", refs)
+
+    def _head_from(self, refs: dict[str, Any]) -> str | None:
+        head = refs["head"]
+        if "branch" in head:
+            return refs["branches"].get(head["branch"])
+        return head["commit"]
+
+    @property
+    def head(self) -> Commit | None:
+        """The checked-out commit (None only before the first commit)."""
+        h = self._head_from(self._refs())
+        return None if h is None else self.get_commit(h)
+
+    @property
+    def branch(self) -> str | None:
+        """The checked-out branch, or None when HEAD is detached."""
+        return self._refs()["head"].get("branch")
+
+    def branches(self) -> dict[str, str]:
+        return dict(sorted(self._refs()["branches"].items()))
+
+    def tags(self) -> dict[str, str]:
+        return dict(sorted(self._refs()["tags"].items()))
+
+    def create_branch(self, name: str, rev: str = "HEAD") -> str:
+        return self._set_ref("branches", name, rev, "branch")
+
+    def create_tag(self, name: str, rev: str = "HEAD") -> str:
+        return self._set_ref("tags", name, rev, "tag")
+
+    def _set_ref(self, kind: str, name: str, rev: str, what: str) -> str:
+        self._require_writable()
+        check_ref_name(name, what)
+        refs = self._refs()
+        if name in refs[kind]:
+            raise InvalidInputError(f"{what} {name!r} already exists; pick another name")
+        target = self.resolve(rev)
+        refs[kind][name] = target
+        self._write_refs(refs)
+        self._f.flush()
+        return target
+
+    def delete_branch(self, name: str) -> None:
+        self._require_writable()
+        refs = self._refs()
+        if name not in refs["branches"]:
+            raise NotFoundError(f"no branch {name!r}; see `h5vc branch`")
+        if refs["head"].get("branch") == name:
+            raise InvalidInputError(f"branch {name!r} is checked out; check out another first")
+        del refs["branches"][name]
+        self._write_refs(refs)
+
+    def delete_tag(self, name: str) -> None:
+        self._require_writable()
+        refs = self._refs()
+        if name not in refs["tags"]:
+            raise NotFoundError(f"no tag {name!r}; see `h5vc tag`")
+        del refs["tags"][name]
+        self._write_refs(refs)
+
+    # -- journal index -------------------------------------------------------------------
+
+    def _load_index(self) -> dict[str, Frame]:
+        if self._index is None:
+            data = self._layout.read_journal()
+            self._journal = data
+            self._index = {fr.id: fr for fr in Layout.frames_backward(data)}
+        return self._index
+
+    def _record_of(self, cid: str) -> dict[str, Any]:
+        index = self._load_index()
+        try:
+            frame = index[cid]
+        except KeyError:
+            raise NotFoundError(f"commit {cid[:10]} is not in this store") from None
+        return self._layout.read_payload(frame, self._journal, 0)
+
+    def get_commit(self, rev: str) -> Commit:
+        cid = self.resolve(rev)
+        return Commit._from_record(cid, self._record_of(cid))
+
+    def resolve(self, rev: str) -> str:
+        """The full commit id that ``rev`` names."""
+        base, depth = parse_rev(rev)
+        refs = self._refs()
+        cid = resolve_base(base, head=self._head_from(refs), branches=refs["branches"],
+                           tags=refs["tags"], ids=lambda: self._load_index().keys())
+        index = self._load_index() if depth else None
+        for i in range(depth):
+            assert index is not None
+            parent = index[cid].parent
+            if parent is None:
+                raise NotFoundError(f"{rev!r} goes back {depth} commits, but history has {i + 1}")
+            cid = parent
+        return cid
+
+    def log(self, rev: str = "HEAD", *, limit: int | None = None) -> Iterator[Commit]:
+        """Commits reachable from ``rev``, newest first (first parents)."""
+        if limit is not None and limit < 0:
+            raise InvalidInputError("limit must be 0 or more")
+        cid: str | None = self.resolve(rev)
+        count = 0
+        while cid is not None and (limit is None or count < limit):
+            rec = self._record_of(cid)
+            yield Commit._from_record(cid, rec)
+            count += 1
+            cid = rec["parents"][0] if rec["parents"] else None
+
+    # -- states --------------------------------------------------------------------------
+
+    def _head_state(self) -> tuple[str | None, State]:
+        head = self._head_from(self._refs())
+        if self._head_cache is not None and self._head_cache[0] == head:
+            return self._head_cache
+        state = self._state_fast(head) if head else empty_state()
+        if state is None:
+            state = self.state_of(head)  # type: ignore[arg-type]
+        self._head_cache = (head, state)
+        return self._head_cache
+
+    def _state_fast(self, head: str) -> State | None:
+        """HEAD's state from the cached snapshot and the frames appended after it."""
+        snap = self._layout.read_blob("state")
+        if snap is None:
+            return None
+        if snap["commit"] == head:
+            return snap["state"]
+        pos = snap["journal_len"]
+        tail = self._layout.read_journal(pos)
+        chain: dict[str, Frame] = {fr.id: fr for fr in Layout.frames_backward(tail, pos)}
+        path: list[Frame] = []
+        cid: str | None = head
+        while cid != snap["commit"]:
+            if cid is None or cid not in chain:
+                return None
+            path.append(chain[cid])
+            cid = chain[cid].parent
+        state = snap["state"]
+        for fr in reversed(path):
+            state = apply_changes(state, self._layout.read_payload(fr, tail, pos)["changes"])
+        return state
+
+    def state_of(self, rev: str) -> State:
+        """The tracked state of any commit: a map of paths to groups and datasets."""
+        cid = self.resolve(rev)
+        bases: dict[str, State] = {}
+        snap = self._layout.read_blob("state")
+        if snap is not None:
+            bases[snap["commit"]] = snap["state"]
+        if self._head_cache is not None and self._head_cache[0]:
+            bases[self._head_cache[0]] = self._head_cache[1]
+        index = self._load_index()
+        chain: list[str] = []
+        cur: str | None = cid
+        while cur is not None and cur not in bases:
+            chain.append(cur)
+            if cur not in index:
+                raise IntegrityError(f"commit {cur[:10]} is missing from the journal")
+            cur = index[cur].parent
+        state = bases[cur] if cur is not None else empty_state()
+        for c in reversed(chain):
+            state = apply_changes(state, self._record_of(c)["changes"])
+        return state
+
+    def _write_snapshot(self, cid: str, state: State) -> None:
+        blob = {"commit": cid, "journal_len": self._layout.journal_len, "state": state}
+        self._layout.write_blob("state", blob)
+        self._snapshot_len = self._layout.g["state"].shape[0]
+        self._snap_pos = blob["journal_len"]
+
+    # -- status / commit ----------------------------------------------------------------
+
+    def status(self, *, verify: bool = False) -> Status:
+        """What differs from HEAD; ``verify`` also rehashes committed rows."""
+        head, state = self._head_state()
+        return Status(head, self.branch, scan(self._f, state, verify=verify))
+
+    def commit(self, message: str, *, verify: bool = False, author: str | None = None,
+               allow_empty: bool = False) -> Commit:
+        """Record every change since HEAD (made by any tool) as a new commit."""
+        self._require_writable()
+        if not message.strip():
+            raise InvalidInputError("a commit needs a message; pass -m 'what changed'")
+        _, state = self._head_state()
+        changes = scan(self._f, state, verify=verify)
+        if not changes and not allow_empty:
+            raise InvalidInputError("nothing to commit: the store equals HEAD")
+        return self._record(materialize(self._f, changes), message, author)
+
+    def _record(self, changes: list[dict[str, Any]], message: str,
+                author: str | None) -> Commit:
+        head, state = self._head_state()
+        rec = {"v": 1, "parents": [head] if head else [], "author": author or default_author(),
+               "time": _now(), "message": message, "changes": changes}
+        payload = canonical_json(rec)
+        cid = xxhash.xxh3_128(payload).hexdigest()
+        end = self._layout.append_frame(payload, cid, head)
+        new_state = apply_changes(state, changes)
+        self._head_cache = (cid, new_state)
+        self._index = self._journal = None  # rebuilt from the journal when next needed
+        snap_pos = self._snapshot_pos()
+        if end - snap_pos > max(SNAPSHOT_MIN_BYTES, self._snapshot_len) or snap_pos == 0:
+            self._write_snapshot(cid, new_state)
+        self._f.flush()
+        return Commit._from_record(cid, rec)
+
+    def _snapshot_pos(self) -> int:
+        if "state" not in self._layout.g:
+            return 0
+        if self._snap_pos is None:
+            self._snap_pos = self._layout.read_blob("state")["journal_len"]
+            self._snapshot_len = self._layout.g["state"].shape[0]
+        return self._snap_pos
+
+    # -- checkout ------------------------------------------------------------------------
+
+    def checkout(self, rev: str, *, force: bool = False) -> CheckoutResult:
+        """Make the store equal to ``rev`` in place, preserving whatever it removes."""
+        self._require_writable()
+        refs = self._refs()
+        target = self.resolve(rev)
+        head, state = self._head_state()
+        changes = scan(self._f, state)
+        if changes and not force:
+            raise DirtyStoreError(
+                f"the store has {len(changes)} uncommitted change(s) ({summary_line(changes)}); "
+                "commit them (h5vc commit -m ...) or discard them with --force"
+            )
+        live = apply_changes(state, changes) if changes else state
+        goal = self.state_of(target)
+        report = restore(self._f, self._layout, live, goal, force=force)
+        refs["head"] = {"branch": rev} if rev in refs["branches"] else {"commit": target}
+        self._write_refs(refs)
+        self._head_cache = (target, goal)
+        self._write_snapshot(target, goal)
+        self._f.flush()
+        return CheckoutResult(self.get_commit(target), refs["head"].get("branch"), changes,
+                              report)
+
+    # -- transactions --------------------------------------------------------------------
+
+    def transaction(self, message: str, *, author: str | None = None) -> Any:
+        """An h5py-like writable view; commits on exit, rolls back on an exception."""
+        from .transaction import Transaction
+
+        self._require_writable()
+        if not message.strip():
+            raise InvalidInputError("a transaction needs a message")
+        return Transaction(self, message, author)

@@ -1,0 +1,228 @@
+"""Read the live store: dataset metadata, attributes, rows; and compare it with a state.
+
+``scan`` finds what differs from a commit's state (metadata only unless ``verify``) and
+returns changes whose new ranges still lack hashes; ``materialize`` reads and hashes those
+rows. ``status`` shows the first, ``commit`` records the second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .format import META
+from .hashing import canonical_bytes, dtype_key, encode_dtype, encode_value, rows_hash
+from .state import ROOT, State, block_rows, is_below, split_blocks
+
+__all__ = ["dataset_meta", "live_kinds", "materialize", "read_attrs", "read_rows", "scan",
+           "write_rows"]
+
+_FILTER_NAMES = {1: "gzip", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit",
+                 6: "scaleoffset", 32000: "lzf"}
+
+
+def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
+    """(meta, rows) of a live dataset; see :mod:`h5vc.state` for what meta holds."""
+    shape = ds.shape
+    dt = ds.dtype
+    if shape is None:
+        rank, tail, n = -1, [], 0
+    elif shape == ():
+        rank, tail, n = 0, [], 1
+    else:
+        rank, tail, n = len(shape), list(shape[1:]), int(shape[0])
+    filters = []
+    chunks = None
+    if rank > 0:
+        dcpl = ds.id.get_create_plist()
+        for i in range(dcpl.get_nfilters()):
+            code, flags, values, _name = dcpl.get_filter(i)
+            filters.append([int(code), int(flags), [int(v) for v in values]])
+        chunks = list(ds.chunks) if ds.chunks else None
+    fill = None
+    if rank >= 0 and not dt.hasobject:
+        fv = ds.fillvalue
+        fill = encode_value(np.asarray(fv, dtype=dt), dt, ())["data"]
+    meta = {
+        "dtype": encode_dtype(dt),
+        "rank": rank,
+        "tail": tail,
+        "chunks": chunks,
+        "maxshape": None if rank <= 0 else [None if m is None else int(m) for m in ds.maxshape],
+        "filters": filters,
+        "fill": fill,
+    }
+    return meta, n
+
+
+def create_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
+    """h5py ``create_dataset`` keyword arguments for the filters and layout in ``meta``."""
+    kw: dict[str, Any] = {}
+    for code, _flags, values in meta["filters"]:
+        if code == 1:
+            kw["compression"], kw["compression_opts"] = "gzip", (values[0] if values else 4)
+        elif code == 2:
+            kw["shuffle"] = True
+        elif code == 3:
+            kw["fletcher32"] = True
+        elif code == 6:
+            kw["scaleoffset"] = values[1] if len(values) > 1 else None
+        elif code == 32000:
+            kw["compression"] = "lzf"
+        elif code == 4:
+            kw["compression"], kw["compression_opts"] = "szip", ("nn", values[1] if len(values) > 1 else 8)
+        else:
+            kw["compression"], kw["compression_opts"] = code, tuple(values)
+    return kw
+
+
+def object_filters(meta: dict[str, Any]) -> dict[str, Any]:
+    """Filters for a preserved range: the dataset's own compression, none if it has none."""
+    kw = create_kwargs(meta)
+    kw.pop("scaleoffset", None)  # lossy; preserved ranges must be exact
+    return kw
+
+
+def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    attrs = obj.attrs
+    for name in attrs:
+        aid = attrs.get_id(name)
+        dt, shape = aid.dtype, aid.shape
+        if shape is None:
+            out[name] = encode_value(None, dt, None)
+            continue
+        value = attrs[name]
+        out[name] = encode_value(np.asarray(value, dtype=dt), dt, shape)
+    return out
+
+
+def read_rows(ds: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+    if ds.shape == ():
+        return np.asarray(ds[()], dtype=ds.dtype)
+    return ds[start:stop]
+
+
+def write_rows(ds: h5py.Dataset, start: int, arr: np.ndarray) -> None:
+    if ds.shape == ():
+        ds[()] = arr
+    elif len(arr):
+        ds[start:start + len(arr)] = arr
+
+
+def live_kinds(f: h5py.File, under: str = ROOT) -> dict[str, str]:
+    """Every tracked path below ``under`` (itself included): ``"g"`` or ``"d"``."""
+    out: dict[str, str] = {}
+    top = f[under]
+    if isinstance(top, h5py.Dataset):
+        return {under: "d"}
+    out[under] = "g"
+    prefix = "" if under == ROOT else under
+
+    def visit(name: str, obj: Any) -> None:
+        if name == META or name.startswith(META + "/"):
+            return
+        out[f"{prefix}/{name}"] = "d" if isinstance(obj, h5py.Dataset) else "g"
+
+    top.visititems(visit)
+    # visititems follows hard links once; soft and external links are not tracked objects
+    return out
+
+
+def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
+                     verify: bool, out: list[dict[str, Any]]) -> None:
+    meta, n = dataset_meta(ds)
+    if node is None or node["k"] != "d" or meta != node["meta"]:
+        if node is None or node["k"] != "d":
+            out.append({"op": "add_dataset", "path": path, "meta": meta})
+        else:
+            out.append({"op": "redefine", "path": path, "meta": meta, "old": node["meta"]})
+        ranges = [[s, e, None] for s, e in split_blocks(0, n, block_rows(meta, n))]
+        out.append({"op": "rows", "path": path, "from": 0, "to": n, "ranges": ranges})
+        return
+    old_n = node["n"]
+    ranges: list[list[Any]] = []
+    if n > old_n:
+        ranges += [[s, e, None] for s, e in split_blocks(old_n, n, block_rows(meta, n))]
+    elif n < old_n:
+        ranges += [[r[0], n, None] for r in node["ranges"] if r[0] < n < r[1]]
+    if verify:
+        dkey = dtype_key(ds.dtype)
+        for s, e, h in node["ranges"]:
+            if e <= n and rows_hash(read_rows(ds, s, e), dkey) != h:
+                ranges.append([s, e, None])
+    if n != old_n or ranges:
+        out.append({"op": "rows", "path": path, "from": old_n, "to": n, "ranges": sorted(ranges)})
+
+
+def _attr_changes(path: str, live: dict[str, Any], old: dict[str, Any],
+                  out: list[dict[str, Any]]) -> None:
+    for name in sorted(set(live) | set(old)):
+        a, b = live.get(name), old.get(name)
+        if a != b:
+            out.append({"op": "attr", "path": path, "name": name, "value": a, "old": b})
+
+
+def scan(f: h5py.File, state: State, *, verify: bool = False,
+         paths: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Changes that turn ``state`` into the live store (new ranges carry hash None).
+
+    ``paths`` limits the comparison to those subtrees (a transaction's touched paths).
+    """
+    if paths is None:
+        live = live_kinds(f)
+        tops = [ROOT]
+    else:
+        tops = sorted(set(paths))
+        live = {}
+        for top in tops:
+            if top in f:
+                live.update(live_kinds(f, top))
+    committed = {p for p in state if any(is_below(p, t) for t in tops)}
+    out: list[dict[str, Any]] = []
+    deleted: list[str] = []
+    for p in sorted(committed - set(live)):
+        if not any(is_below(p, d) for d in deleted):
+            out.append({"op": "delete", "path": p})
+            deleted.append(p)
+    for p in sorted(live):
+        node = state.get(p)
+        obj = f[p]
+        if live[p] == "g":
+            if node is None or node["k"] != "g":
+                if node is not None:
+                    out.append({"op": "delete", "path": p})
+                out.append({"op": "add_group", "path": p})
+                node = None
+        else:
+            if node is not None and node["k"] != "d":
+                out.append({"op": "delete", "path": p})
+                node = None
+            _dataset_changes(p, obj, node, verify, out)
+        _attr_changes(p, read_attrs(obj), node["attrs"] if node else {}, out)
+    return out
+
+
+def materialize(f: h5py.File, changes: list[dict[str, Any]],
+                known: dict[str, dict[tuple[int, int], str]] | None = None) -> list[dict[str, Any]]:
+    """Fill in the hashes of new ranges by reading the live rows (or taking ``known`` ones)."""
+    out = []
+    for ch in changes:
+        if ch["op"] == "rows" and any(r[2] is None for r in ch["ranges"]):
+            ds = f[ch["path"]]
+            dkey = dtype_key(ds.dtype)
+            hashes = (known or {}).get(ch["path"], {})
+            ranges = []
+            for s, e, h in ch["ranges"]:
+                if h is None:
+                    h = hashes.get((s, e)) or rows_hash(read_rows(ds, s, e), dkey)
+                ranges.append([s, e, h])
+            ch = dict(ch, ranges=ranges)
+        out.append(ch)
+    return out
+
+
+__all__ += ["canonical_bytes", "create_kwargs", "object_filters"]

@@ -1,0 +1,153 @@
+"""The tracked state of a commit, and how a commit's changes transform it.
+
+A state maps each tracked path to a node (plain JSON, so it can be cached in the file)::
+
+    group:   {"k": "g", "attrs": {name: value}}
+    dataset: {"k": "d", "attrs": {...}, "meta": {...}, "n": rows, "ranges": [[start, stop, hash]]}
+
+``meta`` is everything about a dataset except its length along axis 0: dtype, rank, the
+shape after axis 0, chunks, maxshape, filters and fill value. A scalar dataset has one row,
+an empty (null dataspace) one none. Ranges never cross a block (one chunk row) and together
+cover ``[0, n)`` exactly.
+
+Changes are a list of operations, the same in commits and in ``status``::
+
+    {"op": "add_group", "path"}                 {"op": "delete", "path"}   (the whole subtree)
+    {"op": "add_dataset", "path", "meta"}       {"op": "redefine", "path", "meta", "old"}
+    {"op": "rows", "path", "from", "to", "ranges"}   new length and the ranges (re)written
+    {"op": "attr", "path", "name", "value", "old"}   value None = deleted
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+State = dict[str, dict[str, Any]]
+
+ROOT = "/"
+
+
+def parent_of(path: str) -> str:
+    return path.rsplit("/", 1)[0] or ROOT
+
+
+def is_below(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def block_rows(meta: dict[str, Any], n: int) -> int:
+    """Rows per block: the chunk's first dimension, or the whole dataset when contiguous."""
+    chunks = meta.get("chunks")
+    if chunks:
+        return int(chunks[0])
+    return max(n, 1)
+
+
+def split_blocks(start: int, stop: int, block: int) -> list[tuple[int, int]]:
+    out = []
+    s = start
+    while s < stop:
+        e = min(stop, (s // block + 1) * block)
+        out.append((s, e))
+        s = e
+    return out
+
+
+def empty_state() -> State:
+    return {ROOT: {"k": "g", "attrs": {}}}
+
+
+def apply_changes(state: State, changes: list[dict[str, Any]]) -> State:
+    """A new state: ``state`` with ``changes`` applied (``state`` itself is not modified)."""
+    new = dict(state)
+    touched: set[str] = set()
+
+    def node(path: str) -> dict[str, Any]:
+        if path not in touched:
+            old = new[path]
+            n = dict(old)
+            n["attrs"] = dict(old["attrs"])
+            if "ranges" in old:
+                n["ranges"] = list(old["ranges"])
+            new[path] = n
+            touched.add(path)
+        return new[path]
+
+    for ch in changes:
+        op, path = ch["op"], ch["path"]
+        if op == "add_group":
+            new[path] = {"k": "g", "attrs": {}}
+            touched.add(path)
+        elif op == "add_dataset":
+            new[path] = {"k": "d", "attrs": {}, "meta": ch["meta"], "n": 0, "ranges": []}
+            touched.add(path)
+        elif op == "redefine":
+            nd = node(path)
+            nd["meta"], nd["n"], nd["ranges"] = ch["meta"], 0, []
+        elif op == "delete":
+            for p in [p for p in new if is_below(p, path)]:
+                del new[p]
+                touched.discard(p)
+        elif op == "rows":
+            nd = node(path)
+            n = ch["to"]
+            fresh = ch["ranges"]
+            kept = [r for r in nd["ranges"]
+                    if r[1] <= n and not any(f[0] < r[1] and r[0] < f[1] for f in fresh)]
+            nd["ranges"] = sorted(kept + [list(r) for r in fresh])
+            nd["n"] = n
+        elif op == "attr":
+            nd = node(path)
+            if ch["value"] is None:
+                nd["attrs"].pop(ch["name"], None)
+            else:
+                nd["attrs"][ch["name"]] = ch["value"]
+        else:
+            raise ValueError(f"unknown change {op!r}")
+    return new
+
+
+def summarize(changes: list[dict[str, Any]]) -> dict[str, int]:
+    """Counts for a one-line summary: rows added/removed/rewritten, objects, attributes."""
+    s = {"added": 0, "removed": 0, "rewritten": 0, "created": 0, "deleted": 0,
+         "redefined": 0, "attrs": 0}
+    for ch in changes:
+        op = ch["op"]
+        if op == "rows":
+            a, b = ch["from"], ch["to"]
+            if b > a:
+                s["added"] += b - a
+            else:
+                s["removed"] += a - b
+            s["rewritten"] += sum(min(r[1], a) - r[0] for r in ch["ranges"] if r[0] < a)
+        elif op in ("add_group", "add_dataset"):
+            s["created"] += 1
+        elif op == "delete":
+            s["deleted"] += 1
+        elif op == "redefine":
+            s["redefined"] += 1
+        elif op == "attr":
+            s["attrs"] += 1
+    return s
+
+
+def summary_line(changes: list[dict[str, Any]]) -> str:
+    s = summarize(changes)
+    parts = []
+    if s["added"]:
+        paths = sorted({c["path"] for c in changes if c["op"] == "rows" and c["to"] > c["from"]})
+        where = f" {paths[0]}" if len(paths) == 1 else f" in {len(paths)} datasets"
+        parts.append(f"+{s['added']:,} rows{where}")
+    if s["removed"]:
+        parts.append(f"-{s['removed']:,} rows")
+    if s["rewritten"]:
+        parts.append(f"~{s['rewritten']:,} rows rewritten")
+    if s["created"]:
+        parts.append(f"{s['created']} created")
+    if s["deleted"]:
+        parts.append(f"{s['deleted']} deleted")
+    if s["redefined"]:
+        parts.append(f"{s['redefined']} redefined")
+    if s["attrs"]:
+        parts.append(f"{s['attrs']} attr{'s' if s['attrs'] != 1 else ''}")
+    return ", ".join(parts) or "no changes"

@@ -1,0 +1,462 @@
+"""Transactions: an h5py-like writable view of a store that commits on exit.
+
+Every write goes through the transaction, which knows what it changed: appends are hashed
+from memory, so committing them needs no read-back and no scan of the store. Committed rows
+that a write would overwrite, shrink or delete are preserved first, so an exception inside
+the ``with`` block rolls the store back to HEAD exactly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import DirtyStoreError, InvalidInputError, NotFoundError
+from .hashing import dtype_key, rows_hash
+from .objects import preserve_ranges, restore, set_attrs
+from .scan import _attr_changes, dataset_meta, materialize, read_attrs, scan
+from .state import ROOT, apply_changes, is_below, parent_of, split_blocks
+
+__all__ = ["ConversionWarning", "Transaction", "TxAttrs", "TxDataset", "TxGroup"]
+
+
+class ConversionWarning(UserWarning):
+    """A dataset was converted to chunked and resizable so that rows could be appended."""
+
+
+def _norm(path: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise InvalidInputError("paths are non-empty strings such as '/sensors/a'")
+    p = "/" + path.strip("/")
+    if p == "/.h5vc" or p.startswith("/.h5vc/"):
+        raise InvalidInputError("/.h5vc holds h5vc's history and cannot be written directly")
+    return p
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+class Transaction:
+    """Writes that become one commit. Use ``with repo.transaction("msg") as tx:``."""
+
+    def __init__(self, repo: Any, message: str, author: str | None) -> None:
+        self._repo = repo
+        self._f: h5py.File = repo._f
+        self._message = message
+        self._author = author
+        self._head, self._state = repo._head_state()
+        self._appended: dict[str, list[list[Any]]] = {}
+        self._rewritten: dict[str, list[tuple[int, int]]] = {}
+        self._attrs: set[str] = set()
+        self._structural: set[str] = set()
+        self._checked: set[str] = set()
+        self.notices: list[str] = []
+        self.commit: Any = None
+        self._open = True
+
+    # -- context -------------------------------------------------------------------------
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.rollback()
+            return
+        self.commit = self._finish()
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise InvalidInputError("this transaction has ended; start a new one")
+
+    # -- access --------------------------------------------------------------------------
+
+    def __getitem__(self, path: str) -> TxDataset | TxGroup:
+        self._require_open()
+        p = _norm(path)
+        if p not in self._f:
+            raise NotFoundError(f"{p} does not exist; create it with tx.create_dataset or "
+                                "tx.create_group")
+        obj = self._f[p]
+        return TxDataset(self, p) if isinstance(obj, h5py.Dataset) else TxGroup(self, p)
+
+    def __contains__(self, path: str) -> bool:
+        return _norm(path) in self._f
+
+    def __delitem__(self, path: str) -> None:
+        self._require_open()
+        p = _norm(path)
+        if p == ROOT:
+            raise InvalidInputError("the root group cannot be deleted")
+        if p not in self._f:
+            raise NotFoundError(f"{p} does not exist")
+        self._structural_touch(p)
+        for q, node in self._state.items():
+            if is_below(q, p) and node["k"] == "d" and q in self._f:
+                preserve_ranges(self._f, self._repo._layout, q, node["meta"], node["ranges"])
+        del self._f[p]
+
+    def create_group(self, path: str) -> TxGroup:
+        self._require_open()
+        p = _norm(path)
+        if p in self._f:
+            raise InvalidInputError(f"{p} already exists; use tx.require_group('{p}') to reuse it")
+        self._structural_touch(self._first_missing(p))
+        self._f.create_group(p)
+        return TxGroup(self, p)
+
+    def require_group(self, path: str) -> TxGroup:
+        p = _norm(path)
+        if p in self._f:
+            obj = self[p]
+            if not isinstance(obj, TxGroup):
+                raise InvalidInputError(f"{p} is a dataset, not a group")
+            return obj
+        return self.create_group(p)
+
+    def create_dataset(self, path: str, data: Any = None, *, shape: Any = None,
+                       dtype: Any = None, **kwargs: Any) -> TxDataset:
+        """Like h5py's, but new datasets are chunked and resizable on axis 0 by default."""
+        self._require_open()
+        p = _norm(path)
+        if p in self._f:
+            raise InvalidInputError(
+                f"{p} already exists; append rows with tx['{p}'].append(rows), or replace it "
+                f"with tx.replace('{p}', data)"
+            )
+        arr = None if data is None or isinstance(data, h5py.Empty) else np.asarray(data)
+        if arr is not None and arr.dtype.kind == "O" and dtype is None:
+            raise InvalidInputError(f"{p}: give dtype= for object data (e.g. h5py.string_dtype())")
+        shp = tuple(shape) if shape is not None else (arr.shape if arr is not None else None)
+        if shp is not None and len(shp) > 0 and "maxshape" not in kwargs:
+            kwargs["maxshape"] = (None, *shp[1:])
+            kwargs.setdefault("chunks", True)
+        self._structural_touch(self._first_missing(p))
+        try:
+            self._f.create_dataset(p, data=data, shape=shape, dtype=dtype, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"cannot create {p}: {e}") from None
+        return TxDataset(self, p)
+
+    def replace(self, path: str, data: Any = None, **kwargs: Any) -> TxDataset:
+        """Delete ``path`` (preserving its committed rows) and create it anew."""
+        p = _norm(path)
+        if p in self._f:
+            del self[p]
+        return self.create_dataset(p, data, **kwargs)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _first_missing(self, p: str) -> str:
+        top = p
+        while parent_of(top) != ROOT and parent_of(top) not in self._f:
+            top = parent_of(top)
+        return top
+
+    def _structural_touch(self, p: str) -> None:
+        if p not in self._checked and p not in self._structural:
+            if scan(self._f, self._state, paths=[p]):
+                raise DirtyStoreError(
+                    f"{p} has uncommitted changes made outside this transaction; commit them "
+                    "first (h5vc commit -m ...)"
+                )
+        self._structural.add(p)
+
+    def _check_dataset(self, p: str) -> dict[str, Any] | None:
+        """The committed node of dataset ``p`` after checking the live one still matches it."""
+        if any(is_below(p, s) for s in self._structural):
+            return None
+        node = self._state.get(p)
+        if p not in self._checked:
+            ds = self._f[p]
+            want = None
+            if node is not None and node["k"] == "d":
+                m = node["meta"]
+                want = None if m["rank"] < 0 else () if m["rank"] == 0 else (node["n"], *m["tail"])
+            if node is None or node["k"] != "d" or ds.shape != want:
+                raise DirtyStoreError(
+                    f"{p} has uncommitted changes made outside this transaction; commit them "
+                    "first (h5vc commit -m ...)"
+                )
+            self._checked.add(p)
+        return node
+
+    def _check_attrs(self, p: str) -> None:
+        if p in self._attrs or any(is_below(p, s) for s in self._structural):
+            return
+        node = self._state.get(p)
+        if node is None or read_attrs(self._f[p]) != node["attrs"]:
+            raise DirtyStoreError(
+                f"attributes of {p} have uncommitted changes; commit them first (h5vc commit)"
+            )
+        self._attrs.add(p)
+
+    # -- end -----------------------------------------------------------------------------
+
+    def _changes(self) -> list[dict[str, Any]]:
+        tops = [p for p in sorted(self._structural)
+                if not any(is_below(p, q) and p != q for q in self._structural)]
+        changes = scan(self._f, self._state, paths=tops) if tops else []
+        for p in sorted(set(self._appended) | set(self._rewritten)):
+            if any(is_below(p, t) for t in tops):
+                continue
+            node = self._state[p]
+            ds = self._f[p]
+            n = 1 if ds.shape == () else ds.shape[0]
+            rew = self._rewritten.get(p, [])
+            ranges = [[s, e, None if any(_overlaps((s, e), w) for w in rew) else h]
+                      for s, e, h in self._appended.get(p, [])]
+            ranges += [[s, e, None] for s, e, _h in node["ranges"]
+                       if any(_overlaps((s, e), w) for w in rew)]
+            changes.append({"op": "rows", "path": p, "from": node["n"], "to": n,
+                            "ranges": sorted(ranges)})
+        for p in sorted(self._attrs):
+            if not any(is_below(p, t) for t in tops) and p in self._f:
+                _attr_changes(p, read_attrs(self._f[p]), self._state[p]["attrs"], changes)
+        return changes
+
+    def _finish(self) -> Any:
+        self._require_open()
+        self._open = False
+        changes = self._changes()
+        if not changes:
+            return None
+        known = {p: {(s, e): h for s, e, h in rs} for p, rs in self._appended.items()}
+        return self._repo._record(materialize(self._f, changes, known), self._message,
+                                  self._author)
+
+    def rollback(self) -> None:
+        """Undo every write of this transaction: the store returns to HEAD."""
+        if not self._open:
+            return
+        self._open = False
+        live = apply_changes(self._state, self._changes())
+        restore(self._f, self._repo._layout, live, self._state, force=True)
+        self._f.flush()
+
+
+class TxAttrs:
+    """``attrs`` of a tracked object inside a transaction (a mutable mapping)."""
+
+    def __init__(self, tx: Transaction, path: str) -> None:
+        self._tx, self._path = tx, path
+
+    @property
+    def _attrs(self) -> h5py.AttributeManager:
+        return self._tx._f[self._path].attrs
+
+    def __getitem__(self, name: str) -> Any:
+        return self._attrs[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._tx._require_open()
+        self._tx._check_attrs(self._path)
+        try:
+            self._attrs[name] = value
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"cannot store attribute {name!r} on {self._path}: {e}") from None
+
+    def __delitem__(self, name: str) -> None:
+        self._tx._require_open()
+        self._tx._check_attrs(self._path)
+        if name not in self._attrs:
+            raise NotFoundError(f"{self._path} has no attribute {name!r}")
+        del self._attrs[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._attrs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._attrs))
+
+    def __len__(self) -> int:
+        return len(self._attrs)
+
+    def keys(self) -> list[str]:
+        return list(self._attrs)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._attrs.get(name, default)
+
+    def update(self, other: dict[str, Any]) -> None:
+        for k, v in other.items():
+            self[k] = v
+
+
+class _TxObject:
+    def __init__(self, tx: Transaction, path: str) -> None:
+        self._tx, self.name = tx, path
+
+    @property
+    def attrs(self) -> TxAttrs:
+        return TxAttrs(self._tx, self.name)
+
+
+class TxGroup(_TxObject):
+    """A group inside a transaction."""
+
+    def _child(self, name: str) -> str:
+        return name if name.startswith("/") else f"{self.name.rstrip('/')}/{name}"
+
+    def __getitem__(self, name: str) -> TxDataset | TxGroup:
+        return self._tx[self._child(name)]
+
+    def __contains__(self, name: str) -> bool:
+        return self._child(name) in self._tx
+
+    def __delitem__(self, name: str) -> None:
+        del self._tx[self._child(name)]
+
+    def keys(self) -> list[str]:
+        return [k for k in self._tx._f[self.name].keys() if not (self.name == ROOT and k == ".h5vc")]
+
+    def create_group(self, name: str) -> TxGroup:
+        return self._tx.create_group(self._child(name))
+
+    def require_group(self, name: str) -> TxGroup:
+        return self._tx.require_group(self._child(name))
+
+    def create_dataset(self, name: str, data: Any = None, **kwargs: Any) -> TxDataset:
+        return self._tx.create_dataset(self._child(name), data, **kwargs)
+
+
+class TxDataset(_TxObject):
+    """A dataset inside a transaction: read like h5py, write with append / [] / resize."""
+
+    @property
+    def _ds(self) -> h5py.Dataset:
+        return self._tx._f[self.name]
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        return self._ds.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._ds.dtype
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._ds[key]
+
+    def append(self, rows: Any) -> None:
+        """Append rows along axis 0 (a single row is accepted too)."""
+        tx = self._tx
+        tx._require_open()
+        p = self.name
+        tx._check_dataset(p)
+        ds = self._ds
+        if ds.shape is None or ds.shape == ():
+            raise InvalidInputError(f"{p} is scalar or empty and has no rows to append to")
+        arr = np.asarray(rows) if not isinstance(rows, np.ndarray) else rows
+        if arr.ndim == ds.ndim - 1 and arr.dtype.kind != "O" or (arr.ndim == 0 and ds.ndim == 1):
+            arr = arr[None]
+        if arr.ndim != ds.ndim or arr.shape[1:] != ds.shape[1:]:
+            raise InvalidInputError(
+                f"cannot append rows of shape {arr.shape[1:] if arr.ndim else ()} to {p}, whose "
+                f"rows have shape {ds.shape[1:]}; reshape or resize the data first"
+            )
+        k = arr.shape[0]
+        if k == 0:
+            return
+        n0 = ds.shape[0]
+        if ds.chunks is None or (ds.maxshape[0] is not None and n0 + k > ds.maxshape[0]):
+            ds = self._make_resizable()
+        ds.resize(n0 + k, axis=0)
+        try:
+            ds[n0:n0 + k] = arr
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"cannot append to {p}: {e}") from None
+        if arr.dtype == ds.dtype and not arr.dtype.hasobject:
+            dkey = dtype_key(ds.dtype)
+            block = ds.chunks[0]
+            ranges = [[s, e, rows_hash(arr[s - n0:e - n0], dkey)]
+                      for s, e in split_blocks(n0, n0 + k, block)]
+        else:
+            ranges = [[s, e, None] for s, e in split_blocks(n0, n0 + k, ds.chunks[0])]
+        tx._appended.setdefault(p, []).extend(ranges)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """Overwrite rows in place; committed rows are preserved first."""
+        tx = self._tx
+        tx._require_open()
+        p = self.name
+        node = tx._check_dataset(p)
+        ds = self._ds
+        if ds.shape is None:
+            raise InvalidInputError(f"{p} is empty (no dataspace); replace it instead")
+        if ds.shape == ():
+            lo, hi = 0, 1
+        else:
+            k0 = key[0] if isinstance(key, tuple) and key else key
+            if key is Ellipsis or (isinstance(key, tuple) and key and key[0] is Ellipsis):
+                k0 = slice(None)
+            rows = np.arange(ds.shape[0])[k0]
+            rows = np.atleast_1d(rows)
+            if rows.size == 0:
+                return
+            lo, hi = int(rows.min()), int(rows.max()) + 1
+        if node is not None:
+            hit = [r for r in node["ranges"] if _overlaps((r[0], r[1]), (lo, hi))]
+            preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], hit)
+        try:
+            ds[key] = value
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"cannot write to {p}: {e}") from None
+        tx._rewritten.setdefault(p, []).append((lo, hi))
+
+    def resize(self, n: int) -> None:
+        """Set the number of rows; rows cut off are preserved when committed."""
+        tx = self._tx
+        tx._require_open()
+        p = self.name
+        node = tx._check_dataset(p) if p not in tx._structural else None
+        if node is not None:
+            cut = [r for r in node["ranges"] if r[1] > n]
+            preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], cut)
+        tx._structural_touch(p)
+        ds = self._ds
+        if ds.chunks is None or (ds.maxshape[0] is not None and n > ds.maxshape[0]):
+            ds = self._make_resizable()
+        ds.resize(n, axis=0)
+
+    def _make_resizable(self) -> h5py.Dataset:
+        """Rewrite a contiguous or size-capped dataset as chunked, unlimited on axis 0."""
+        from .objects import create_dataset
+
+        tx = self._tx
+        p = self.name
+        node = tx._state.get(p)
+        if node is not None and p not in tx._structural:
+            preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], node["ranges"])
+        tx._structural_touch(p)
+        old = tx._f[p]
+        was = "contiguous" if old.chunks is None else f"capped at {old.maxshape[0]} rows"
+        data, attrs = old[()], read_attrs(old)
+        meta, n = dataset_meta(old)
+        meta = dict(meta, chunks=list(_guess_chunks(old.shape, old.dtype)),
+                    maxshape=[None, *meta["tail"]])
+        del tx._f[p]
+        new = create_dataset(tx._f, p, meta, n)
+        if n:
+            new[:] = data
+        set_attrs(new, attrs, {})
+        msg = (f"{p} was {was}; h5vc rewrote it as a chunked dataset, resizable along axis 0, "
+               "so that rows can be appended (HDF5 can only resize chunked datasets)")
+        tx.notices.append(msg)
+        warnings.warn(msg, ConversionWarning, stacklevel=3)
+        return new
+
+
+def _guess_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
+    """About 1 MiB per chunk, whole rows: one block is one chunk row."""
+    row = max(1, int(np.prod(shape[1:], dtype=np.int64)) * max(dtype.itemsize, 1))
+    rows = max(1, min(max(shape[0], 1), (1 << 20) // row))
+    return (rows, *shape[1:])
