@@ -1,0 +1,341 @@
+"""The ``h5vc`` command line: a thin typer layer over :class:`h5vc.Repository`.
+
+Every command opens a repository, calls one method and renders the result as text or JSON.
+``main()`` is the one error boundary: an :class:`H5vcError` becomes ``Error: ...`` on stderr
+and exit code 1. Heavy modules (h5py, numpy) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .errors import H5vcError, InvalidInputError, NotARepositoryError
+
+if TYPE_CHECKING:
+    from .repository import Commit, Repository
+
+app = typer.Typer(
+    name="h5vc",
+    help="Version control for HDF5 stores: commit, log and check out appends and attribute changes.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+STORE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".h5vc.h5")
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", "-s", help="The store (HDF5 file). Default: the one store in this folder."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def find_store(folder: Path) -> Path:
+    """The single h5vc store in ``folder``; an error naming the choices otherwise."""
+    cands = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in STORE_SUFFIXES)
+    stores = [p for p in cands if _is_store(p)]
+    if len(stores) == 1:
+        return stores[0]
+    if not stores:
+        hint = f" ({', '.join(p.name for p in cands)} are not h5vc stores)" if cands else ""
+        raise NotARepositoryError(
+            f"no h5vc store in {folder}{hint}; create one with `h5vc init FILE.h5` or pass --store"
+        )
+    raise InvalidInputError(
+        f"several stores in {folder}: {', '.join(p.name for p in stores)}; choose one with --store"
+    )
+
+
+def _is_store(p: Path) -> bool:
+    try:
+        with p.open("rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                return False
+    except OSError:
+        return False
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as f:
+            return ".h5vc" in f
+    except OSError:
+        return False
+
+
+def _open(store: Path | None, *, write: bool) -> Repository:
+    from .repository import Repository
+
+    path = store if store is not None else find_store(Path.cwd())
+    return Repository.open(path, mode="r+" if write else "r")
+
+
+def _echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+def _value_repr(enc: dict[str, Any] | None) -> str:
+    if enc is None:
+        return "-"
+    from .hashing import decode_value
+
+    arr, dt, shape = decode_value(enc)
+    if shape is None:
+        return f"empty {dt}"
+    v = arr[()] if shape == () else arr.tolist()
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    text = repr(v.item() if hasattr(v, "item") and shape == () and not isinstance(v, str) else v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def change_lines(changes: list[dict[str, Any]]) -> list[str]:
+    """One human line per change, as status and show print them."""
+    out = []
+    for ch in changes:
+        op, p = ch["op"], ch["path"]
+        if op == "add_group":
+            out.append(f"created group    {p}")
+        elif op == "add_dataset":
+            out.append(f"created dataset  {p}")
+        elif op == "delete":
+            out.append(f"deleted          {p}")
+        elif op == "redefine":
+            diff = [k for k in ch["meta"] if ch["meta"][k] != ch["old"].get(k)]
+            out.append(f"redefined        {p} ({', '.join(diff)} changed)")
+        elif op == "rows":
+            a, b = ch["from"], ch["to"]
+            rew = sum(min(r[1], a) - r[0] for r in ch["ranges"] if r[0] < a)
+            if b > a:
+                out.append(f"+{b - a:,} rows".ljust(17) + f"{p} ({a:,} -> {b:,})")
+            elif b < a:
+                out.append(f"-{a - b:,} rows".ljust(17) + f"{p} ({a:,} -> {b:,})")
+            if rew:
+                out.append(f"~{rew:,} rewritten".ljust(17) + p)
+        elif op == "attr":
+            name = f"{p}@{ch['name']}" if p != "/" else f"/@{ch['name']}"
+            if ch["value"] is None:
+                out.append(f"attr deleted     {name}")
+            elif ch["old"] is None:
+                out.append(f"attr set         {name} = {_value_repr(ch['value'])}")
+            else:
+                out.append(f"attr changed     {name}: {_value_repr(ch['old'])} -> "
+                           f"{_value_repr(ch['value'])}")
+    return out
+
+
+def _log_line(c: Commit) -> str:
+    when = c.time[:16].replace("T", " ")
+    return f"{c.short_id}  {when}  {c.author}  {c.message}  ({c.summary})"
+
+
+# -- commands -------------------------------------------------------------------------------
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="The HDF5 file: created, or adopted with its content.")],
+    message: Annotated[str, typer.Option("--message", "-m", help="Message of the first commit.")] = "init",
+) -> None:
+    """Create a store, or adopt an existing HDF5 file (its content becomes the first commit)."""
+    from .repository import Repository
+
+    existed = path.exists()
+    with Repository.init(path, message=message) as repo:
+        head = repo.head
+        assert head is not None
+        verb = "Adopted" if existed else "Created"
+        typer.echo(f"{verb} store {path} on branch main, commit {head.short_id} ({head.summary})")
+
+
+@app.command()
+def status(
+    store: StoreOpt = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Rehash committed rows to find in-place "
+                                         "overwrites made by other tools.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what differs from HEAD: created/deleted objects, rows, attributes."""
+    with _open(store, write=False) as repo:
+        st = repo.status(verify=verify)
+        if as_json:
+            _echo_json({"head": st.head, "branch": st.branch, "clean": st.clean,
+                        "changes": st.changes})
+            return
+        where = f"On branch {st.branch}" if st.branch else "HEAD detached"
+        typer.echo(f"{where}, at {st.head[:10] if st.head else '(no commits)'}")
+        if st.clean:
+            typer.echo("nothing to commit: the store equals HEAD")
+        else:
+            typer.echo("Uncommitted changes (record them with `h5vc commit -m MESSAGE`):")
+            for line in change_lines(st.changes):
+                typer.echo(f"  {line}")
+
+
+@app.command()
+def commit(
+    message: Annotated[str, typer.Option("--message", "-m", help="What changed.")],
+    store: StoreOpt = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Also record in-place overwrites "
+                                         "(rehash committed rows).")] = False,
+    author: Annotated[str | None, typer.Option("--author", help="Author (default: $H5VC_AUTHOR "
+                                               "or your user name).")] = None,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Commit even when nothing "
+                                              "changed.")] = False,
+) -> None:
+    """Record every change since HEAD, made by any tool, as a new commit."""
+    with _open(store, write=True) as repo:
+        c = repo.commit(message, verify=verify, author=author, allow_empty=allow_empty)
+        typer.echo(f"[{repo.branch or 'detached'} {c.short_id}] {c.message}: {c.summary}")
+
+
+@app.command()
+def log(
+    rev: Annotated[str, typer.Argument(help="Start from this revision.")] = "HEAD",
+    store: StoreOpt = None,
+    n: Annotated[int | None, typer.Option("-n", "--max-count", help="Show at most N commits.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List commits, newest first: short id, date, author, message, summary."""
+    with _open(store, write=False) as repo:
+        commits = list(repo.log(rev, limit=n))
+        if as_json:
+            _echo_json([c.to_json() for c in commits])
+            return
+        for c in commits:
+            typer.echo(_log_line(c))
+
+
+@app.command()
+def show(
+    rev: Annotated[str, typer.Argument(help="The commit to show.")] = "HEAD",
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one commit and its changes."""
+    with _open(store, write=False) as repo:
+        c = repo.get_commit(rev)
+        if as_json:
+            _echo_json(c.to_json(changes=True))
+            return
+        typer.echo(f"commit {c.id}")
+        if c.parents:
+            typer.echo(f"parent {c.parents[0]}")
+        typer.echo(f"author {c.author}")
+        typer.echo(f"date   {c.time}")
+        typer.echo("")
+        typer.echo(f"    {c.message}")
+        typer.echo("")
+        for line in change_lines(c.changes):
+            typer.echo(f"  {line}")
+
+
+@app.command()
+def checkout(
+    rev: Annotated[str, typer.Argument(help="Commit id or prefix, branch, tag, HEAD~N.")],
+    store: StoreOpt = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Discard uncommitted changes "
+                                        "(they are listed).")] = False,
+) -> None:
+    """Make the store equal to REV, in place; whatever it removes is preserved."""
+    with _open(store, write=True) as repo:
+        r = repo.checkout(rev, force=force)
+        if r.discarded:
+            typer.echo("Discarded uncommitted changes:")
+            for line in change_lines(r.discarded):
+                typer.echo(f"  {line}")
+        where = f"branch {r.branch}" if r.branch else "detached HEAD"
+        typer.echo(f"{where} at {r.commit.short_id} {r.commit.message} "
+                   f"({r.report.rows_written:,} rows written, "
+                   f"{r.report.rows_preserved:,} rows preserved)")
+
+
+def _refs_command(kind: str, name: str | None, rev: str, delete: bool, store: Path | None,
+                  as_json: bool) -> None:
+    if name is None:
+        if delete:
+            raise InvalidInputError(f"give the name of the {kind} to delete")
+        with _open(store, write=False) as repo:
+            refs = repo.branches() if kind == "branch" else repo.tags()
+            current = repo.branch if kind == "branch" else None
+            if as_json:
+                _echo_json(refs)
+                return
+            for k, v in refs.items():
+                mark = "*" if k == current else " "
+                typer.echo(f"{mark} {k}  {v[:10]}")
+        return
+    with _open(store, write=True) as repo:
+        if delete:
+            (repo.delete_branch if kind == "branch" else repo.delete_tag)(name)
+            typer.echo(f"Deleted {kind} {name}")
+        else:
+            cid = (repo.create_branch if kind == "branch" else repo.create_tag)(name, rev)
+            typer.echo(f"Created {kind} {name} at {cid[:10]}")
+
+
+@app.command()
+def branch(
+    name: Annotated[str | None, typer.Argument(help="New branch name; none lists branches.")] = None,
+    rev: Annotated[str, typer.Argument(help="Where the branch starts.")] = "HEAD",
+    store: StoreOpt = None,
+    delete: Annotated[bool, typer.Option("--delete", "-d", help="Delete the branch.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List branches, or create one at REV (switch to it with `h5vc checkout NAME`)."""
+    _refs_command("branch", name, rev, delete, store, as_json)
+
+
+@app.command()
+def tag(
+    name: Annotated[str | None, typer.Argument(help="New tag name; none lists tags.")] = None,
+    rev: Annotated[str, typer.Argument(help="The commit to tag.")] = "HEAD",
+    store: StoreOpt = None,
+    delete: Annotated[bool, typer.Option("--delete", "-d", help="Delete the tag.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List tags, or tag REV with NAME."""
+    _refs_command("tag", name, rev, delete, store, as_json)
+
+
+@app.command()
+def version() -> None:
+    """Print the h5vc version."""
+    from . import __version__
+
+    typer.echo(f"h5vc {__version__}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``h5vc`` script: the one error boundary."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except H5vcError as e:
+        typer.echo(f"Error: {e.message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("Interrupted", err=True)
+        sys.exit(130)
+    except typer.Abort:
+        typer.echo("Aborted", err=True)
+        sys.exit(1)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Exception as e:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
