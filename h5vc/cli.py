@@ -8,18 +8,30 @@ and exit code 1. Heavy modules (h5py, numpy) are imported inside the commands.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from .errors import H5vcError, InvalidInputError, NotARepositoryError
 
 if TYPE_CHECKING:
     from .repository import Commit, Repository
 
+class _ErrorBoundary(TyperGroup):
+    """Turns every H5vcError into one ``Error: ...`` line on stderr and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except H5vcError as e:
+            typer.echo(f"Error: {e.message}", err=True)
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
+    cls=_ErrorBoundary,
     name="h5vc",
     help="Version control for HDF5 stores: commit, log and check out appends and attribute changes.",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -313,28 +325,9 @@ def version() -> None:
     typer.echo(f"h5vc {__version__}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``h5vc`` script: the one error boundary."""
-    try:
-        app(args=argv, standalone_mode=False)
-    except H5vcError as e:
-        typer.echo(f"Error: {e.message}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        typer.echo("Interrupted", err=True)
-        sys.exit(130)
-    except typer.Abort:
-        typer.echo("Aborted", err=True)
-        sys.exit(1)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+def main() -> None:
+    """Entry point of the ``h5vc`` script."""
+    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

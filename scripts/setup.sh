@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up a development environment from a clean clone: .venv with h5vc and its test tools,
+# and Debian's hdf5-tools (h5dump, HDF5 1.10) for the readability tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install --quiet -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis" \
+  || { echo "setup: installing Python packages failed" >&2; exit 1; }
+
+if ! command -v h5dump >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's hdf5-tools (h5dump)" >&2
+    $SUDO apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq hdf5-tools >/dev/null
+  else
+    echo "setup: h5dump not found; install your system's hdf5-tools package" >&2
+  fi
+fi

@@ -1,0 +1,193 @@
+"""Bad input: one `Error: ...` line naming the fix, exit code 1, no traceback, store unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from h5vc import (
+    FormatVersionError,
+    H5vcError,
+    IntegrityError,
+    LockedError,
+    NotARepositoryError,
+    NotFoundError,
+    ReadOnlyError,
+    Repository,
+)
+from h5vc import errors as errors_mod
+from h5vc.cli import app
+
+runner = CliRunner()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fails_cleanly(args: list[str], path: Path, *expect: str) -> str:
+    before = digest(path) if path.exists() else None
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), r.output
+    assert "Traceback" not in r.output
+    for e in expect:
+        assert e in lines[0]
+    if before is not None:
+        assert digest(path) == before, "the store was changed"
+    return lines[0]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    path = tmp_path / "s.h5"
+    with Repository.init(path) as repo:
+        with repo.transaction("rows") as tx:
+            tx.create_dataset("/x", data=np.arange(10))
+    return path
+
+
+def test_error_tree_shape() -> None:
+    assert issubclass(errors_mod.NotFoundError, KeyError)
+    assert issubclass(errors_mod.InvalidInputError, ValueError)
+    assert issubclass(errors_mod.AmbiguousRevError, errors_mod.InvalidInputError)
+    assert issubclass(errors_mod.FormatVersionError, errors_mod.IntegrityError)
+    for name in errors_mod.__all__:
+        assert issubclass(getattr(errors_mod, name), H5vcError)
+        assert name in errors_mod.__doc__
+
+
+def test_not_an_hdf5_file(tmp_path: Path) -> None:
+    p = tmp_path / "notes.h5"
+    p.write_text("hello")
+    fails_cleanly(["status", "-s", str(p)], p, "not an HDF5 file")
+    fails_cleanly(["init", str(p)], p, "not an HDF5 file")
+    with pytest.raises(NotARepositoryError):
+        Repository.open(p)
+
+
+def test_store_not_initialised(tmp_path: Path) -> None:
+    p = tmp_path / "plain.h5"
+    with h5py.File(p, "w") as f:
+        f["x"] = 1
+    fails_cleanly(["log", "-s", str(p)], p, "not an h5vc store", "h5vc init")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    p = tmp_path / "none.h5"
+    fails_cleanly(["status", "-s", str(p)], p, "no store at", "h5vc init")
+    with pytest.raises(NotFoundError):
+        Repository.open(p)
+
+
+def test_unknown_rev(store: Path) -> None:
+    fails_cleanly(["checkout", "nope", "-s", str(store)], store, "unknown revision 'nope'")
+    fails_cleanly(["show", "HEAD~9", "-s", str(store)], store, "goes back 9 commits")
+
+
+def test_already_initialised(store: Path) -> None:
+    fails_cleanly(["init", str(store)], store, "already an h5vc store")
+
+
+def test_dirty_store_on_checkout(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        f["y"] = 2
+    fails_cleanly(["checkout", "HEAD~1", "-s", str(store)], store, "uncommitted", "--force")
+
+
+def test_empty_message(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        f["y"] = 2
+    fails_cleanly(["commit", "-m", " ", "-s", str(store)], store, "needs a message")
+
+
+def test_read_only_file(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        f["y"] = 2
+    store.chmod(0o444)
+    try:
+        fails_cleanly(["commit", "-m", "m", "-s", str(store)], store, "read-only", "chmod")
+        # reading still works
+        assert runner.invoke(app, ["log", "-s", str(store)]).exit_code == 0
+        with pytest.raises(ReadOnlyError):
+            Repository.open(store)
+    finally:
+        store.chmod(0o644)
+
+
+def test_read_only_open_refuses_writes(store: Path) -> None:
+    with Repository.open(store, mode="r") as repo:
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            repo.commit("x", allow_empty=True)
+
+
+def test_locked_by_another_process(store: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import h5py, sys, time; f = h5py.File(sys.argv[1], 'r+'); print('open', flush=True); "
+         "time.sleep(30)", str(store)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        line = fails_cleanly(["commit", "-m", "m", "--allow-empty", "-s", str(store)], store,
+                             "another process")
+        assert "try again" in line
+        with pytest.raises(LockedError):
+            Repository.open(store)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    with Repository.open(store) as repo:  # free again
+        assert repo.head is not None
+
+
+def test_damaged_metadata(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        del f[".h5vc/journal"]
+    fails_cleanly(["log", "-s", str(store)], store, "damaged", "backup")
+    with pytest.raises(IntegrityError):
+        Repository.open(store)
+
+
+def test_truncated_journal(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        j = f[".h5vc/journal"]
+        j.resize((j.shape[0] - 3,))
+    fails_cleanly(["log", "-s", str(store)], store, "journal is damaged")
+
+
+def test_corrupt_refs_blob(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        f[".h5vc/refs"][0:2] = np.frombuffer(b"@@", "u1")
+    fails_cleanly(["log", "-s", str(store)], store, "refs is damaged")
+
+
+def test_newer_format_version(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        f[".h5vc"].attrs["format_version"] = 99
+    fails_cleanly(["status", "-s", str(store)], store, "newer h5vc", "upgrade")
+    with pytest.raises(FormatVersionError):
+        Repository.open(store)
+
+
+def test_missing_preserved_content(tmp_path: Path) -> None:
+    path = tmp_path / "lost.h5"
+    with Repository.init(path) as repo:
+        with repo.transaction("x") as tx:
+            tx.create_dataset("/x", data=np.arange(10))
+    with h5py.File(path, "a") as f:  # a plain h5py overwrite destroys committed rows
+        f["x"][0] = 42
+    with Repository.open(path) as repo:
+        repo.commit("overwrite", verify=True)
+    fails_cleanly(["checkout", "HEAD~1", "-s", str(path)], path, "no longer in the store")
