@@ -81,11 +81,12 @@ def build_store(path: Path, commits: int, seed: int = 0) -> tuple[float, list[fl
     return time.perf_counter() - t0, laps
 
 
-def time_process(cmd: list[str], runs: int, *, expect_lines: int | None = None) -> tuple[float, list[float]]:
+def time_process(cmd: list[str], runs: int, *, expect_lines: int | None = None,
+                 env: dict[str, str] | None = None) -> tuple[float, list[float]]:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - t0)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
@@ -125,34 +126,48 @@ def main() -> None:
             n_commits = sum(1 for _ in repo.log())
         size = os.path.getsize(store)
 
-        cmds = [
-            ("h5vc log -n 20", [exe, "log", "-n", "20", "-s", str(store)], min(20, n_commits)),
-            ("h5vc status", [exe, "status", "-s", str(store)], None),
-            ('python -c "import h5py" (floor)', [sys.executable, "-c", "import h5py"], None),
-            ('python -c "pass"', [sys.executable, "-c", "pass"], None),
+        # Python caches compiled modules only if allowed: PYTHONDONTWRITEBYTECODE=1 (set on some
+        # machines) makes every process recompile h5vc's sources. So each command runs twice:
+        # with the environment as it is, and with a warm bytecode cache kept in the temp folder
+        # (PYTHONPYCACHEPREFIX, so nothing is written next to the sources).
+        env_as_is = dict(os.environ)
+        env_cached = dict(os.environ, PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+        env_cached.pop("PYTHONDONTWRITEBYTECODE", None)
+        dont = os.environ.get("PYTHONDONTWRITEBYTECODE")
+        envs = [("", env_cached)]
+        if dont:
+            envs = [(" [no .pyc: PYTHONDONTWRITEBYTECODE=1]", env_as_is), ("", env_cached)]
+        base = [
+            ("h5vc log -n 20", "log", [exe, "log", "-n", "20", "-s", str(store)], min(20, n_commits)),
+            ("h5vc status", "status", [exe, "status", "-s", str(store)], None),
         ]
-        keys = {cmds[0][0]: "log_ms", cmds[1][0]: "status_ms", cmds[2][0]: "import_h5py_ms",
-                cmds[3][0]: "python_ms"}
-        # one warm-up of each (page cache, .pyc), then interleaved runs
-        for _, cmd, lines in cmds:
-            time_process(cmd, 1, expect_lines=lines)
-        results: dict[str, list[float]] = {label: [] for label, _, _ in cmds}
+        cmds = [(label + tag, key + ("_nopyc" if tag else ""), cmd, lines, env)
+                for tag, env in envs for label, key, cmd, lines in base]
+        cmds += [
+            ('python -c "import h5py" (floor)', "import_h5py", [sys.executable, "-c", "import h5py"],
+             None, env_cached),
+            ('python -c "pass"', "python", [sys.executable, "-c", "pass"], None, env_cached),
+        ]
+        # one warm-up of each (page cache, bytecode cache), then interleaved runs
+        for _, _, cmd, lines, env in cmds:
+            time_process(cmd, 1, expect_lines=lines, env=env)
+        results: dict[str, list[float]] = {key: [] for _, key, _, _, _ in cmds}
         for _ in range(args.runs):
-            for label, cmd, lines in cmds:
-                results[label] += time_process(cmd, 1, expect_lines=lines)[1]
+            for _, key, cmd, lines, env in cmds:
+                results[key] += time_process(cmd, 1, expect_lines=lines, env=env)[1]
 
-        floor = median(results['python -c "import h5py" (floor)'])
+        floor = median(results["import_h5py"])
         print(f"\nW4 latency: store of {n_commits:,} commits ({size / 2**20:.1f} MiB), "
               f"whole processes, median of {args.runs} runs (interleaved, after one warm-up)\n")
         rows = []
-        fig: dict[str, object] = {}
-        for label, _, _ in cmds:
-            v = median(results[label])
+        fig: dict[str, object] = {"pythondontwritebytecode": bool(dont)}
+        for label, key, _, _, _ in cmds:
+            v = median(results[key])
             target = label.startswith("h5vc")
-            rows.append([label, ms(v), ms(min(results[label])), ms(v - floor) if v >= floor else "",
+            rows.append([label, ms(v), ms(min(results[key])), ms(v - floor) if v >= floor else "",
                          f"<= {TARGET * 1e3:.0f} ms" if target else "",
                          verdict(v, TARGET) if target else ""])
-            fig[keys[label]] = 1e3 * v
+            fig[key + "_ms"] = 1e3 * v
         print_table(["command", "median", "min", "minus h5py import", "target", ""], rows)
 
         # the same calls in-process, to split interpreter + imports from h5vc's own work
@@ -187,8 +202,8 @@ def main() -> None:
             profile_h5vc(lambda: [do_status() for _ in range(5)], title="5 x open + status()")
             # import time of the CLI, split by module (what a whole process pays before any work)
             out = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                                  "import h5vc.cli, h5vc.repository"],
-                                 capture_output=True, text=True).stderr.splitlines()
+                                  "import h5vc.cli, h5vc.repository"], capture_output=True,
+                                 text=True, env=env_cached).stderr.splitlines()
             parsed = []
             for line in out:
                 parts = line.split("|")
