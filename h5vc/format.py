@@ -32,7 +32,7 @@ META = ".h5vc"
 FORMAT_VERSION = 1
 TRAILER = struct.Struct("<16s16sI4s")
 MAGIC = b"H5VC"
-JOURNAL_CHUNK = 1 << 16
+JOURNAL_CHUNK = 1 << 12
 
 
 def canonical_json(obj: Any) -> bytes:

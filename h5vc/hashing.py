@@ -9,6 +9,7 @@ compression, so the same rows hash the same wherever they are stored. Variable-l
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import struct
 from typing import Any
@@ -119,7 +120,14 @@ def canonical_bytes(arr: np.ndarray) -> bytes | memoryview:
 
 
 def dtype_key(dt: np.dtype) -> str:
-    """The dtype part of a range hash's header, computed once per dataset."""
+    """The dtype part of a range hash's header."""
+    if not dt.hasobject and not dt.metadata:  # plain dtypes compare and hash exactly
+        return _plain_dtype_key(dt)
+    return json.dumps(encode_dtype(dt), sort_keys=True, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_dtype_key(dt: np.dtype) -> str:
     return json.dumps(encode_dtype(dt), sort_keys=True, separators=(",", ":"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import getpass
 import os
 from collections.abc import Iterator
@@ -93,9 +94,11 @@ class CheckoutResult:
 
 
 def default_author() -> str:
-    env = os.environ.get("H5VC_AUTHOR")
-    if env:
-        return env
+    return os.environ.get("H5VC_AUTHOR") or _login_name()
+
+
+@functools.lru_cache(maxsize=1)
+def _login_name() -> str:
     try:
         return getpass.getuser()
     except Exception:  # no user name on this system
@@ -147,6 +150,10 @@ class Repository:
         self._journal: bytes | None = None
         self._snapshot_len = 0
         self._snap_pos: int | None = None
+        # The file is held open, and HDF5's lock keeps other writers out, so what this object
+        # read from /.h5vc stays true until it writes it itself.
+        self._stored_refs: dict[str, Any] | None = None
+        self._tip: str | None = None  # newest commit appended after refs were written
 
     # -- opening -------------------------------------------------------------------------
 
@@ -224,21 +231,26 @@ class Repository:
 
     def _refs(self) -> dict[str, Any]:
         """Refs with HEAD (and its branch) advanced over commits appended since last written."""
-        refs = self._raw_refs()
-        n = self._layout.journal_len
-        if n > refs["journal_len"]:
-            last = self._layout.last_frame()
-            assert last is not None
-            head = refs["head"]
-            if "branch" in head:
-                refs["branches"][head["branch"]] = last.id
+        if self._stored_refs is None:
+            self._stored_refs = self._raw_refs()
+            if self._layout.journal_len > self._stored_refs["journal_len"]:
+                last = self._layout.last_frame()
+                assert last is not None
+                self._tip = last.id
+        stored = self._stored_refs
+        refs = {"head": dict(stored["head"]), "branches": dict(stored["branches"]),
+                "tags": dict(stored["tags"]), "journal_len": stored["journal_len"]}
+        if self._tip is not None:
+            if "branch" in refs["head"]:
+                refs["branches"][refs["head"]["branch"]] = self._tip
             else:
-                refs["head"] = {"commit": last.id}
+                refs["head"] = {"commit": self._tip}
         return refs
 
     def _write_refs(self, refs: dict[str, Any]) -> None:
         refs = dict(refs, journal_len=self._layout.journal_len)
         self._layout.write_blob("refs", refs)
+        self._stored_refs, self._tip = refs, None
 
     def _head_from(self, refs: dict[str, Any]) -> str | None:
         head = refs["head"]
@@ -436,6 +448,8 @@ class Repository:
         payload = canonical_json(rec)
         cid = xxhash.xxh3_128(payload).hexdigest()
         end = self._layout.append_frame(payload, cid, head)
+        if self._stored_refs is not None:
+            self._tip = cid
         new_state = apply_changes(state, changes)
         self._head_cache = (cid, new_state)
         self._index = self._journal = None  # rebuilt from the journal when next needed
@@ -446,9 +460,9 @@ class Repository:
         return Commit._from_record(cid, rec)
 
     def _snapshot_pos(self) -> int:
-        if "state" not in self._layout.g:
-            return 0
         if self._snap_pos is None:
+            if "state" not in self._layout.g:
+                return 0
             self._snap_pos = self._layout.read_blob("state")["journal_len"]
             self._snapshot_len = self._layout.g["state"].shape[0]
         return self._snap_pos

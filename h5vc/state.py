@@ -20,6 +20,7 @@ Changes are a list of operations, the same in commits and in ``status``::
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 State = dict[str, dict[str, Any]]
@@ -91,10 +92,15 @@ def apply_changes(state: State, changes: list[dict[str, Any]]) -> State:
         elif op == "rows":
             nd = node(path)
             n = ch["to"]
-            fresh = ch["ranges"]
-            kept = [r for r in nd["ranges"]
+            fresh = sorted(list(r) for r in ch["ranges"])
+            ranges = nd["ranges"]
+            cut = min(fresh[0][0] if fresh else n, n)
+            # ranges are sorted and disjoint, so their ends are sorted: those ending at or
+            # before the cut stay as they are (all of them, for an append)
+            i = bisect_right(ranges, cut, key=lambda r: r[1])
+            tail = [r for r in ranges[i:]
                     if r[1] <= n and not any(f[0] < r[1] and r[0] < f[1] for f in fresh)]
-            nd["ranges"] = sorted(kept + [list(r) for r in fresh])
+            nd["ranges"] = ranges[:i] + (sorted(tail + fresh) if tail else fresh)
             nd["n"] = n
         elif op == "attr":
             nd = node(path)
