@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cProfile
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -70,10 +71,15 @@ def provenance() -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    # a digest of the sources measured, since h5vc/ may have uncommitted changes
+    digest = hashlib.sha1()
+    for p in sorted((ROOT / "h5vc").glob("*.py")):
+        digest.update(p.name.encode() + b"\0" + p.read_bytes())
     return {
         "date": _dt.date.today().isoformat(),
         "git": git("rev-parse", "--short", "HEAD"),
         "h5vc_dirty": bool(git("status", "--porcelain", "--", "h5vc")),
+        "h5vc_sources_sha1": digest.hexdigest()[:12],
         "python": platform.python_version(),
         "h5py": h5py.__version__,
         "hdf5": h5py.version.hdf5_version,

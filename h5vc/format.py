@@ -6,7 +6,8 @@
       journal         uint8 stream of commit frames, only ever appended
       refs            uint8 JSON blob: HEAD, branches, tags, and the journal length it saw
       state           uint8 JSON blob: a cached snapshot of one commit's tracked state
-      objects/<hash>  preserved ranges, one dataset per content hash
+      packs/<key>     preserved ranges, appended as rows: one pack per dtype, row shape, filters
+      objindex        compound table: content hash -> pack, start, stop
 
 A journal frame is ``payload | id (16 bytes) | parent (16 bytes) | len (u32) | b"H5VC"``, so the
 journal can be read from its end without an index. ``payload`` is the canonical JSON of the
@@ -25,8 +26,10 @@ from typing import Any
 
 import h5py
 import numpy as np
+import xxhash
 
 from .errors import FormatVersionError, IntegrityError, NotARepositoryError
+from .hashing import encode_dtype
 
 META = ".h5vc"
 FORMAT_VERSION = 1
@@ -73,7 +76,8 @@ class Layout:
                 f"{f.filename} was written by a newer h5vc (format {version}, this h5vc reads "
                 f"up to {FORMAT_VERSION}); upgrade h5vc: pip install -U h5vc"
             )
-        self._objects: h5py.Group | None = None
+        self._obj_index: dict[str, tuple[str, int, int, bool]] | None = None
+        self._packs: dict[str, h5py.Dataset] = {}
 
     @classmethod
     def create(cls, f: h5py.File, created_by: str) -> Layout:
@@ -82,7 +86,6 @@ class Layout:
         g.attrs["created_by"] = created_by
         g.create_dataset("journal", shape=(0,), maxshape=(None,), dtype=np.uint8,
                          chunks=(JOURNAL_CHUNK,))
-        g.create_group("objects")
         return cls(f)
 
     # -- journal --------------------------------------------------------------------------
@@ -174,33 +177,106 @@ class Layout:
             self.g.create_dataset(name, data=buf, maxshape=(None,), chunks=(4096,))
 
     # -- preserved content -----------------------------------------------------------------
+    #
+    # Preserved ranges are rows appended to packs: one resizable dataset per (dtype, row
+    # shape, filters), so preserving is an append, not a dataset creation per range. The
+    # index maps each content hash to (pack, start, stop); a scalar object is one pack row.
 
-    @property
-    def objects(self) -> h5py.Group:
-        if self._objects is None:
-            self._objects = self.g.require_group("objects")
-        return self._objects
+    def _load_object_index(self) -> dict[str, tuple[str, int, int, bool]]:
+        if self._obj_index is None:
+            idx: dict[str, tuple[str, int, int, bool]] = {}
+            if "objindex" in self.g:
+                rows = self.g["objindex"][()]
+                for h, pk, a, b, sc in zip(rows["hash"].tolist(), rows["pack"].tolist(),
+                                           rows["start"].tolist(), rows["stop"].tolist(),
+                                           rows["scalar"].tolist(), strict=True):
+                    idx[h.decode()] = (pk.decode(), a, b, bool(sc))
+            self._obj_index = idx
+        return self._obj_index
 
     def has_object(self, h: str) -> bool:
-        return h in self.objects
+        return h in self._load_object_index()
 
-    def put_object(self, h: str, arr: np.ndarray, dtype: np.dtype, filters: dict[str, Any]) -> None:
-        if h in self.objects:
-            return
-        kw: dict[str, Any] = {}
-        if arr.ndim and arr.size and filters:
-            kw = dict(filters, chunks=True)
-        self.objects.create_dataset(h, data=arr, dtype=dtype, **kw)
+    def object_hashes(self) -> list[str]:
+        return sorted(self._load_object_index())
 
-    def get_object(self, h: str) -> np.ndarray:
-        try:
-            ds = self.objects[h]
-        except KeyError:
+    def _pack(self, key: str) -> h5py.Dataset:
+        ds = self._packs.get(key)
+        if ds is None:
+            ds = self._packs[key] = self.g["packs"][key]
+        return ds
+
+    def put_run(self, arr: np.ndarray, dtype: np.dtype, filters: dict[str, Any],
+                block_rows: int, pieces: list[tuple[str, int, int]], *, scalar: bool = False) -> int:
+        """Preserve ``pieces`` (hash, first row, end row) of ``arr``; returns rows stored.
+
+        Pieces already stored are skipped; the others are appended to their pack in one write
+        when they are contiguous in ``arr``.
+        """
+        index = self._load_object_index()
+        todo = []
+        for h, a, b in pieces:
+            if h not in index and all(h != t[0] for t in todo):
+                todo.append((h, a, b))
+        if not todo:
+            return 0
+        rows = arr.reshape(1) if scalar else arr
+        tail = tuple(rows.shape[1:])
+        key = xxhash.xxh3_64_hexdigest(canonical_json(
+            [encode_dtype(dtype), list(tail), sorted(filters.items())]))
+        packs = self.g.require_group("packs")
+        if key not in packs:
+            row_bytes = max(1, int(np.prod(tail, dtype=np.int64)) * dtype.itemsize)
+            chunk = max(1, min(block_rows, (1 << 22) // row_bytes))
+            kw = dict(filters) if filters else {}
+            packs.create_dataset(key, shape=(0, *tail), maxshape=(None, *tail),
+                                 chunks=(chunk, *tail), dtype=dtype, **kw)
+        pack = self._pack(key)
+        n0 = pack.shape[0]
+        contiguous = all(todo[i][2] == todo[i + 1][1] for i in range(len(todo) - 1))
+        total = sum(b - a for _, a, b in todo)
+        pack.resize(n0 + total, axis=0)
+        entries = []
+        if contiguous:
+            pack[n0:n0 + total] = rows[todo[0][1]:todo[-1][2]]
+            base = n0 - todo[0][1]
+            entries = [(h, a + base, b + base) for h, a, b in todo]
+        else:
+            pos = n0
+            for h, a, b in todo:
+                pack[pos:pos + b - a] = rows[a:b]
+                entries.append((h, pos, pos + b - a))
+                pos += b - a
+        rec = np.array([(h.encode(), key.encode(), a, b, scalar) for h, a, b in entries],
+                       dtype=OBJINDEX_DTYPE)
+        if "objindex" not in self.g:
+            self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
+                                  dtype=OBJINDEX_DTYPE)
+        oi = self.g["objindex"]
+        m = oi.shape[0]
+        oi.resize(m + len(rec), axis=0)
+        oi[m:] = rec
+        for h, a, b in entries:
+            index[h] = (key, a, b, scalar)
+        return total
+
+    def read_object(self, h: str, out: np.ndarray | None = None) -> np.ndarray:
+        """The rows of object ``h``; into ``out`` (a view of the right shape) when given."""
+        loc = self._load_object_index().get(h)
+        if loc is None:
             raise IntegrityError(
                 f"preserved content {h[:10]} is missing from the store; it may have been "
                 "discarded by `checkout --force` or removed by another tool"
-            ) from None
-        return ds[()]
+            )
+        key, a, b, scalar = loc
+        pack = self._pack(key)
+        if scalar:
+            return np.asarray(pack[a], dtype=pack.dtype)
+        if out is not None and not pack.dtype.hasobject and out.flags.c_contiguous:
+            pack.read_direct(out, np.s_[a:b])
+            return out
+        return pack[a:b]
 
-    def object_hashes(self) -> list[str]:
-        return list(self.objects.keys())
+
+OBJINDEX_DTYPE = np.dtype([("hash", "S32"), ("pack", "S16"), ("start", "<i8"), ("stop", "<i8"),
+                           ("scalar", "u1")])

@@ -6,7 +6,7 @@ in four steps so that a failure leaves tracked content untouched:
 1. plan: per path, what to delete, create, resize, write, and which live ranges leave;
 2. check that every range to write is available (preserved object, or about to be);
 3. preserve every committed range that leaves the store (read, verify its hash, store it
-   once under ``/.h5vc/objects/<hash>``);
+   once, appended to a pack under ``/.h5vc/packs``);
 4. mutate: delete, create, resize, write ranges, set attributes.
 
 Ranges whose hash is ``None`` (uncommitted rows) are never kept and never preserved.
@@ -24,7 +24,7 @@ from .errors import DirtyStoreError, IntegrityError
 from .format import Layout
 from .hashing import decode_dtype, decode_value, dtype_key, rows_hash
 from .scan import create_kwargs, object_filters, read_rows, write_rows
-from .state import ROOT, State, is_below
+from .state import ROOT, State, block_rows, is_below
 
 __all__ = ["RestoreReport", "create_dataset", "preserve_ranges", "restore"]
 
@@ -72,30 +72,59 @@ def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any]) ->
     return changed
 
 
+RUN_BYTES = 64 << 20  # rows read or written at once when preserving or restoring
+
+
+def _runs(ranges: list[list[Any]], row_bytes: int) -> list[list[list[Any]]]:
+    """Sorted ranges grouped into runs of adjacent rows, each at most RUN_BYTES."""
+    runs: list[list[list[Any]]] = []
+    for r in sorted(ranges, key=lambda r: r[0]):
+        if (runs and runs[-1][-1][1] == r[0]
+                and (r[1] - runs[-1][0][0]) * row_bytes <= RUN_BYTES):
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    return runs
+
+
+def _row_bytes(ds: h5py.Dataset) -> int:
+    tail = ds.shape[1:] if ds.shape else ()
+    return max(1, int(np.prod(tail, dtype=np.int64)) * ds.dtype.itemsize)
+
+
 def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any],
                     ranges: list[list[Any]], *, force: bool = False) -> int:
-    """Store the committed ``ranges`` of live dataset ``path`` as objects; returns rows kept."""
+    """Store the committed ``ranges`` of live dataset ``path`` as objects; returns rows kept.
+
+    Each range is verified against its hash as it is read: rows changed in place by another
+    tool since they were committed stop the operation (or, with ``force``, are skipped).
+    """
     todo = [r for r in ranges if r[2] is not None and not layout.has_object(r[2])]
     if not todo:
         return 0
     ds = f[path]
     dkey = dtype_key(ds.dtype)
     filters = object_filters(meta)
-    rows = 0
-    for s, e, h in todo:
-        if layout.has_object(h):  # the same content twice in this list
-            continue
-        arr = read_rows(ds, s, e)
-        if rows_hash(arr, dkey) != h:
-            if force:
-                continue
-            raise DirtyStoreError(
-                f"rows {s}:{e} of {path} were changed outside h5vc since they were committed; "
-                "record them with `h5vc commit --verify`, or discard them with --force"
-            )
-        layout.put_object(h, arr, ds.dtype, filters)
-        rows += e - s
-    return rows
+    scalar = ds.shape == ()
+    block = block_rows(meta, 1 if scalar else ds.shape[0])
+    stored = 0
+    for run in _runs(todo, _row_bytes(ds)):
+        s0, e0 = run[0][0], run[-1][1]
+        arr = read_rows(ds, s0, e0)
+        pieces = []
+        for s, e, h in run:
+            part = arr if scalar else arr[s - s0:e - s0]
+            if rows_hash(part, dkey) != h:
+                if force:
+                    continue
+                raise DirtyStoreError(
+                    f"rows {s}:{e} of {path} were changed outside h5vc since they were "
+                    "committed; record them with `h5vc commit --verify`, or discard them "
+                    "with --force"
+                )
+            pieces.append((h, s - s0, e - s0))
+        stored += layout.put_run(arr, ds.dtype, filters, block, pieces, scalar=scalar)
+    return stored
 
 
 def _same_shape_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -198,14 +227,32 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
 
 
 def _write_ranges(ds: h5py.Dataset, layout: Layout, ranges: list[list[Any]]) -> int:
-    rows = 0
+    """Write preserved ranges into ``ds``: adjacent ones gathered and written at once."""
+    if not ranges:
+        return 0
     dkey = dtype_key(ds.dtype)
-    for s, e, h in ranges:
-        arr = np.asarray(layout.get_object(h))
-        if rows_hash(arr, dkey) != h:
-            raise IntegrityError(
-                f"preserved content {h[:10]} does not match its hash; the store is damaged"
-            )
-        write_rows(ds, s, arr)
-        rows += e - s
+    if ds.shape == ():
+        (_s, _e, h), = ranges
+        arr = layout.read_object(h)
+        _check(arr, dkey, h)
+        write_rows(ds, 0, arr)
+        return 1
+    rows = 0
+    dt = ds.dtype
+    for run in _runs(ranges, _row_bytes(ds)):
+        s0, e0 = run[0][0], run[-1][1]
+        buf = np.empty((e0 - s0, *ds.shape[1:]), dtype=dt)
+        for s, e, h in run:
+            view = buf[s - s0:e - s0]
+            got = layout.read_object(h, out=view)
+            if got is not view:
+                view[...] = got
+            _check(view, dkey, h)
+        write_rows(ds, s0, buf)
+        rows += e0 - s0
     return rows
+
+
+def _check(arr: np.ndarray, dkey: str, h: str) -> None:
+    if rows_hash(arr, dkey) != h:
+        raise IntegrityError(f"preserved content {h[:10]} does not match its hash; the store is damaged")

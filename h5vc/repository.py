@@ -33,7 +33,7 @@ from .state import State, apply_changes, empty_state, summary_line
 
 __all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
 
-SNAPSHOT_MIN_BYTES = 256 * 1024
+SNAPSHOT_MIN_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,7 @@ class Repository:
         # read from /.h5vc stays true until it writes it itself.
         self._stored_refs: dict[str, Any] | None = None
         self._tip: str | None = None  # newest commit appended after refs were written
+        self._objcache: dict[str, tuple[Any, int]] = {}  # path -> (h5py object, address)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -483,6 +484,7 @@ class Repository:
             )
         live = apply_changes(state, changes) if changes else state
         goal = self.state_of(target)
+        self._objcache.clear()
         report = restore(self._f, self._layout, live, goal, force=force)
         refs["head"] = {"branch": rev} if rev in refs["branches"] else {"commit": target}
         self._write_refs(refs)

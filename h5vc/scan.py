@@ -121,13 +121,22 @@ def live_kinds(f: h5py.File, under: str = ROOT) -> dict[str, str]:
         return {under: "d"}
     out[under] = "g"
     prefix = "" if under == ROOT else under
+    # /.h5vc may hold thousands of preserved objects: never walk into it
+    # soft and external links are not tracked objects (visititems skips them too)
+    children = [k for k in top if not (under == ROOT and k == META)
+                and isinstance(top.get(k, getlink=True), h5py.HardLink)]
+    for key in children:
+        child = top[key]
+        base = f"{prefix}/{key}"
+        if isinstance(child, h5py.Dataset):
+            out[base] = "d"
+            continue
+        out[base] = "g"
 
-    def visit(name: str, obj: Any) -> None:
-        if name == META or name.startswith(META + "/"):
-            return
-        out[f"{prefix}/{name}"] = "d" if isinstance(obj, h5py.Dataset) else "g"
+        def visit(name: str, obj: Any, base: str = base) -> None:
+            out[f"{base}/{name}"] = "d" if isinstance(obj, h5py.Dataset) else "g"
 
-    top.visititems(visit)
+        child.visititems(visit)
     # visititems follows hard links once; soft and external links are not tracked objects
     return out
 
