@@ -38,8 +38,12 @@ MAGIC = b"H5VC"
 JOURNAL_CHUNK = 1 << 12
 
 
+_CANON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Sorted keys, no spaces, UTF-8: the bytes a commit id is computed over."""
+    return _CANON.encode(obj).encode()
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Layout:
                 f"{f.filename} was written by a newer h5vc (format {version}, this h5vc reads "
                 f"up to {FORMAT_VERSION}); upgrade h5vc: pip install -U h5vc"
             )
+        self._jlen: int | None = None
         self._obj_index: dict[str, tuple[str, int, int, bool]] | None = None
         self._packs: dict[str, h5py.Dataset] = {}
 
@@ -92,7 +97,10 @@ class Layout:
 
     @property
     def journal_len(self) -> int:
-        return int(self.journal.id.shape[0])
+        # only this object appends while the file is open (HDF5 locks out other writers)
+        if self._jlen is None:
+            self._jlen = int(self.journal.id.shape[0])
+        return self._jlen
 
     def append_frame(self, payload: bytes, id_hex: str, parent_hex: str | None) -> int:
         """Append one commit frame; returns the new journal length. One write, low level."""
@@ -102,12 +110,13 @@ class Layout:
         )
         buf = np.frombuffer(payload + trailer, dtype=np.uint8)
         dsid = self.journal.id
-        n = dsid.shape[0]
+        n = self.journal_len
         dsid.set_extent((n + buf.size,))
         fspace = dsid.get_space()
         fspace.select_hyperslab((n,), (buf.size,))
         dsid.write(h5py.h5s.create_simple((buf.size,)), fspace, buf)
-        return n + buf.size
+        self._jlen = n + buf.size
+        return self._jlen
 
     def last_frame(self) -> Frame | None:
         """The newest frame, from its trailer alone."""

@@ -6,12 +6,14 @@ import datetime as _dt
 import functools
 import getpass
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 import xxhash
 
 from . import __version__
@@ -106,7 +108,15 @@ def _login_name() -> str:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t // 1000 % 10**6:06d}Z"
+
+
+@functools.lru_cache(maxsize=1)
+def _transaction_class() -> Any:
+    from .transaction import Transaction  # imported on first use: it is not needed by the CLI
+
+    return Transaction
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
@@ -145,6 +155,7 @@ class Repository:
         self._f = f
         self.path = path
         self._layout = Layout(f)
+        self._writable = f.mode == "r+"
         self._head_cache: tuple[str | None, State] | None = None
         self._index: dict[str, Frame] | None = None
         self._journal: bytes | None = None
@@ -219,7 +230,7 @@ class Repository:
         return self._f
 
     def _require_writable(self) -> None:
-        if self._f.mode != "r+":
+        if not self._writable:
             raise ReadOnlyError(f"{self.path} was opened read-only; open it with mode='r+'")
 
     # -- refs ----------------------------------------------------------------------------
@@ -419,7 +430,9 @@ class Repository:
     def _write_snapshot(self, cid: str, state: State) -> None:
         blob = {"commit": cid, "journal_len": self._layout.journal_len, "state": state}
         self._layout.write_blob("state", blob)
-        self._snapshot_len = self._layout.g["state"].shape[0]
+        ds = self._layout.g["state"]
+        ds.attrs["journal_len"] = np.int64(blob["journal_len"])  # readable without parsing
+        self._snapshot_len = ds.shape[0]
         self._snap_pos = blob["journal_len"]
 
     # -- status / commit ----------------------------------------------------------------
@@ -464,8 +477,9 @@ class Repository:
         if self._snap_pos is None:
             if "state" not in self._layout.g:
                 return 0
-            self._snap_pos = self._layout.read_blob("state")["journal_len"]
-            self._snapshot_len = self._layout.g["state"].shape[0]
+            ds = self._layout.g["state"]
+            self._snap_pos = int(ds.attrs["journal_len"])
+            self._snapshot_len = ds.shape[0]
         return self._snap_pos
 
     # -- checkout ------------------------------------------------------------------------
@@ -498,9 +512,7 @@ class Repository:
 
     def transaction(self, message: str, *, author: str | None = None) -> Any:
         """An h5py-like writable view; commits on exit, rolls back on an exception."""
-        from .transaction import Transaction
-
         self._require_writable()
         if not message.strip():
             raise InvalidInputError("a transaction needs a message")
-        return Transaction(self, message, author)
+        return _transaction_class()(self, message, author)

@@ -93,6 +93,15 @@ class Transaction:
             self._objs[p] = obj
         return obj
 
+    def _layout_of(self, p: str, ds: h5py.Dataset) -> tuple[Any, Any, np.dtype]:
+        """(chunks, maxshape, dtype): fixed for the life of an HDF5 dataset, so cached with it."""
+        hit = self._repo._objcache.get(p)
+        if hit is not None and hit[0] is ds:
+            if len(hit) == 2:
+                hit = self._repo._objcache[p] = (*hit, (ds.chunks, ds.maxshape, ds.dtype))
+            return hit[2]
+        return ds.chunks, ds.maxshape, ds.dtype
+
     def _forget(self) -> None:
         """Drop cached h5py objects: the structure of the file is about to change."""
         self._objs.clear()
@@ -198,18 +207,20 @@ class Transaction:
                 )
         self._structural.add(p)
 
-    def _check_dataset(self, p: str) -> dict[str, Any] | None:
+    def _check_dataset(self, p: str, shape: Any = False) -> dict[str, Any] | None:
         """The committed node of dataset ``p`` after checking the live one still matches it."""
-        if any(is_below(p, s) for s in self._structural):
+        if self._structural and any(is_below(p, s) for s in self._structural):
             return None
         node = self._state.get(p)
         if p not in self._checked:
             ds = self._obj(p)
+            if shape is False:
+                shape = ds.shape
             want = None
             if node is not None and node["k"] == "d":
                 m = node["meta"]
                 want = None if m["rank"] < 0 else () if m["rank"] == 0 else (node["n"], *m["tail"])
-            if node is None or node["k"] != "d" or ds.shape != want:
+            if node is None or node["k"] != "d" or shape != want:
                 raise DirtyStoreError(
                     f"{p} has uncommitted changes made outside this transaction; commit them "
                     "first (h5vc commit -m ...)"
@@ -385,9 +396,9 @@ class TxDataset(_TxObject):
         tx = self._tx
         tx._require_open()
         p = self.name
-        tx._check_dataset(p)
         ds = self._ds
         shape = ds.shape
+        tx._check_dataset(p, shape)
         if shape is None or shape == ():
             raise InvalidInputError(f"{p} is scalar or empty and has no rows to append to")
         arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
@@ -402,11 +413,10 @@ class TxDataset(_TxObject):
         if k == 0:
             return
         n0 = shape[0]
-        chunks, maxshape = ds.chunks, ds.maxshape
+        chunks, maxshape, dt = tx._layout_of(p, ds)
         if chunks is None or (maxshape[0] is not None and n0 + k > maxshape[0]):
             ds = self._make_resizable()
             chunks = ds.chunks
-        dt = ds.dtype
         plain = arr.dtype == dt and dt.kind in "biufc" and not dt.metadata and arr.size > 0
         if plain:
             # low-level resize and write: half the cost of Dataset.resize + __setitem__
