@@ -9,8 +9,9 @@
       packs/<key>     preserved ranges, appended as rows: one pack per dtype, row shape, filters
       objindex        compound table: content hash -> pack, start, stop
 
-A journal frame is ``payload | id (16 bytes) | parent (16 bytes) | len (u32) | b"H5VC"``, so the
-journal can be read from its end without an index. ``payload`` is the canonical JSON of the
+A journal frame is ``payload | id (16 B) | parent (16 B) | parent's frame end (u64) | len (u32) |
+b"H5VC"``, so the journal can be read from its end, and history walked parent by parent,
+without an index. ``payload`` is the canonical JSON of the
 commit. A commit appends one frame and nothing else: refs and state are derived (frames
 after ``refs.journal_len`` advance HEAD) and are rewritten only by ref operations, checkout,
 and now and then to keep the state snapshot close to HEAD.
@@ -33,7 +34,7 @@ from .hashing import encode_dtype
 
 META = ".h5vc"
 FORMAT_VERSION = 1
-TRAILER = struct.Struct("<16s16sI4s")
+TRAILER = struct.Struct("<16s16sQI4s")
 MAGIC = b"H5VC"
 JOURNAL_CHUNK = 1 << 12
 
@@ -50,6 +51,7 @@ def canonical_json(obj: Any) -> bytes:
 class Frame:
     id: str
     parent: str | None
+    parent_end: int  # where the parent's frame ends in the journal (0: no parent)
     start: int  # payload offset in the journal
     length: int
 
@@ -102,11 +104,12 @@ class Layout:
             self._jlen = int(self.journal.id.shape[0])
         return self._jlen
 
-    def append_frame(self, payload: bytes, id_hex: str, parent_hex: str | None) -> int:
+    def append_frame(self, payload: bytes, id_hex: str, parent_hex: str | None,
+                     parent_end: int) -> int:
         """Append one commit frame; returns the new journal length. One write, low level."""
         trailer = TRAILER.pack(
             bytes.fromhex(id_hex), bytes.fromhex(parent_hex) if parent_hex else b"\0" * 16,
-            len(payload), MAGIC,
+            parent_end, len(payload), MAGIC,
         )
         buf = np.frombuffer(payload + trailer, dtype=np.uint8)
         dsid = self.journal.id
@@ -121,15 +124,22 @@ class Layout:
     def last_frame(self) -> Frame | None:
         """The newest frame, from its trailer alone."""
         n = self.journal_len
-        if n == 0:
-            return None
-        if n < TRAILER.size:
+        return self.frame_at(n) if n else None
+
+    def frame_at(self, end: int) -> Frame:
+        """The frame that ends at journal offset ``end`` (one small read)."""
+        if end < TRAILER.size or end > self.journal_len:
             raise IntegrityError("the h5vc journal is truncated; restore the file from a backup")
-        id_b, parent_b, length, magic = TRAILER.unpack(self.read_journal(n - TRAILER.size, n))
-        if magic != MAGIC or length > n - TRAILER.size:
+        return self._parse_trailer(self.read_journal(end - TRAILER.size, end), TRAILER.size, end)
+
+    @staticmethod
+    def _parse_trailer(data: bytes, at: int, end: int) -> Frame:
+        id_b, parent_b, parent_end, length, magic = TRAILER.unpack_from(data, at - TRAILER.size)
+        start = end - TRAILER.size - length
+        if magic != MAGIC or start < 0 or parent_end > start:
             raise IntegrityError("the h5vc journal is damaged; restore the file from a backup")
         return Frame(id_b.hex(), None if parent_b == b"\0" * 16 else parent_b.hex(),
-                     n - TRAILER.size - length, length)
+                     parent_end, start, length)
 
     def read_journal(self, start: int = 0, stop: int | None = None) -> bytes:
         stop = self.journal_len if stop is None else stop
@@ -143,14 +153,12 @@ class Layout:
         end = len(data)
         while end > 0:
             if end < TRAILER.size:
-                raise IntegrityError("the h5vc journal is truncated; restore the file from a backup")
-            id_b, parent_b, length, magic = TRAILER.unpack_from(data, end - TRAILER.size)
-            start = end - TRAILER.size - length
-            if magic != MAGIC or start < 0:
                 raise IntegrityError("the h5vc journal is damaged; restore the file from a backup")
-            yield Frame(id_b.hex(), None if parent_b == b"\0" * 16 else parent_b.hex(),
-                        base + start, length)
-            end = start
+            fr = Layout._parse_trailer(data, end, base + end)
+            if fr.start < base:
+                raise IntegrityError("the h5vc journal is damaged; restore the file from a backup")
+            yield fr
+            end = fr.start - base
 
     def read_payload(self, frame: Frame, data: bytes | None = None, base: int = 0) -> dict:
         if data is not None:

@@ -27,7 +27,7 @@ from .errors import (
     NotFoundError,
     ReadOnlyError,
 )
-from .format import META, Frame, Layout, canonical_json
+from .format import META, TRAILER, Frame, Layout, canonical_json
 from .objects import RestoreReport, restore
 from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, scan
@@ -165,7 +165,8 @@ class Repository:
         # read from /.h5vc stays true until it writes it itself.
         self._stored_refs: dict[str, Any] | None = None
         self._tip: str | None = None  # newest commit appended after refs were written
-        self._objcache: dict[str, tuple[Any, int]] = {}  # path -> (h5py object, address)
+        self._objcache: dict[str, tuple[Any, ...]] = {}  # path -> (h5py object, address, layout)
+        self._ends: dict[str, int] = {}  # commit id -> where its frame ends in the journal
 
     # -- opening -------------------------------------------------------------------------
 
@@ -245,13 +246,15 @@ class Repository:
         """Refs with HEAD (and its branch) advanced over commits appended since last written."""
         if self._stored_refs is None:
             self._stored_refs = self._raw_refs()
+            self._ends.update(self._stored_refs.get("pos", {}))
             if self._layout.journal_len > self._stored_refs["journal_len"]:
                 last = self._layout.last_frame()
                 assert last is not None
                 self._tip = last.id
+                self._ends[last.id] = last.end
         stored = self._stored_refs
         refs = {"head": dict(stored["head"]), "branches": dict(stored["branches"]),
-                "tags": dict(stored["tags"]), "journal_len": stored["journal_len"]}
+                "tags": dict(stored["tags"])}
         if self._tip is not None:
             if "branch" in refs["head"]:
                 refs["branches"][refs["head"]["branch"]] = self._tip
@@ -260,7 +263,11 @@ class Repository:
         return refs
 
     def _write_refs(self, refs: dict[str, Any]) -> None:
-        refs = dict(refs, journal_len=self._layout.journal_len)
+        ids = [*refs["branches"].values(), *refs["tags"].values()]
+        if "commit" in refs["head"]:
+            ids.append(refs["head"]["commit"])
+        pos = {i: self._frame(i).end for i in sorted(set(ids))}
+        refs = dict(refs, journal_len=self._layout.journal_len, pos=pos)
         self._layout.write_blob("refs", refs)
         self._stored_refs, self._tip = refs, None
 
@@ -332,13 +339,31 @@ class Repository:
             self._index = {fr.id: fr for fr in Layout.frames_backward(data)}
         return self._index
 
-    def _record_of(self, cid: str) -> dict[str, Any]:
-        index = self._load_index()
+    def _frame(self, cid: str) -> Frame:
+        """The journal frame of commit ``cid``: from a known position, else from the index."""
+        end = self._ends.get(cid)
+        if end is not None:
+            fr = self._layout.frame_at(end)
+            if fr.id == cid:
+                return fr
         try:
-            frame = index[cid]
+            fr = self._load_index()[cid]
         except KeyError:
             raise NotFoundError(f"commit {cid[:10]} is not in this store") from None
-        return self._layout.read_payload(frame, self._journal, 0)
+        self._ends[cid] = fr.end
+        return fr
+
+    def _parent_frame(self, fr: Frame) -> Frame | None:
+        if fr.parent is None:
+            return None
+        self._ends.setdefault(fr.parent, fr.parent_end)
+        return self._frame(fr.parent)
+
+    def _record_of(self, cid: str) -> dict[str, Any]:
+        fr = self._frame(cid)
+        if self._journal is not None and fr.end <= len(self._journal):
+            return self._layout.read_payload(fr, self._journal, 0)
+        return self._layout.read_payload(fr)
 
     def get_commit(self, rev: str) -> Commit:
         cid = self.resolve(rev)
@@ -350,26 +375,24 @@ class Repository:
         refs = self._refs()
         cid = resolve_base(base, head=self._head_from(refs), branches=refs["branches"],
                            tags=refs["tags"], ids=lambda: self._load_index().keys())
-        index = self._load_index() if depth else None
+        fr = self._frame(cid)
         for i in range(depth):
-            assert index is not None
-            parent = index[cid].parent
+            parent = self._parent_frame(fr)
             if parent is None:
                 raise NotFoundError(f"{rev!r} goes back {depth} commits, but history has {i + 1}")
-            cid = parent
-        return cid
+            fr = parent
+        return fr.id
 
     def log(self, rev: str = "HEAD", *, limit: int | None = None) -> Iterator[Commit]:
         """Commits reachable from ``rev``, newest first (first parents)."""
         if limit is not None and limit < 0:
             raise InvalidInputError("limit must be 0 or more")
-        cid: str | None = self.resolve(rev)
+        fr: Frame | None = self._frame(self.resolve(rev))
         count = 0
-        while cid is not None and (limit is None or count < limit):
-            rec = self._record_of(cid)
-            yield Commit._from_record(cid, rec)
+        while fr is not None and (limit is None or count < limit):
+            yield Commit._from_record(fr.id, self._layout.read_payload(fr))
             count += 1
-            cid = rec["parents"][0] if rec["parents"] else None
+            fr = self._parent_frame(fr)
 
     # -- states --------------------------------------------------------------------------
 
@@ -414,17 +437,14 @@ class Repository:
             bases[snap["commit"]] = snap["state"]
         if self._head_cache is not None and self._head_cache[0]:
             bases[self._head_cache[0]] = self._head_cache[1]
-        index = self._load_index()
-        chain: list[str] = []
-        cur: str | None = cid
-        while cur is not None and cur not in bases:
-            chain.append(cur)
-            if cur not in index:
-                raise IntegrityError(f"commit {cur[:10]} is missing from the journal")
-            cur = index[cur].parent
-        state = bases[cur] if cur is not None else empty_state()
+        chain: list[Frame] = []
+        fr: Frame | None = self._frame(cid)
+        while fr is not None and fr.id not in bases:
+            chain.append(fr)
+            fr = self._parent_frame(fr)
+        state = bases[fr.id] if fr is not None else empty_state()
         for c in reversed(chain):
-            state = apply_changes(state, self._record_of(c)["changes"])
+            state = apply_changes(state, self._layout.read_payload(c)["changes"])
         return state
 
     def _write_snapshot(self, cid: str, state: State) -> None:
@@ -461,14 +481,18 @@ class Repository:
                "time": _now(), "message": message, "changes": changes}
         payload = canonical_json(rec)
         cid = xxhash.xxh3_128(payload).hexdigest()
-        end = self._layout.append_frame(payload, cid, head)
+        end = self._layout.append_frame(payload, cid, head,
+                                         self._frame(head).end if head else 0)
+        self._ends[cid] = end
         if self._stored_refs is not None:
             self._tip = cid
         new_state = apply_changes(state, changes)
         self._head_cache = (cid, new_state)
-        self._index = self._journal = None  # rebuilt from the journal when next needed
+        if self._index is not None:
+            self._index[cid] = Frame(cid, head, self._ends.get(head, 0) if head else 0,
+                                     end - TRAILER.size - len(payload), len(payload))
         snap_pos = self._snapshot_pos()
-        if end - snap_pos > max(SNAPSHOT_MIN_BYTES, self._snapshot_len) or snap_pos == 0:
+        if end - snap_pos > max(SNAPSHOT_MIN_BYTES, self._snapshot_len // 4) or snap_pos == 0:
             self._write_snapshot(cid, new_state)
         self._f.flush()
         return Commit._from_record(cid, rec)
