@@ -248,6 +248,8 @@ class Layout:
             kw = dict(filters) if filters else {}
             packs.create_dataset(key, shape=(0, *tail), maxshape=(None, *tail),
                                  chunks=(chunk, *tail), dtype=dtype, **kw)
+        from .scan import write_rows  # scan imports this module
+
         pack = self._pack(key)
         n0 = pack.shape[0]
         contiguous = all(todo[i][2] == todo[i + 1][1] for i in range(len(todo) - 1))
@@ -255,13 +257,13 @@ class Layout:
         pack.resize(n0 + total, axis=0)
         entries = []
         if contiguous:
-            pack[n0:n0 + total] = rows[todo[0][1]:todo[-1][2]]
+            write_rows(pack, n0, rows[todo[0][1]:todo[-1][2]])
             base = n0 - todo[0][1]
             entries = [(h, a + base, b + base) for h, a, b in todo]
         else:
             pos = n0
             for h, a, b in todo:
-                pack[pos:pos + b - a] = rows[a:b]
+                write_rows(pack, pos, rows[a:b])
                 entries.append((h, pos, pos + b - a))
                 pos += b - a
         rec = np.array([(h.encode(), key.encode(), a, b, scalar) for h, a, b in entries],
@@ -288,7 +290,9 @@ class Layout:
         key, a, b, scalar = loc
         pack = self._pack(key)
         if scalar:
-            return np.asarray(pack[a], dtype=pack.dtype)
+            from .scan import as_0d
+
+            return as_0d(pack[a], pack.dtype)
         if out is not None and not pack.dtype.hasobject and out.flags.c_contiguous:
             pack.read_direct(out, np.s_[a:b])
             return out

@@ -96,21 +96,38 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
             out[name] = encode_value(None, dt, None)
             continue
         value = attrs[name]
-        out[name] = encode_value(np.asarray(value, dtype=dt), dt, shape)
+        arr = as_0d(value, dt) if shape == () else np.asarray(value, dtype=dt)
+        out[name] = encode_value(arr, dt, shape)
     return out
+
+
+def as_0d(value: Any, dt: np.dtype) -> np.ndarray:
+    """A 0-d array of ``dt`` holding ``value`` (a vlen element stays one element)."""
+    if dt.hasobject:
+        out = np.empty((), dtype=dt)
+        out[()] = value
+        return out
+    return np.asarray(value, dtype=dt)
 
 
 def read_rows(ds: h5py.Dataset, start: int, stop: int) -> np.ndarray:
     if ds.shape == ():
-        return np.asarray(ds[()], dtype=ds.dtype)
+        return as_0d(ds[()], ds.dtype)
     return ds[start:stop]
 
 
 def write_rows(ds: h5py.Dataset, start: int, arr: np.ndarray) -> None:
     if ds.shape == ():
-        ds[()] = arr
+        ds[()] = arr[()] if arr.dtype.hasobject else arr
     elif len(arr):
-        ds[start:start + len(arr)] = arr
+        try:
+            ds[start:start + len(arr)] = arr
+        except TypeError:
+            if not arr.dtype.hasobject:
+                raise
+            # h5py may read an object array of equal-length vlen rows as one more dimension
+            for i, row in enumerate(arr):
+                ds[start + i] = row
 
 
 def live_kinds(f: h5py.File, under: str = ROOT) -> dict[str, str]:

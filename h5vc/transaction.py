@@ -19,7 +19,7 @@ from .errors import DirtyStoreError, InvalidInputError, NotFoundError
 from .hashing import dtype_key, rows_hash
 from .objects import preserve_ranges, restore, set_attrs
 from .scan import _attr_changes, dataset_meta, materialize, read_attrs, scan
-from .state import ROOT, apply_changes, is_below, parent_of, split_blocks
+from .state import ROOT, apply_changes, block_rows, is_below, parent_of, split_blocks
 
 __all__ = ["ConversionWarning", "Transaction", "TxAttrs", "TxDataset", "TxGroup"]
 
@@ -53,7 +53,8 @@ class Transaction:
         self._appended: dict[str, list[list[Any]]] = {}
         self._rewritten: dict[str, list[tuple[int, int]]] = {}
         self._attrs: set[str] = set()
-        self._structural: set[str] = set()
+        self._structural: set[str] = set()  # created, resized or deleted: compared by a scan
+        self._recreated: set[str] = set()  # deleted in this transaction (maybe created again)
         self._checked: set[str] = set()
         self._rows: dict[str, int] = {}  # rows of datasets this transaction appended to
         self._objs: dict[str, Any] = {}  # h5py objects by path: lookups cost ~25 µs each
@@ -135,10 +136,14 @@ class Transaction:
             raise NotFoundError(f"{p} does not exist")
         self._structural_touch(p)
         for q, node in self._state.items():
-            if is_below(q, p) and node["k"] == "d" and q in self._f:
+            if (is_below(q, p) and node["k"] == "d" and q in self._f
+                    and not self._is_recreated(q)):
                 preserve_ranges(self._f, self._repo._layout, q, node["meta"], node["ranges"])
         del self._f[p]
         self._forget()
+        self._recreated.add(p)
+        for q in [q for q in self._appended if is_below(q, p)]:
+            del self._appended[q]  # their known hashes no longer describe the file
 
     def create_group(self, path: str) -> TxGroup:
         self._require_open()
@@ -197,13 +202,21 @@ class Transaction:
             top = parent_of(top)
         return top
 
+    def _is_recreated(self, p: str) -> bool:
+        return any(is_below(p, r) for r in self._recreated)
+
     def _structural_touch(self, p: str) -> None:
+        """Before creating, resizing or deleting below ``p``: refuse foreign uncommitted changes."""
         self._forget()
-        if p not in self._checked and p not in self._structural:
-            if scan(self._f, self._state, paths=[p]):
+        if not any(is_below(p, t) for t in self._structural):
+            mine = self._checked | self._attrs | self._structural | set(self._appended) \
+                | set(self._rewritten)
+            foreign = [c for c in scan(self._f, self._state, paths=[p])
+                       if not any(is_below(c["path"], t) for t in mine)]
+            if foreign:
                 raise DirtyStoreError(
-                    f"{p} has uncommitted changes made outside this transaction; commit them "
-                    "first (h5vc commit -m ...)"
+                    f"{foreign[0]['path']} has uncommitted changes made outside this "
+                    "transaction; commit them first (h5vc commit -m ...)"
                 )
         self._structural.add(p)
 
@@ -244,6 +257,8 @@ class Transaction:
         tops = [p for p in sorted(self._structural)
                 if not any(is_below(p, q) and p != q for q in self._structural)]
         changes = scan(self._f, self._state, paths=tops) if tops else []
+        if tops:
+            self._add_rewrites(changes, tops)
         for p in sorted(set(self._appended) | set(self._rewritten)):
             if any(is_below(p, t) for t in tops):
                 continue
@@ -265,13 +280,46 @@ class Transaction:
                 _attr_changes(p, read_attrs(self._f[p]), self._state[p]["attrs"], changes)
         return changes
 
+    def _add_rewrites(self, changes: list[dict[str, Any]], tops: list[str]) -> None:
+        """A metadata scan misses rows rewritten in place below ``tops``: add them as ranges."""
+        full = {c["path"] for c in changes if c["op"] in ("add_dataset", "redefine")}
+        ops = {c["path"]: c for c in changes if c["op"] == "rows"}
+        candidates = set(self._rewritten) | {q for q, node in self._state.items()
+                                             if node["k"] == "d" and self._is_recreated(q)}
+        for p in sorted(candidates):
+            node = self._state.get(p)
+            if (p in full or node is None or node["k"] != "d" or p not in self._f
+                    or not any(is_below(p, t) for t in tops)):
+                continue
+            ds = self._f[p]
+            if not isinstance(ds, h5py.Dataset) or ds.shape is None:
+                continue
+            n = 1 if ds.shape == () else ds.shape[0]
+            if self._is_recreated(p):  # same definition, new content: every block again
+                extra = split_blocks(0, n, block_rows(node["meta"], n))
+            else:
+                rew = self._rewritten[p]
+                extra = [(s, e) for s, e, _h in node["ranges"]
+                         if e <= n and any(_overlaps((s, e), w) for w in rew)]
+            if not extra:
+                continue
+            op = ops.get(p)
+            if op is None:
+                op = ops[p] = {"op": "rows", "path": p, "from": node["n"], "to": n, "ranges": []}
+                changes.append(op)
+            merged = {(r[0], r[1]): r[2] for r in op["ranges"]}
+            merged.update({(s, e): None for s, e in extra})
+            op["ranges"] = [[s, e, h] for (s, e), h in sorted(merged.items())]
+
     def _finish(self) -> Any:
         self._require_open()
         self._open = False
         changes = self._changes()
         if not changes:
             return None
-        known = {p: {(s, e): h for s, e, h in rs} for p, rs in self._appended.items()}
+        known = {p: {(s, e): h for s, e, h in rs
+                     if not any(_overlaps((s, e), w) for w in self._rewritten.get(p, []))}
+                 for p, rs in self._appended.items()}
         return self._repo._record(materialize(self._f, changes, known), self._message,
                                   self._author)
 
@@ -427,6 +475,8 @@ class TxDataset(_TxObject):
             fspace.select_hyperslab((n0,) + (0,) * (len(shape) - 1), arr.shape)
             dsid.write(h5py.h5s.create_simple(arr.shape), fspace, arr)
         else:
+            if arr.dtype == dt and dt.metadata and arr.dtype.metadata != dt.metadata:
+                arr = arr.astype(dt)  # h5py needs the metadata (string encoding, enum) to convert
             ds.resize(n0 + k, axis=0)
             try:
                 ds[n0:n0 + k] = arr
@@ -434,8 +484,10 @@ class TxDataset(_TxObject):
                 ds.resize(n0, axis=0)
                 raise InvalidInputError(f"cannot append to {p}: {e}") from None
         tx._rows[p] = n0 + k
+        if tx._structural and any(is_below(p, t) for t in tx._structural):
+            tx._rewritten.setdefault(p, []).append((n0, n0 + k))  # a scan sees no change of n
         if arr.dtype == dt and not dt.hasobject:
-            dkey = dtype_key(arr.dtype)
+            dkey = dtype_key(dt)  # the dataset's dtype: arr may lack h5py's metadata
             ranges = [[s, e, rows_hash(arr[s - n0:e - n0], dkey)]
                       for s, e in split_blocks(n0, n0 + k, chunks[0])]
         else:
@@ -447,7 +499,10 @@ class TxDataset(_TxObject):
         tx = self._tx
         tx._require_open()
         p = self.name
-        node = tx._check_dataset(p)
+        tx._check_dataset(p)
+        node = tx._state.get(p)
+        if node is None or node["k"] != "d" or tx._is_recreated(p):
+            node = None  # no committed rows live in this dataset
         ds = self._ds
         if ds.shape is None:
             raise InvalidInputError(f"{p} is empty (no dataspace); replace it instead")
@@ -476,11 +531,14 @@ class TxDataset(_TxObject):
         tx = self._tx
         tx._require_open()
         p = self.name
-        node = tx._check_dataset(p) if p not in tx._structural else None
-        if node is not None:
+        tx._check_dataset(p)
+        node = tx._state.get(p)
+        if node is not None and node["k"] == "d" and not tx._is_recreated(p):
             cut = [r for r in node["ranges"] if r[1] > n]
             preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], cut)
         tx._structural_touch(p)
+        tx._appended.pop(p, None)  # rows may be cut and regrown: hash them from the file
+        tx._rows.pop(p, None)
         ds = self._ds
         if ds.chunks is None or (ds.maxshape[0] is not None and n > ds.maxshape[0]):
             ds = self._make_resizable()
@@ -493,9 +551,10 @@ class TxDataset(_TxObject):
         tx = self._tx
         p = self.name
         node = tx._state.get(p)
-        if node is not None and p not in tx._structural:
+        if node is not None and node["k"] == "d" and not tx._is_recreated(p):
             preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], node["ranges"])
         tx._structural_touch(p)
+        tx._appended.pop(p, None)
         old = tx._f[p]
         was = "contiguous" if old.chunks is None else f"capped at {old.maxshape[0]} rows"
         data, attrs = old[()], read_attrs(old)
@@ -504,6 +563,7 @@ class TxDataset(_TxObject):
                     maxshape=[None, *meta["tail"]])
         del tx._f[p]
         tx._forget()
+        tx._recreated.add(p)
         new = create_dataset(tx._f, p, meta, n)
         if n:
             new[:] = data

@@ -601,3 +601,29 @@ def test_status_verify_detects_plain_overwrite(tmp_path: Path, dtype: Any, data:
     with h5py.File(path, "r") as f:
         got = f["d"][4]
         assert (got.decode() if isinstance(got, bytes) else got) == new[0]
+
+
+@pytest.mark.parametrize("dtype, first, rows", [
+    (FIXED_UTF8, np.array(["é".encode(), b"ab"], dtype=FIXED_UTF8),
+     np.array([b"plain", "日本".encode()], dtype="S10")),
+    (ENUM, np.array([0, 1], dtype="i1"), np.array([42, -7], dtype="i1")),
+    (COMPOUND, _compound(2, 0), _compound(2, 1)),
+], ids=["fixed-utf8-from-S10", "enum-from-i1", "compound"])
+def test_append_of_arrays_without_h5py_metadata(tmp_path: Path, dtype: Any, first: Any,
+                                                rows: Any) -> None:
+    """Rows given as plain numpy arrays (no h5py string/enum metadata) are hashed as stored."""
+    path = tmp_path / "store.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("d", data=first, dtype=dtype, chunks=(2,), maxshape=(None,))
+    s0 = file_snapshot(path)
+    with Repository.init(path) as repo:
+        with repo.transaction("append") as tx:
+            tx["/d"].append(rows)
+        assert repo.status(verify=True).changes == []
+    s1 = file_snapshot(path)
+    assert s1["/d"]["shape"] == (4,)
+    assert s1["/d"]["dtype"] == s0["/d"]["dtype"]
+    checkout(path, "HEAD~1")
+    assert_snapshot(path, s0)
+    checkout(path, "main")
+    assert_snapshot(path, s1)
