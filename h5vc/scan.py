@@ -14,11 +14,11 @@ import h5py
 import numpy as np
 
 from .format import META
-from .hashing import canonical_bytes, dtype_key, encode_dtype, encode_value, rows_hash
+from .hashing import dtype_key, encode_dtype, encode_value, rows_hash
 from .state import ROOT, State, block_rows, is_below, split_blocks
 
-__all__ = ["dataset_meta", "live_kinds", "materialize", "read_attrs", "read_rows", "scan",
-           "write_rows"]
+__all__ = ["as_0d", "attr_changes", "create_kwargs", "dataset_meta", "live_kinds", "materialize",
+           "object_filters", "read_attrs", "read_rows", "scan", "write_rows"]
 
 _FILTER_NAMES = {1: "gzip", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit",
                  6: "scaleoffset", 32000: "lzf"}
@@ -184,7 +184,7 @@ def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
         out.append({"op": "rows", "path": path, "from": old_n, "to": n, "ranges": sorted(ranges)})
 
 
-def _attr_changes(path: str, live: dict[str, Any], old: dict[str, Any],
+def attr_changes(path: str, live: dict[str, Any], old: dict[str, Any],
                   out: list[dict[str, Any]]) -> None:
     for name in sorted(set(live) | set(old)):
         a, b = live.get(name), old.get(name)
@@ -228,7 +228,7 @@ def scan(f: h5py.File, state: State, *, verify: bool = False,
                 out.append({"op": "delete", "path": p})
                 node = None
             _dataset_changes(p, obj, node, verify, out)
-        _attr_changes(p, read_attrs(obj), node["attrs"] if node else {}, out)
+        attr_changes(p, read_attrs(obj), node["attrs"] if node else {}, out)
     return out
 
 
@@ -250,5 +250,3 @@ def materialize(f: h5py.File, changes: list[dict[str, Any]],
         out.append(ch)
     return out
 
-
-__all__ += ["canonical_bytes", "create_kwargs", "object_filters"]

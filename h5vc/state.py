@@ -137,23 +137,19 @@ def summarize(changes: list[dict[str, Any]]) -> dict[str, int]:
     return s
 
 
+_SUMMARY = [("removed", "-{:,} rows"), ("rewritten", "~{:,} rows rewritten"),
+            ("created", "{} created"), ("deleted", "{} deleted"), ("redefined", "{} redefined")]
+
+
 def summary_line(changes: list[dict[str, Any]]) -> str:
+    """One line, as ``h5vc log`` prints it: ``+1,000 rows /sensors/a, 1 attr``."""
     s = summarize(changes)
     parts = []
     if s["added"]:
         paths = sorted({c["path"] for c in changes if c["op"] == "rows" and c["to"] > c["from"]})
         where = f" {paths[0]}" if len(paths) == 1 else f" in {len(paths)} datasets"
         parts.append(f"+{s['added']:,} rows{where}")
-    if s["removed"]:
-        parts.append(f"-{s['removed']:,} rows")
-    if s["rewritten"]:
-        parts.append(f"~{s['rewritten']:,} rows rewritten")
-    if s["created"]:
-        parts.append(f"{s['created']} created")
-    if s["deleted"]:
-        parts.append(f"{s['deleted']} deleted")
-    if s["redefined"]:
-        parts.append(f"{s['redefined']} redefined")
+    parts += [fmt.format(s[key]) for key, fmt in _SUMMARY if s[key]]
     if s["attrs"]:
         parts.append(f"{s['attrs']} attr{'s' if s['attrs'] != 1 else ''}")
     return ", ".join(parts) or "no changes"

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import DirtyStoreError, InvalidInputError, NotFoundError
 from .hashing import dtype_key, rows_hash
 from .objects import preserve_ranges, restore, set_attrs
-from .scan import _attr_changes, dataset_meta, materialize, read_attrs, scan
+from .scan import attr_changes, dataset_meta, materialize, read_attrs, scan
 from .state import ROOT, apply_changes, block_rows, is_below, parent_of, split_blocks
 
 __all__ = ["ConversionWarning", "Transaction", "TxAttrs", "TxDataset", "TxGroup"]
@@ -277,7 +277,7 @@ class Transaction:
                             "ranges": sorted(ranges)})
         for p in sorted(self._attrs):
             if not any(is_below(p, t) for t in tops) and p in self._f:
-                _attr_changes(p, read_attrs(self._f[p]), self._state[p]["attrs"], changes)
+                attr_changes(p, read_attrs(self._f[p]), self._state[p]["attrs"], changes)
         return changes
 
     def _add_rewrites(self, changes: list[dict[str, Any]], tops: list[str]) -> None:
