@@ -481,8 +481,10 @@ class Repository:
                "time": _now(), "message": message, "changes": changes}
         payload = canonical_json(rec)
         cid = xxhash.xxh3_128(payload).hexdigest()
-        end = self._layout.append_frame(payload, cid, head,
-                                         self._frame(head).end if head else 0)
+        parent_end = 0
+        if head:
+            parent_end = self._ends.get(head) or self._frame(head).end
+        end = self._layout.append_frame(payload, cid, head, parent_end)
         self._ends[cid] = end
         if self._stored_refs is not None:
             self._tip = cid

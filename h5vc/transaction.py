@@ -540,6 +540,9 @@ class TxDataset(_TxObject):
         tx._appended.pop(p, None)  # rows may be cut and regrown: hash them from the file
         tx._rows.pop(p, None)
         ds = self._ds
+        if ds.shape and n < ds.shape[0]:
+            # rows cut now and grown again later hold new content, though a scan sees no change
+            tx._rewritten.setdefault(p, []).append((n, ds.shape[0]))
         if ds.chunks is None or (ds.maxshape[0] is not None and n > ds.maxshape[0]):
             ds = self._make_resizable()
         ds.resize(n, axis=0)

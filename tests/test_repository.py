@@ -292,3 +292,21 @@ def test_plain_h5py_reader_sees_checkout(repo: Repository, sensor_file: Path) ->
     with h5py.File(sensor_file, "r") as f:
         assert f["/sensors/a"].shape == (250, 4)
         assert f.attrs["title"] == "demo"
+
+
+def test_shrink_then_regrow_in_one_transaction(repo: Repository) -> None:
+    before = repo.file["/sensors/b"][()].copy()
+    with pytest.raises(RuntimeError):
+        with repo.transaction("doomed") as tx:
+            tx["/sensors/b"].resize(0)
+            tx["/sensors/b"].resize(30)
+            raise RuntimeError("boom")
+    np.testing.assert_array_equal(repo.file["/sensors/b"][()], before)
+    assert repo.status(verify=True).clean
+    with repo.transaction("zero then regrow") as tx:
+        tx["/sensors/b"].resize(10)
+        tx["/sensors/b"].resize(30)
+    assert repo.status(verify=True).clean
+    assert list(repo.file["/sensors/b"][8:12]) == [8, 9, 0, 0]
+    repo.checkout("HEAD~1")
+    np.testing.assert_array_equal(repo.file["/sensors/b"][()], before)
