@@ -29,12 +29,19 @@ class ConversionWarning(UserWarning):
 
 
 def _norm(path: str) -> str:
+    if path in _NORMAL:
+        return path
     if not isinstance(path, str) or not path:
         raise InvalidInputError("paths are non-empty strings such as '/sensors/a'")
     p = "/" + path.strip("/")
     if p == "/.h5vc" or p.startswith("/.h5vc/"):
         raise InvalidInputError("/.h5vc holds h5vc's history and cannot be written directly")
+    if p == path and len(_NORMAL) < 4096:
+        _NORMAL.add(p)
     return p
+
+
+_NORMAL: set[str] = set()  # paths already in normal form (the hot path looks them up once)
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -311,9 +318,24 @@ class Transaction:
             merged.update({(s, e): None for s, e in extra})
             op["ranges"] = [[s, e, h] for (s, e), h in sorted(merged.items())]
 
+    def _appends_only(self) -> list[dict[str, Any]] | None:
+        """The changes when this transaction only appended plain rows: no scan, no read-back."""
+        if self._structural or self._rewritten or self._attrs:
+            return None
+        changes = []
+        for p, ranges in self._appended.items():
+            if any(r[2] is None for r in ranges):
+                return None
+            changes.append({"op": "rows", "path": p, "from": self._state[p]["n"],
+                            "to": self._rows[p], "ranges": ranges})
+        return changes
+
     def _finish(self) -> Any:
         self._require_open()
         self._open = False
+        fast = self._appends_only()
+        if fast is not None:
+            return self._repo._record(fast, self._message, self._author) if fast else None
         changes = self._changes()
         if not changes:
             return None
