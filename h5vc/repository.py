@@ -341,6 +341,8 @@ class Repository:
 
     def _frame(self, cid: str) -> Frame:
         """The journal frame of commit ``cid``: from a known position, else from the index."""
+        if self._index is not None and cid in self._index:
+            return self._index[cid]
         end = self._ends.get(cid)
         if end is not None:
             fr = self._layout.frame_at(end)
@@ -437,14 +439,18 @@ class Repository:
             bases[snap["commit"]] = snap["state"]
         if self._head_cache is not None and self._head_cache[0]:
             bases[self._head_cache[0]] = self._head_cache[1]
-        chain: list[Frame] = []
-        fr: Frame | None = self._frame(cid)
-        while fr is not None and fr.id not in bases:
-            chain.append(fr)
-            fr = self._parent_frame(fr)
-        state = bases[fr.id] if fr is not None else empty_state()
+        # a long walk: one read of the whole journal beats a small read per commit
+        index = self._load_index()
+        chain: list[str] = []
+        cur: str | None = cid
+        while cur is not None and cur not in bases:
+            if cur not in index:
+                raise IntegrityError(f"commit {cur[:10]} is missing from the journal")
+            chain.append(cur)
+            cur = index[cur].parent
+        state = bases[cur] if cur is not None else empty_state()
         for c in reversed(chain):
-            state = apply_changes(state, self._layout.read_payload(c)["changes"])
+            state = apply_changes(state, self._record_of(c)["changes"])
         return state
 
     def _write_snapshot(self, cid: str, state: State) -> None:
