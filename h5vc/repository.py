@@ -156,6 +156,7 @@ class Repository:
         self.path = path
         self._layout = Layout(f)
         self._writable = f.mode == "r+"
+        self._active: Any = None  # the open transaction, if any
         self._head_cache: tuple[str | None, State] | None = None
         self._index: dict[str, Frame] | None = None
         self._journal: bytes | None = None
@@ -233,6 +234,11 @@ class Repository:
     def _require_writable(self) -> None:
         if not self._writable:
             raise ReadOnlyError(f"{self.path} was opened read-only; open it with mode='r+'")
+        if self._active is not None and self._active._open:
+            raise InvalidInputError(
+                "a transaction is open on this repository; finish it (leave its `with` block) "
+                "before committing, checking out or starting another"
+            )
 
     # -- refs ----------------------------------------------------------------------------
 

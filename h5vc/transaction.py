@@ -29,7 +29,7 @@ class ConversionWarning(UserWarning):
 
 
 def _norm(path: str) -> str:
-    if path in _NORMAL:
+    if type(path) is str and path in _NORMAL:
         return path
     if not isinstance(path, str) or not path:
         raise InvalidInputError("paths are non-empty strings such as '/sensors/a'")
@@ -68,6 +68,7 @@ class Transaction:
         self.notices: list[str] = []
         self.commit: Any = None
         self._open = True
+        repo._active = self
 
     # -- context -------------------------------------------------------------------------
 
@@ -333,6 +334,7 @@ class Transaction:
     def _finish(self) -> Any:
         self._require_open()
         self._open = False
+        self._repo._active = None
         fast = self._appends_only()
         if fast is not None:
             return self._repo._record(fast, self._message, self._author) if fast else None
@@ -350,6 +352,7 @@ class Transaction:
         if not self._open:
             return
         self._open = False
+        self._repo._active = None
         live = apply_changes(self._state, self._changes())
         restore(self._f, self._repo._layout, live, self._state, force=True)
         self._f.flush()

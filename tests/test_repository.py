@@ -310,3 +310,16 @@ def test_shrink_then_regrow_in_one_transaction(repo: Repository) -> None:
     assert list(repo.file["/sensors/b"][8:12]) == [8, 9, 0, 0]
     repo.checkout("HEAD~1")
     np.testing.assert_array_equal(repo.file["/sensors/b"][()], before)
+
+
+def test_one_transaction_at_a_time(repo: Repository) -> None:
+    with repo.transaction("outer") as tx:
+        tx["/sensors/b"].append([1])
+        with pytest.raises(InvalidInputError, match="transaction is open"):
+            repo.transaction("inner")
+        with pytest.raises(InvalidInputError, match="transaction is open"):
+            repo.checkout("HEAD")
+    assert tx.commit is not None and repo.head == tx.commit
+    with repo.transaction("next") as tx2:  # free again
+        tx2["/sensors/b"].append([2])
+    assert repo.file["/sensors/b"][-2:].tolist() == [1, 2]
