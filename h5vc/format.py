@@ -175,11 +175,15 @@ class Layout:
     # -- small JSON blobs (refs, state) -----------------------------------------------------
 
     def read_blob(self, name: str) -> Any:
+        return self.read_blob_sized(name)[0]
+
+    def read_blob_sized(self, name: str) -> tuple[Any, int]:
+        """(value, size in bytes) of a JSON blob; (None, 0) when absent."""
         if name not in self.g:
-            return None
+            return None, 0
         raw = self.g[name][()].tobytes()
         try:
-            return json.loads(raw)
+            return json.loads(raw), len(raw)
         except ValueError:
             raise IntegrityError(f"/{META}/{name} is damaged; restore the file from a backup") from None
 

@@ -416,9 +416,10 @@ class Repository:
 
     def _state_fast(self, head: str) -> State | None:
         """HEAD's state from the cached snapshot and the frames appended after it."""
-        snap = self._layout.read_blob("state")
+        snap, size = self._layout.read_blob_sized("state")
         if snap is None:
             return None
+        self._snap_pos, self._snapshot_len = snap["journal_len"], size
         if snap["commit"] == head:
             return snap["state"]
         pos = snap["journal_len"]
@@ -431,10 +432,10 @@ class Repository:
                 return None
             path.append(chain[cid])
             cid = chain[cid].parent
-        state = snap["state"]
-        for fr in reversed(path):
-            state = apply_changes(state, self._layout.read_payload(fr, tail, pos)["changes"])
-        return state
+        # one application of all the changes in order: one copy of the state, not one per commit
+        changes = [ch for fr in reversed(path)
+                   for ch in self._layout.read_payload(fr, tail, pos)["changes"]]
+        return apply_changes(snap["state"], changes)
 
     def state_of(self, rev: str) -> State:
         """The tracked state of any commit: a map of paths to groups and datasets."""
@@ -455,9 +456,7 @@ class Repository:
             chain.append(cur)
             cur = index[cur].parent
         state = bases[cur] if cur is not None else empty_state()
-        for c in reversed(chain):
-            state = apply_changes(state, self._record_of(c)["changes"])
-        return state
+        return apply_changes(state, [ch for c in reversed(chain) for ch in self._record_of(c)["changes"]])
 
     def _write_snapshot(self, cid: str, state: State) -> None:
         blob = {"commit": cid, "journal_len": self._layout.journal_len, "state": state}
