@@ -12,6 +12,7 @@ import base64
 import functools
 import json
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 import h5py
@@ -129,6 +130,14 @@ def dtype_key(dt: np.dtype) -> str:
 @functools.lru_cache(maxsize=256)
 def _plain_dtype_key(dt: np.dtype) -> str:
     return json.dumps(encode_dtype(dt), sort_keys=True, separators=(",", ":"))
+
+
+def rows_hash_parts(parts: Iterable[np.ndarray], shape: tuple[int, ...], dkey: str) -> str:
+    """:func:`rows_hash` of the concatenation of ``parts`` (consecutive rows of ``shape``)."""
+    h = xxhash.xxh3_128(f"{dkey}{list(shape)}".encode())
+    for part in parts:
+        h.update(canonical_bytes(part))
+    return h.hexdigest()
 
 
 def rows_hash(arr: np.ndarray, dkey: str) -> str:

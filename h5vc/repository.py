@@ -119,12 +119,25 @@ def _transaction_class() -> Any:
     return Transaction
 
 
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _looks_like_hdf5(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            if fh.read(8) == _SIGNATURE:
+                return True
+    except OSError:
+        return False
+    return bool(h5py.is_hdf5(str(path)))  # the signature may follow a user block
+
+
 def _open_h5(path: Path, mode: str) -> h5py.File:
     if not path.exists():
         raise NotFoundError(f"no store at {path}; create one with `h5vc init {path}`")
     if path.is_dir():
         raise NotARepositoryError(f"{path} is a folder, not an HDF5 file")
-    if not h5py.is_hdf5(str(path)):
+    if not _looks_like_hdf5(path):
         raise NotARepositoryError(f"{path} is not an HDF5 file; give the path of an .h5 store")
     # root may write anything: the permission bits still say what the owner wants
     if mode != "r" and (not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222):

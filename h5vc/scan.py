@@ -14,11 +14,12 @@ import h5py
 import numpy as np
 
 from .format import META
-from .hashing import dtype_key, encode_dtype, encode_value, rows_hash
+from .hashing import dtype_key, encode_dtype, encode_value, rows_hash, rows_hash_parts
 from .state import ROOT, State, block_rows, is_below, split_blocks
 
-__all__ = ["as_0d", "attr_changes", "create_kwargs", "dataset_meta", "live_kinds", "materialize",
-           "object_filters", "read_attrs", "read_rows", "scan", "write_rows"]
+__all__ = ["as_0d", "attr_changes", "create_kwargs", "dataset_meta", "live_hash", "live_kinds",
+           "materialize", "object_filters", "read_attrs", "read_rows", "row_slices", "scan",
+           "write_rows"]
 
 _FILTER_NAMES = {1: "gzip", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit",
                  6: "scaleoffset", 32000: "lzf"}
@@ -116,6 +117,25 @@ def read_rows(ds: h5py.Dataset, start: int, stop: int) -> np.ndarray:
     return ds[start:stop]
 
 
+SLICE_BYTES = 64 << 20  # larger ranges are read, hashed and copied in slices of about this size
+
+
+def row_slices(ds: h5py.Dataset, start: int, stop: int) -> list[tuple[int, int]]:
+    """[start, stop) cut into slices of at most SLICE_BYTES of rows."""
+    tail = ds.shape[1:] if ds.shape else ()
+    row = max(1, int(np.prod(tail, dtype=np.int64)) * ds.dtype.itemsize)
+    step = max(1, SLICE_BYTES // row)
+    return [(a, min(a + step, stop)) for a in range(start, stop, step)] or [(start, stop)]
+
+
+def live_hash(ds: h5py.Dataset, start: int, stop: int, dkey: str) -> str:
+    """The hash of live rows [start, stop), read slice by slice: memory stays bounded."""
+    if ds.shape == ():
+        return rows_hash(read_rows(ds, 0, 1), dkey)
+    shape = (stop - start, *ds.shape[1:])
+    return rows_hash_parts((ds[a:b] for a, b in row_slices(ds, start, stop)), shape, dkey)
+
+
 def write_rows(ds: h5py.Dataset, start: int, arr: np.ndarray) -> None:
     if ds.shape == ():
         ds[()] = arr[()] if arr.dtype.hasobject else arr
@@ -178,7 +198,7 @@ def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
     if verify:
         dkey = dtype_key(ds.dtype)
         for s, e, h in node["ranges"]:
-            if e <= n and rows_hash(read_rows(ds, s, e), dkey) != h:
+            if e <= n and live_hash(ds, s, e, dkey) != h:
                 ranges.append([s, e, None])
     if n != old_n or ranges:
         out.append({"op": "rows", "path": path, "from": old_n, "to": n, "ranges": sorted(ranges)})
@@ -244,7 +264,7 @@ def materialize(f: h5py.File, changes: list[dict[str, Any]],
             ranges = []
             for s, e, h in ch["ranges"]:
                 if h is None:
-                    h = hashes.get((s, e)) or rows_hash(read_rows(ds, s, e), dkey)
+                    h = hashes.get((s, e)) or live_hash(ds, s, e, dkey)
                 ranges.append([s, e, h])
             ch = dict(ch, ranges=ranges)
         out.append(ch)

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import DirtyStoreError, InvalidInputError, NotFoundError
 from .hashing import dtype_key, rows_hash
 from .objects import preserve_ranges, restore, set_attrs
-from .scan import attr_changes, dataset_meta, materialize, read_attrs, scan
+from .scan import attr_changes, dataset_meta, materialize, read_attrs, row_slices, scan, write_rows
 from .state import ROOT, apply_changes, block_rows, is_below, parent_of, split_blocks
 
 __all__ = ["ConversionWarning", "Transaction", "TxAttrs", "TxDataset", "TxGroup"]
@@ -585,16 +585,20 @@ class TxDataset(_TxObject):
         tx._appended.pop(p, None)
         old = tx._f[p]
         was = "contiguous" if old.chunks is None else f"capped at {old.maxshape[0]} rows"
-        data, attrs = old[()], read_attrs(old)
+        attrs = read_attrs(old)
         meta, n = dataset_meta(old)
         meta = dict(meta, chunks=list(_guess_chunks(old.shape, old.dtype)),
                     maxshape=[None, *meta["tail"]])
+        # copy slice by slice under a temporary name, then swap: memory stays bounded
+        tmp = f"{p}.h5vc-converting"
+        new = create_dataset(tx._f, tmp, meta, n)
+        for a, b in row_slices(old, 0, n):
+            write_rows(new, a, old[a:b])
         del tx._f[p]
+        tx._f.move(tmp, p)
         tx._forget()
         tx._recreated.add(p)
-        new = create_dataset(tx._f, p, meta, n)
-        if n:
-            new[:] = data
+        new = tx._f[p]
         set_attrs(new, attrs, {})
         msg = (f"{p} was {was}; h5vc rewrote it as a chunked dataset, resizable along axis 0, "
                "so that rows can be appended (HDF5 can only resize chunked datasets)")

@@ -323,3 +323,25 @@ def test_one_transaction_at_a_time(repo: Repository) -> None:
     with repo.transaction("next") as tx2:  # free again
         tx2["/sensors/b"].append([2])
     assert repo.file["/sensors/b"][-2:].tolist() == [1, 2]
+
+
+def test_large_ranges_are_hashed_and_converted_in_slices(tmp_path: Path, monkeypatch) -> None:
+    import h5vc.scan as scan_mod
+
+    data = np.arange(3000, dtype="f8").reshape(1000, 3)
+    hashes = []
+    for slice_bytes in (64 << 20, 100):  # one read, then slices of 4 rows
+        monkeypatch.setattr(scan_mod, "SLICE_BYTES", slice_bytes)
+        path = tmp_path / f"c{slice_bytes}.h5"
+        with h5py.File(path, "w") as f:
+            f["big"] = data  # contiguous: one block, one range
+        with Repository.init(path) as repo:
+            hashes.append(repo.state_of("HEAD")["/big"]["ranges"])
+            with pytest.warns(ConversionWarning):
+                with repo.transaction("grow") as tx:
+                    tx["/big"].append(np.ones((1, 3)))
+            np.testing.assert_array_equal(repo.file["/big"][:1000], data)
+            assert repo.status(verify=True).clean
+            repo.checkout("HEAD~1")
+            np.testing.assert_array_equal(repo.file["/big"][()], data)
+    assert hashes[0] == hashes[1]
