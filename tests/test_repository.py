@@ -345,3 +345,26 @@ def test_large_ranges_are_hashed_and_converted_in_slices(tmp_path: Path, monkeyp
             repo.checkout("HEAD~1")
             np.testing.assert_array_equal(repo.file["/big"][()], data)
     assert hashes[0] == hashes[1]
+
+
+def test_interrupted_commit_leaves_uncommitted_changes(repo: Repository, sensor_file: Path,
+                                                       monkeypatch) -> None:
+    from h5vc.format import Layout
+
+    head = repo.head
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Layout, "append_frame", fail)
+    with pytest.raises(OSError):
+        with repo.transaction("lost") as tx:
+            tx["/sensors/b"].append([7, 8])
+    monkeypatch.undo()
+    repo.close()
+    with Repository.open(sensor_file) as r:
+        assert r.head == head  # history intact
+        assert [c["path"] for c in r.status().changes] == ["/sensors/b"]
+        c = r.commit("recovered")
+        assert c.summary == "+2 rows /sensors/b"
+        assert r.status(verify=True).clean
