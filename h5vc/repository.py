@@ -19,7 +19,6 @@ import xxhash
 from . import __version__
 from .errors import (
     DirtyStoreError,
-    H5vcError,
     IntegrityError,
     InvalidInputError,
     LockedError,
@@ -202,7 +201,8 @@ class Repository:
              author: str | None = None) -> Repository:
         """Create a new store, or adopt an existing HDF5 file: its content becomes commit 1."""
         p = Path(path)
-        if p.exists():
+        created = not p.exists()
+        if not created:
             f = _open_h5(p, "r+")
             if META in f:
                 f.close()
@@ -217,16 +217,21 @@ class Repository:
             except OSError as e:
                 raise ReadOnlyError(f"cannot create {p}: {e}") from None
         try:
+            # read everything first: unsupported content stops init before anything is written
+            changes = materialize(f, scan(f, empty_state()))
             Layout.create(f, f"h5vc {__version__}")
             repo = cls(f, p)
             repo._write_refs({"head": {"branch": "main"}, "branches": {}, "tags": {}})
-            changes = materialize(f, scan(f, empty_state()))
             repo._record(changes, message, author)
             return repo
-        except H5vcError:
-            if META in f:
-                del f[META]
-            f.close()
+        except BaseException:
+            # leave the file as it was: no half-made /.h5vc, no new empty file
+            if f.id.valid:
+                if META in f:
+                    del f[META]
+                f.close()
+            if created:
+                p.unlink(missing_ok=True)
             raise
 
     def close(self) -> None:

@@ -191,3 +191,14 @@ def test_missing_preserved_content(tmp_path: Path) -> None:
     with Repository.open(path) as repo:
         repo.commit("overwrite", verify=True)
     fails_cleanly(["checkout", "HEAD~1", "-s", str(path)], path, "no longer in the store")
+
+
+def test_init_of_unsupported_content_changes_nothing(tmp_path: Path) -> None:
+    p = tmp_path / "refs.h5"
+    with h5py.File(p, "w") as f:
+        f["a"] = np.arange(3)
+        f.create_dataset("r", data=[f["a"].ref], dtype=h5py.ref_dtype)
+    line = fails_cleanly(["init", str(p)], p, "references cannot be versioned")
+    assert "string" in line
+    with h5py.File(p, "r") as f:
+        assert ".h5vc" not in f
