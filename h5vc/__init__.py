@@ -43,13 +43,16 @@ __all__ = [
     "Status",
     "Transaction",
     "__version__",
+    "hookimpl",
 ]
 
 if TYPE_CHECKING:
+    from .hookspecs import hookimpl
     from .repository import CheckoutResult, Commit, Repository, Status
     from .transaction import ConversionWarning, Transaction
 
 _LAZY = {
+    "hookimpl": "hookspecs",
     "Repository": "repository", "Commit": "repository", "Status": "repository",
     "CheckoutResult": "repository", "Transaction": "transaction",
     "ConversionWarning": "transaction",

@@ -317,6 +317,160 @@ def tag(
     _refs_command("tag", name, rev, delete, store, as_json)
 
 
+def _parse_attr(text: str) -> tuple[str, Any]:
+    """``key=value``: int, float, bool, a JSON list, else a string."""
+    if "=" not in text:
+        raise InvalidInputError(f"--attr {text!r} is not key=value")
+    key, raw = text.split("=", 1)
+    if not key:
+        raise InvalidInputError(f"--attr {text!r} has an empty key")
+    low = raw.lower()
+    if low in ("true", "false"):
+        return key, low == "true"
+    for conv in (int, float):
+        try:
+            return key, conv(raw)
+        except ValueError:
+            pass
+    if raw.startswith("["):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise InvalidInputError(f"--attr {key}: {raw!r} is not a valid JSON list") from None
+        if not value or len({type(v) for v in value}) != 1 or isinstance(value[0], (list, dict)):
+            raise InvalidInputError(f"--attr {key}: a list must be non-empty, flat and of one type")
+        return key, value
+    return key, raw
+
+
+@app.command()
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to import.")],
+    to: Annotated[str, typer.Option("--to", help="Group to import into (created if needed).")] = "/",
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+    store: StoreOpt = None,
+    importer: Annotated[str | None, typer.Option("--importer", help="Use this importer for every "
+                                                 "file instead of choosing by suffix.")] = None,
+    attr: Annotated[list[str] | None, typer.Option("--attr", help="key=value attribute on the "
+                                                   "target group (int, float, bool, str, JSON list); "
+                                                   "repeatable.")] = None,
+    category_from: Annotated[str, typer.Option("--category-from", help="parent: a file's "
+                                               "sub-folder becomes a sub-group; none: no "
+                                               "categories.")] = "parent",
+    category_column: Annotated[str | None, typer.Option("--category-column", help="CSV: split "
+                                                        "rows into sub-groups by this column.")] = None,
+    resize: Annotated[str | None, typer.Option("--resize", help="Images: resize every image to "
+                                               "WxH.")] = None,
+    encoded: Annotated[bool, typer.Option("--encoded", help="Images: store the original file "
+                                          "bytes (mixed sizes allowed, bit-exact).")] = False,
+    compression: Annotated[str, typer.Option("--compression", help="gzip (level 1), lzf, none, "
+                                             "blosc-zstd, blosc-lz4 (these need hdf5plugin).")] = "gzip",
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="key=value option "
+                                                     "for the importer; repeatable.")] = None,
+    no_commit: Annotated[bool, typer.Option("--no-commit", help="Write, but leave the changes "
+                                            "uncommitted.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be imported; "
+                                          "write nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Import files again even if they were "
+                                        "imported before.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable files (listed) "
+                                           "instead of stopping.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import images, CSV, npy ... into the store by category and attribute, as one commit."""
+    if category_from not in ("parent", "none"):
+        raise InvalidInputError("--category-from is parent or none")
+    options: dict[str, Any] = {"category_from": category_from, "encoded": encoded}
+    if category_column:
+        options["category_column"] = category_column
+    if resize:
+        try:
+            w, h = (int(x) for x in resize.lower().split("x"))
+        except ValueError:
+            raise InvalidInputError(f"--resize {resize!r}: give WIDTHxHEIGHT, e.g. 128x128") from None
+        options["resize"] = (w, h)
+    for o in option or []:
+        k, v = _parse_attr(o)
+        options[k] = v
+    attrs = dict(_parse_attr(a) for a in attr or [])
+    if not no_commit and not dry_run and not message:
+        raise InvalidInputError("an import needs a message: pass -m 'what you add'")
+    with _open(store, write=not dry_run) as repo:
+        r = repo.add(paths, to=to, message=message, importer=importer, attrs=attrs,
+                     compression=compression, force=force, commit=not no_commit, dry_run=dry_run,
+                     skip_bad=skip_bad, options=options, progress=not as_json)
+        if as_json:
+            _echo_json(r.to_json())
+            return
+        for rel in r.already:
+            typer.echo(f"skipped {rel}: already imported (use --force to import it again)", err=True)
+        for rel, why in r.bad:
+            typer.echo(f"skipped {rel}: {why}", err=True)
+        if dry_run:
+            per = ", ".join(f"{n} by {k}" for k, n in r.importers.items()) or "nothing"
+            typer.echo(f"would import {len(r.imported)} file(s) into {r.target}: {per}")
+            return
+        if r.commit is not None:
+            typer.echo(f"[{repo.branch or 'detached'} {r.commit.short_id}] {r.commit.message}: "
+                       f"{len(r.imported)} file(s), {r.commit.summary}")
+        elif r.imported:
+            typer.echo(f"imported {len(r.imported)} file(s) into {r.target}; not committed "
+                       "(h5vc commit -m ... records them)")
+        else:
+            typer.echo("nothing new to import")
+
+
+@app.command("ls")
+def ls_(
+    path: Annotated[str, typer.Argument(help="Group or dataset to list.")] = "/",
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the tree under PATH: groups, datasets (shape, dtype), attributes, counts."""
+    with _open(store, write=False) as repo:
+        tree = repo.tree(path)
+        if as_json:
+            _echo_json(tree)
+            return
+        for line in _tree_lines(tree, 0):
+            typer.echo(line)
+
+
+def _tree_lines(node: dict[str, Any], depth: int) -> list[str]:
+    pad = "  " * depth
+    name = node["name"]
+    attrs = ", ".join(f"{k}={v}" for k, v in node["attrs"].items())
+    attrs = f"  @{{{attrs}}}" if attrs else ""
+    if node["kind"] == "dataset":
+        shape = "scalar" if node["shape"] == [] else (
+            "empty" if node["shape"] is None else " x ".join(f"{d:,}" for d in node["shape"]))
+        return [f"{pad}{name}  {shape}  {node['dtype']}{attrs}"]
+    count = f"  ({node['groups']} groups, {node['datasets']} datasets)" if depth == 0 else ""
+    out = [f"{pad}{name}/{count}{attrs}"]
+    for child in node["children"]:
+        out += _tree_lines(child, depth + 1)
+    return out
+
+
+@app.command()
+def plugins(as_json: JsonOpt = False) -> None:
+    """List the importers that are installed and the packages they come from."""
+    from . import plugins as plugins_mod
+
+    table = plugins_mod.importers()
+    rows = [{"name": i.name, "suffixes": list(i.suffixes), "description": i.description,
+             "plugin": i.plugin, "package": i.distribution, "version": i.version}
+            for i in table.values()]
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        typer.echo("no importers installed (pip install h5vc-images h5vc-csv h5vc-npy)")
+    for r in rows:
+        pkg = f"{r['package']} {r['version']}" if r["package"] else r["plugin"]
+        typer.echo(f"{r['name']:<8} {' '.join(r['suffixes']):<36} {pkg}  {r['description']}")
+
+
 @app.command()
 def version() -> None:
     """Print the h5vc version."""

@@ -29,7 +29,7 @@ from .errors import (
 from .format import META, TRAILER, Frame, Layout, canonical_json
 from .objects import RestoreReport, restore
 from .refs import check_ref_name, parse_rev, resolve_base
-from .scan import materialize, scan
+from .scan import materialize, read_attrs, scan
 from .state import State, apply_changes, empty_state, summary_line
 
 __all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
@@ -563,11 +563,70 @@ class Repository:
         return CheckoutResult(self.get_commit(target), refs["head"].get("branch"), changes,
                               report)
 
+    # -- browsing ------------------------------------------------------------------------
+
+    def tree(self, path: str = "/") -> dict[str, Any]:
+        """The groups and datasets under ``path``: names, shapes, dtypes, attributes."""
+        from .hashing import decode_value
+
+        p = "/" + path.strip("/")
+        f = self._f
+        if p == f"/{META}" or p.startswith(f"/{META}/") or p not in f:
+            raise NotFoundError(f"{p} does not exist in {self.path}; see `h5vc ls /`")
+
+        def attrs_of(obj: Any) -> dict[str, Any]:
+            out = {}
+            for k, enc in read_attrs(obj).items():
+                arr, _dt, shape = decode_value(enc)
+                v = None if shape is None else (arr[()] if shape == () else arr.tolist())
+                if isinstance(v, bytes):
+                    v = v.decode("utf-8", "replace")
+                out[k] = v.item() if hasattr(v, "item") else v
+            return out
+
+        def node(name: str, obj: Any) -> dict[str, Any]:
+            if isinstance(obj, h5py.Dataset):
+                return {"kind": "dataset", "name": name, "path": obj.name,
+                        "shape": None if obj.shape is None else list(obj.shape),
+                        "dtype": str(obj.dtype), "chunks": list(obj.chunks) if obj.chunks else None,
+                        "compression": obj.compression, "attrs": attrs_of(obj)}
+            children = [node(k, obj[k]) for k in obj.keys()
+                        if not (obj.name == "/" and k == META)
+                        and isinstance(obj.get(k, getlink=True), h5py.HardLink)]
+            groups = sum(1 for c in children if c["kind"] == "group")
+            return {"kind": "group", "name": name, "path": obj.name, "attrs": attrs_of(obj),
+                    "children": children,
+                    "groups": groups + sum(c.get("groups", 0) for c in children),
+                    "datasets": (len(children) - groups) + sum(c.get("datasets", 0) for c in children)}
+
+        return node(p if p == "/" else p.rsplit("/", 1)[1], f[p])
+
     # -- transactions --------------------------------------------------------------------
 
-    def transaction(self, message: str, *, author: str | None = None) -> Any:
-        """An h5py-like writable view; commits on exit, rolls back on an exception."""
+    def transaction(self, message: str, *, author: str | None = None, commit: bool = True) -> Any:
+        """An h5py-like writable view; commits on exit, rolls back on an exception.
+
+        With ``commit=False`` the writes stay as uncommitted changes (still rolled back on an
+        exception).
+        """
         self._require_writable()
-        if not message.strip():
+        if commit and not message.strip():
             raise InvalidInputError("a transaction needs a message")
-        return _transaction_class()(self, message, author)
+        return _transaction_class()(self, message, author, record=commit)
+
+    def add(self, paths: list[str | os.PathLike[str]], *, to: str = "/", message: str | None = None,
+            importer: str | None = None, attrs: dict[str, Any] | None = None,
+            compression: str = "gzip", force: bool = False, commit: bool = True,
+            dry_run: bool = False, skip_bad: bool = False, options: dict[str, Any] | None = None,
+            progress: bool = False) -> Any:
+        """Import files (images, CSV, npy, ... through importer plugins) as one commit.
+
+        Returns an :class:`h5vc.importing.AddResult`. See ``h5vc add --help`` for the options.
+        """
+        from .importing import run_import
+
+        if not dry_run:
+            self._require_writable()
+        return run_import(self, paths, to=to, message=message, importer=importer, attrs=attrs,
+                          compression=compression, force=force, commit=commit, dry_run=dry_run,
+                          skip_bad=skip_bad, options=options, progress=progress)

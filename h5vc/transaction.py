@@ -51,8 +51,9 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
 class Transaction:
     """Writes that become one commit. Use ``with repo.transaction("msg") as tx:``."""
 
-    def __init__(self, repo: Any, message: str, author: str | None) -> None:
+    def __init__(self, repo: Any, message: str, author: str | None, *, record: bool = True) -> None:
         self._repo = repo
+        self._record = record  # False: leave the writes as uncommitted changes
         self._f: h5py.File = repo._f
         self._message = message
         self._author = author
@@ -335,6 +336,9 @@ class Transaction:
         self._require_open()
         self._open = False
         self._repo._active = None
+        if not self._record:
+            self._f.flush()
+            return None
         fast = self._appends_only()
         if fast is not None:
             return self._repo._record(fast, self._message, self._author) if fast else None

@@ -9,8 +9,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+# the core, then the built-in importers: separate packages, registered through entry points
+# exactly as a third-party plugin would be
 .venv/bin/python -m pip install --quiet -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis" \
+for plugin in plugins/*/; do
+  .venv/bin/python -m pip install --quiet -e "$plugin" 2>&1 | grep -v "^WARNING: Location" || true
+done
+.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, h5vc_npy" \
   || { echo "setup: installing Python packages failed" >&2; exit 1; }
 
 if ! command -v h5dump >/dev/null 2>&1; then

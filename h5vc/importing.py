@@ -1,0 +1,358 @@
+"""The import pipeline: files in, datasets appended, one commit out.
+
+Importers (plugins) only turn files into :class:`Batch` es of rows. Everything else is the
+core's: finding files, choosing importers by suffix, skipping files already imported
+(provenance), creating chunked resizable datasets, appending, attributes, progress, and one
+transaction so that an import is all or nothing.
+
+A plugin author subclasses :class:`Importer` and registers an instance from the
+``register_importers`` hook (see docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import xxhash
+
+from .errors import H5vcError, InvalidInputError, NotFoundError
+
+__all__ = ["AddResult", "Batch", "BadInputError", "ImportContext", "Importer", "Source",
+           "compression_kwargs", "run_import"]
+
+SOURCES = "_h5vc_sources"  # per target group: which files were imported (path, size, hash)
+SOURCES_DTYPE = np.dtype([("path", h5py.string_dtype()), ("size", "<i8"), ("hash", "S32")])
+COMPRESSIONS = ("gzip", "lzf", "none", "blosc-zstd", "blosc-lz4")
+
+
+class BadInputError(InvalidInputError):
+    """A file an importer cannot read (corrupt, truncated, wrong shape, ...)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: its path, its path as recorded (relative), size and category."""
+
+    path: Path
+    rel: str
+    size: int
+    category: str | None
+
+
+@dataclass
+class Batch:
+    """Rows for one group: ``columns`` maps dataset names to arrays (first axis = rows).
+
+    ``group`` is a sub-group of the target (a category), ``""`` for the target itself.
+    ``sources`` lists the files whose import this batch completes. ``chunk_rows`` suggests
+    rows per chunk for new datasets; ``dtypes`` gives HDF5 types (e.g. variable-length strings).
+    """
+
+    columns: dict[str, Any]
+    group: str = ""
+    sources: list[Source] = field(default_factory=list)
+    chunk_rows: dict[str, int] = field(default_factory=dict)
+    dtypes: dict[str, Any] = field(default_factory=dict)
+
+
+class Importer:
+    """Base class of importers: set ``name`` and ``suffixes``, implement :meth:`read`."""
+
+    name: str = ""
+    suffixes: tuple[str, ...] = ()
+    description: str = ""
+
+    def read(self, sources: list[Source], ctx: ImportContext) -> Iterator[Batch]:
+        """Yield batches for ``sources``; call ``ctx.bad(source, reason)`` for unreadable files."""
+        raise NotImplementedError
+
+
+@dataclass
+class ImportContext:
+    """What an importer may use: options, bad-file reporting, progress, a thread pool."""
+
+    options: dict[str, Any]
+    skip_bad: bool = False
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    on_progress: Callable[[int], None] | None = None
+
+    def bad(self, source: Source, reason: str) -> None:
+        """Report an unreadable file: skipped with ``--skip-bad``, else the import stops."""
+        if not self.skip_bad:
+            raise BadInputError(f"{source.rel}: {reason}; fix or remove the file, or pass --skip-bad")
+        self.skipped.append((source.rel, reason))
+
+    def progress(self, files: int = 1) -> None:
+        if self.on_progress is not None:
+            self.on_progress(files)
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *, threads: int | None = None,
+            ahead: int | None = None) -> Iterator[Any]:
+        """``fn`` over ``items`` in threads, in order, at most ``ahead`` results in memory."""
+        workers = threads or max(1, os.cpu_count() or 1)
+        ahead = ahead or 4 * workers
+        with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+            queue: deque[cf.Future[Any]] = deque()
+            it = iter(items)
+            for item in it:
+                queue.append(pool.submit(fn, item))
+                if len(queue) >= ahead:
+                    yield queue.popleft().result()
+            while queue:
+                yield queue.popleft().result()
+
+
+@dataclass
+class AddResult:
+    """What an import did (or, with ``dry_run``, would do)."""
+
+    commit: Any
+    target: str
+    imported: list[str]
+    already: list[str]
+    bad: list[tuple[str, str]]
+    rows: dict[str, int]
+    created: list[str]
+    importers: dict[str, int]
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit.id if self.commit is not None else None,
+            "target": self.target, "imported": self.imported, "already_imported": self.already,
+            "bad": [{"path": p, "reason": r} for p, r in self.bad], "rows": self.rows,
+            "created": self.created, "importers": self.importers, "dry_run": self.dry_run,
+        }
+
+
+def compression_kwargs(name: str) -> dict[str, Any]:
+    """h5py keyword arguments for ``--compression``."""
+    if name == "gzip":
+        return {"compression": "gzip", "compression_opts": 1}
+    if name == "lzf":
+        return {"compression": "lzf"}
+    if name == "none":
+        return {}
+    if name in ("blosc-zstd", "blosc-lz4"):
+        try:
+            import hdf5plugin
+        except ImportError:
+            raise InvalidInputError(
+                f"--compression {name} needs hdf5plugin: pip install hdf5plugin "
+                "(readers need it too; gzip is readable everywhere)") from None
+        cname = "zstd" if name == "blosc-zstd" else "lz4"
+        return dict(hdf5plugin.Blosc(cname=cname, clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+    raise InvalidInputError(f"unknown compression {name!r}; choose one of {', '.join(COMPRESSIONS)}")
+
+
+def _norm_group(to: str) -> str:
+    p = "/" + to.strip("/")
+    if p == "/.h5vc" or p.startswith("/.h5vc/"):
+        raise InvalidInputError("--to cannot be inside /.h5vc")
+    return p
+
+
+def collect_sources(paths: list[Path], skip_bad: bool,
+                    skipped: list[tuple[str, str]]) -> list[Source]:
+    """Files named, and files below folders named, with their recorded paths and categories."""
+    out: list[Source] = []
+    for root in paths:
+        if not root.exists():
+            raise NotFoundError(f"{root} does not exist")
+        if root.is_dir():
+            files = sorted(p for p in root.rglob("*")
+                           if p.is_file() and not any(part.startswith(".")
+                                                      for part in p.relative_to(root).parts))
+            if not files:
+                raise InvalidInputError(f"folder {root} holds no files to import")
+            for p in files:
+                inner = p.relative_to(root)
+                cat = inner.parts[0] if len(inner.parts) > 1 else None
+                out.append(_source(p, f"{root.name}/{inner.as_posix()}", cat, skip_bad, skipped))
+        else:
+            out.append(_source(root, root.name, None, skip_bad, skipped))
+    return [s for s in out if s is not None]
+
+
+def _source(p: Path, rel: str, cat: str | None, skip_bad: bool,
+            skipped: list[tuple[str, str]]) -> Source | None:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = rel.encode("utf-8", "replace").decode()
+        if skip_bad:
+            skipped.append((shown, "name is not valid UTF-8"))
+            return None
+        raise BadInputError(
+            f"{shown}: the file name is not valid UTF-8; rename it, or pass --skip-bad") from None
+    return Source(p, rel, p.stat().st_size, cat)
+
+
+def file_hash(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _auto_chunk_rows(tail: tuple[int, ...], itemsize: int) -> int:
+    row = max(1, int(np.prod(tail, dtype=np.int64)) * max(itemsize, 1))
+    return max(1, min(65536, (1 << 20) // row))
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, 0, enabled and sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
+            self.last = now
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] "
+                             f"{self.done}/{self.total} files")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, message: str | None,
+               importer: str | None = None, attrs: dict[str, Any] | None = None,
+               compression: str = "gzip", force: bool = False, commit: bool = True,
+               dry_run: bool = False, skip_bad: bool = False,
+               options: dict[str, Any] | None = None, progress: bool = True) -> AddResult:
+    """Import files into group ``to`` of ``repo`` as one commit (see ``h5vc add``)."""
+    from . import plugins
+
+    target = _norm_group(to)
+    comp = compression_kwargs(compression)
+    if commit and not dry_run and not (message or "").strip():
+        raise InvalidInputError("an import needs a message; pass -m 'what you add'")
+    f = repo.file
+    if target in f and isinstance(f[target], h5py.Dataset):
+        raise InvalidInputError(f"--to {target} is a dataset; give a group to import into")
+    ctx = ImportContext(options=dict(options or {}), skip_bad=skip_bad)
+    sources = collect_sources([Path(p) for p in paths], skip_bad, ctx.skipped)
+
+    # provenance: files already imported with the same content are skipped
+    known: dict[str, str] = {}
+    if f"{target}/{SOURCES}" in f:
+        rows = f[f"{target}/{SOURCES}"][()]
+        known = {p.decode() if isinstance(p, bytes) else p: h.decode()
+                 for p, h in zip(rows["path"], rows["hash"], strict=True)}
+    todo: list[tuple[Source, str]] = []
+    already: list[str] = []
+    for s in sources:
+        h = file_hash(s.path)
+        if not force and known.get(s.rel) == h:
+            already.append(s.rel)
+        else:
+            todo.append((s, h))
+
+    by_importer: dict[str, list[Source]] = {}
+    infos: dict[str, Any] = {}
+    for s, _h in todo:
+        try:
+            info = plugins.importer_for(s.path.suffix, importer)
+        except InvalidInputError as e:
+            if not skip_bad or importer is not None:
+                raise InvalidInputError(f"{s.rel}: {e}") from None
+            ctx.skipped.append((s.rel, "no importer for this suffix"))
+            continue
+        infos[info.name] = info
+        by_importer.setdefault(info.name, []).append(s)
+    hashes = {s.rel: h for s, h in todo}
+    result = AddResult(None, target, [], already, ctx.skipped, {}, [],
+                       {k: len(v) for k, v in by_importer.items()}, dry_run)
+    if dry_run or not by_importer:
+        result.imported = [s.rel for v in by_importer.values() for s in v]
+        if not dry_run and not by_importer and not already:
+            raise InvalidInputError("nothing to import: every file was skipped as bad")
+        return result
+
+    bar = _Progress(sum(len(v) for v in by_importer.values()), progress)
+    ctx.on_progress = bar
+    done: list[Source] = []
+    try:
+        with repo.transaction(message or "import", commit=commit) as tx:
+            for name, srcs in by_importer.items():
+                for batch in infos[name].importer.read(srcs, ctx):
+                    _write_batch(tx, target, batch, comp, result)
+                    done.extend(batch.sources)
+            if not done:
+                raise InvalidInputError("nothing to import: every file was skipped as bad")
+            group = tx.require_group(target)
+            for k, v in (attrs or {}).items():
+                group.attrs[k] = v
+            prov = np.array([(s.rel, s.size, hashes[s.rel].encode()) for s in done],
+                            dtype=SOURCES_DTYPE)
+            if f"{target}/{SOURCES}" in f:
+                tx[f"{target}/{SOURCES}"].append(prov)
+            else:
+                tx.create_dataset(f"{target}/{SOURCES}", data=prov, chunks=(1024,))
+    except H5vcError:
+        raise
+    except (OSError, ValueError, TypeError) as e:
+        raise BadInputError(f"import failed: {e}; nothing was written") from None
+    finally:
+        bar.close()
+    result.commit = tx.commit
+    result.imported = [s.rel for s in done]
+    return result
+
+
+def _write_batch(tx: Any, target: str, batch: Batch, comp: dict[str, Any], result: AddResult) -> None:
+    group = target if not batch.group else f"{target.rstrip('/')}/{batch.group.strip('/')}"
+    for name, rows in batch.columns.items():
+        if not name or "/" in name or name == SOURCES:
+            raise InvalidInputError(f"an importer produced an invalid dataset name {name!r}")
+        dt = batch.dtypes.get(name)
+        arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows, dtype=dt)
+        if arr.ndim == 0 or len(arr) == 0:
+            continue
+        if dt is None:
+            if arr.dtype.kind == "O":
+                raise InvalidInputError(f"{group}/{name}: object data needs an HDF5 dtype")
+            if arr.dtype.kind == "U":
+                arr, dt = arr.astype(object), h5py.string_dtype()
+        path = f"{group}/{name}"
+        if path not in tx:
+            tail = arr.shape[1:]
+            itemsize = arr.dtype.itemsize if dt is None else np.dtype(dt).itemsize
+            rows_per_chunk = batch.chunk_rows.get(name) or _auto_chunk_rows(tail, itemsize)
+            tx.create_dataset(path, data=arr, dtype=dt, chunks=(rows_per_chunk, *tail),
+                              maxshape=(None, *tail), **comp)
+            result.created.append(path)
+        else:
+            ds = tx[path]
+            if not hasattr(ds, "append"):
+                raise InvalidInputError(f"{path} is a group; the importer needs a dataset there")
+            have = ds.dtype
+            want = np.dtype(dt) if dt is not None else arr.dtype
+            same_kind = (h5py.check_string_dtype(have) is not None) == (
+                h5py.check_string_dtype(want) is not None or want.kind == "O")
+            if ds.shape is None or ds.shape[1:] != arr.shape[1:] or (
+                    not have.hasobject and have != want) or not same_kind:
+                raise InvalidInputError(
+                    f"{path} holds rows of {ds.shape[1:] if ds.shape else ()} {have}, the new data "
+                    f"is {arr.shape[1:]} {want}; import into another --to group, or convert the data")
+            ds.append(arr)
+        result.rows[path] = result.rows.get(path, 0) + len(arr)

@@ -1,0 +1,85 @@
+"""h5vc importer for NumPy files: ``.npy`` (memory-mapped, streamed) and ``.npz`` (one dataset per key).
+
+Arrays are appended along their first axis to a dataset named after the file's stem (``.npy``)
+or the archive key (``.npz``), in the target group or its category sub-group. Object arrays
+are refused: files are always read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+
+import numpy as np
+
+from h5vc import hookimpl
+from h5vc.importing import Batch, ImportContext, Importer, Source
+
+STREAM_BYTES = 64 << 20  # .npy rows are appended in slices of about this size
+
+
+class NpyImporter(Importer):
+    name = "npy"
+    suffixes = (".npy", ".npz")
+    description = "NumPy .npy (streamed via memory map) and .npz (one dataset per key)"
+
+    def read(self, sources: list[Source], ctx: ImportContext) -> Iterator[Batch]:
+        group_of = ctx.options.get("category_from", "parent")
+        for src in sources:
+            group = src.category if group_of == "parent" and src.category else ""
+            if src.path.suffix.lower() == ".npz":
+                yield from self._npz(src, group, ctx)
+            else:
+                yield from self._npy(src, group, ctx)
+            ctx.progress()
+
+    def _npy(self, src: Source, group: str, ctx: ImportContext) -> Iterator[Batch]:
+        try:
+            arr = np.load(src.path, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            ctx.bad(src, f"cannot read it without pickle ({e}): object arrays are not imported")
+            return
+        except (OSError, EOFError) as e:
+            ctx.bad(src, f"not a valid .npy file ({e})")
+            return
+        if arr.dtype.hasobject:
+            ctx.bad(src, "object arrays cannot be imported")
+            return
+        arr = np.atleast_1d(arr)
+        name = src.path.stem
+        row = max(1, arr[:1].nbytes)
+        step = max(1, STREAM_BYTES // row)
+        n = arr.shape[0]
+        if n == 0:
+            ctx.bad(src, "the array is empty")
+            return
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            yield Batch({name: np.ascontiguousarray(arr[a:b])}, group=group,
+                        sources=[src] if b == n else [])
+
+    def _npz(self, src: Source, group: str, ctx: ImportContext) -> Iterator[Batch]:
+        try:
+            with np.load(src.path, allow_pickle=False) as z:
+                cols = {}
+                for key in z.files:
+                    a = np.atleast_1d(z[key])
+                    if a.dtype.hasobject:
+                        ctx.bad(src, f"key {key!r} holds an object array, which cannot be imported")
+                        return
+                    cols[key] = a
+        except ValueError as e:
+            ctx.bad(src, f"cannot read it without pickle ({e}): object arrays are not imported")
+            return
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            ctx.bad(src, f"not a valid .npz file ({e})")
+            return
+        if not cols:
+            ctx.bad(src, "the archive holds no arrays")
+            return
+        yield Batch(cols, group=group, sources=[src])
+
+
+@hookimpl
+def register_importers(register):  # noqa: ANN001 - pluggy passes the callable
+    register(NpyImporter())
