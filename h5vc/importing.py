@@ -244,6 +244,8 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
 
     target = _norm_group(to)
     comp = compression_kwargs(compression)
+    if importer is not None:
+        plugins.importer_for("", importer)  # an unknown name is an error even if nothing is new
     if commit and not dry_run and not (message or "").strip():
         raise InvalidInputError("an import needs a message; pass -m 'what you add'")
     f = repo.file

@@ -36,11 +36,8 @@ class NpyImporter(Importer):
     def _npy(self, src: Source, group: str, ctx: ImportContext) -> Iterator[Batch]:
         try:
             arr = np.load(src.path, mmap_mode="r", allow_pickle=False)
-        except ValueError as e:
-            ctx.bad(src, f"cannot read it without pickle ({e}): object arrays are not imported")
-            return
-        except (OSError, EOFError) as e:
-            ctx.bad(src, f"not a valid .npy file ({e})")
+        except (ValueError, OSError, EOFError) as e:
+            ctx.bad(src, _reason(e, ".npy"))
             return
         if arr.dtype.hasobject:
             ctx.bad(src, "object arrays cannot be imported")
@@ -68,16 +65,20 @@ class NpyImporter(Importer):
                         ctx.bad(src, f"key {key!r} holds an object array, which cannot be imported")
                         return
                     cols[key] = a
-        except ValueError as e:
-            ctx.bad(src, f"cannot read it without pickle ({e}): object arrays are not imported")
-            return
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-            ctx.bad(src, f"not a valid .npz file ({e})")
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            ctx.bad(src, _reason(e, ".npz"))
             return
         if not cols:
             ctx.bad(src, "the archive holds no arrays")
             return
         yield Batch(cols, group=group, sources=[src])
+
+
+def _reason(e: Exception, kind: str) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "pickle" in text or "Python objects" in text:
+        return "it holds an object array, which cannot be imported (files are read without pickle)"
+    return f"not a valid {kind} file ({text})"
 
 
 @hookimpl
