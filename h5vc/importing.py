@@ -300,7 +300,10 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
                     _write_batch(tx, target, batch, comp, result)
                     done.extend(batch.sources)
             if not done:
-                raise InvalidInputError("nothing to import: every file was skipped as bad")
+                if not (already or ctx.skipped):
+                    raise InvalidInputError("nothing to import: the importers produced no rows")
+                result.imported = []
+                return result  # every new file was bad and skipped: nothing to record
             group = tx.require_group(target)
             for k, v in (attrs or {}).items():
                 group.attrs[k] = v
@@ -327,7 +330,15 @@ def _write_batch(tx: Any, target: str, batch: Batch, comp: dict[str, Any], resul
         if not name or "/" in name or name == SOURCES:
             raise InvalidInputError(f"an importer produced an invalid dataset name {name!r}")
         dt = batch.dtypes.get(name)
-        arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows, dtype=dt)
+        if isinstance(rows, np.ndarray):
+            arr = rows
+        elif dt is not None and np.dtype(dt).kind == "O":
+            # element by element: numpy would turn equal-length vlen rows into a 2-D array
+            arr = np.empty(len(rows), dtype=dt)
+            for i, x in enumerate(rows):
+                arr[i] = x
+        else:
+            arr = np.asarray(rows, dtype=dt)
         if arr.ndim == 0 or len(arr) == 0:
             continue
         if dt is None:

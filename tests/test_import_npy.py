@@ -179,3 +179,29 @@ def test_ls_tree(files: Path, store: Path) -> None:
     assert "    x  4 x 3  float64" in lines
     r = runner.invoke(app, ["ls", "/nope", "-s", str(store)])
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_only_bad_new_files_with_skip_bad_is_not_an_error(files: Path, store: Path) -> None:
+    with Repository.open(store) as repo:
+        repo.add([files / "arrays"], to="/f", message="one")
+        head = repo.head
+        (files / "arrays" / "a" / "junk.npy").write_bytes(b"not numpy")
+        r = repo.add([files / "arrays"], to="/f", message="two", skip_bad=True)
+        assert r.commit is None and repo.head == head and repo.status().clean
+        assert [p for p, _ in r.bad] == ["arrays/a/junk.npy"] and len(r.already) == 2
+        with pytest.raises(InvalidInputError, match="junk.npy: not a valid .npy file"):
+            repo.add([files / "arrays"], to="/f", message="three")
+
+
+def test_vlen_rows_given_as_a_list_stay_one_dimensional(tmp_path: Path, store: Path) -> None:
+    from h5vc.importing import Batch, ImportContext, _write_batch
+
+    with Repository.open(store) as repo:
+        with repo.transaction("vlen") as tx:
+            rows = [np.zeros(3, np.uint8), np.ones(3, np.uint8)]
+            result = type("R", (), {"rows": {}, "created": []})()
+            _write_batch(tx, "/v", Batch({"blobs": rows}, dtypes={"blobs": h5py.vlen_dtype(np.uint8)}),
+                         {}, result)
+        assert repo.file["/v/blobs"].shape == (2,)
+        assert repo.file["/v/blobs"][1].tolist() == [1, 1, 1]
+    assert ImportContext(options={}).skip_bad is False

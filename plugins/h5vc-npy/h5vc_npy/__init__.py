@@ -76,7 +76,7 @@ class NpyImporter(Importer):
 
 def _reason(e: Exception, kind: str) -> str:
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    if "pickle" in text or "Python objects" in text:
+    if "Object arrays cannot be loaded" in text or "Python objects in dtype" in text:
         return "it holds an object array, which cannot be imported (files are read without pickle)"
     return f"not a valid {kind} file ({text})"
 
