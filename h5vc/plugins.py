@@ -31,8 +31,8 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 def reset() -> None:
     """Forget loaded plugins (tests and long-running programs that install plugins)."""
-    global _pm
-    _pm = None
+    global _pm, _table
+    _pm = _table = None
     importlib.invalidate_caches()
 
 
@@ -47,8 +47,18 @@ class ImporterInfo:
     importer: Any
 
 
+_table: dict[str, ImporterInfo] | None = None
+
+
 def importers() -> dict[str, ImporterInfo]:
-    """Every registered importer by name."""
+    """Every registered importer by name (collected once per process)."""
+    global _table
+    if _table is None:
+        _table = _collect()
+    return _table
+
+
+def _collect() -> dict[str, ImporterInfo]:
     pm = get_plugin_manager()
     dists = {id(p): d for p, d in pm.list_plugin_distinfo()}
     out: dict[str, ImporterInfo] = {}

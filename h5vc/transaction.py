@@ -191,9 +191,14 @@ class Transaction:
             kwargs.setdefault("chunks", True)
         self._structural_touch(self._first_missing(p))
         try:
-            self._f.create_dataset(p, data=data, shape=shape, dtype=dtype, **kwargs)
+            ds = self._f.create_dataset(p, data=data, shape=shape, dtype=dtype, **kwargs)
         except (TypeError, ValueError) as e:
             raise InvalidInputError(f"cannot create {p}: {e}") from None
+        if arr is not None and arr.ndim and ds.chunks and arr.dtype == ds.dtype and not ds.dtype.hasobject:
+            # hash the initial rows from memory, as appends are: no read-back at commit
+            dkey = dtype_key(ds.dtype)
+            self._appended[p] = [[s, e, rows_hash(arr[s:e], dkey)]
+                                 for s, e in split_blocks(0, len(arr), ds.chunks[0])]
         return TxDataset(self, p)
 
     def replace(self, path: str, data: Any = None, **kwargs: Any) -> TxDataset:
@@ -513,8 +518,6 @@ class TxDataset(_TxObject):
                 ds.resize(n0, axis=0)
                 raise InvalidInputError(f"cannot append to {p}: {e}") from None
         tx._rows[p] = n0 + k
-        if tx._structural and any(is_below(p, t) for t in tx._structural):
-            tx._rewritten.setdefault(p, []).append((n0, n0 + k))  # a scan sees no change of n
         if arr.dtype == dt and not dt.hasobject:
             dkey = dtype_key(dt)  # the dataset's dtype: arr may lack h5py's metadata
             ranges = [[s, e, rows_hash(arr[s - n0:e - n0], dkey)]
