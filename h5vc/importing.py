@@ -54,8 +54,11 @@ class Batch:
     """Rows for one group: ``columns`` maps dataset names to arrays (first axis = rows).
 
     ``group`` is a sub-group of the target (a category), ``""`` for the target itself.
-    ``sources`` lists the files whose import this batch completes. ``chunk_rows`` suggests
-    rows per chunk for new datasets; ``dtypes`` gives HDF5 types (e.g. variable-length strings).
+    ``sources`` lists the files whose import this batch completes; a batch without sources
+    continues the file being read (its rows are taken back if that file turns out bad).
+    ``chunk_rows`` suggests rows per chunk for new datasets; ``dtypes`` gives HDF5 types (e.g.
+    variable-length strings). ``table=True`` says the columns are a whole table: the group's
+    existing datasets must be exactly these columns (a CSV file that lost a column is refused).
     """
 
     columns: dict[str, Any]
@@ -63,6 +66,7 @@ class Batch:
     sources: list[Source] = field(default_factory=list)
     chunk_rows: dict[str, int] = field(default_factory=dict)
     dtypes: dict[str, Any] = field(default_factory=dict)
+    table: bool = False
 
 
 class Importer:
@@ -85,11 +89,17 @@ class ImportContext:
     skip_bad: bool = False
     skipped: list[tuple[str, str]] = field(default_factory=list)
     on_progress: Callable[[int], None] | None = None
+    on_bad: Callable[[], None] | None = None  # the pipeline takes back a bad file's rows
 
     def bad(self, source: Source, reason: str) -> None:
-        """Report an unreadable file: skipped with ``--skip-bad``, else the import stops."""
+        """Report an unreadable file: skipped with ``--skip-bad``, else the import stops.
+
+        Rows already yielded for the file (batches without sources) are taken back.
+        """
         if not self.skip_bad:
             raise BadInputError(f"{source.rel}: {reason}; fix or remove the file, or pass --skip-bad")
+        if self.on_bad is not None:
+            self.on_bad()
         self.skipped.append((source.rel, reason))
 
     def progress(self, files: int = 1) -> None:
@@ -293,17 +303,38 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
     bar = _Progress(sum(len(v) for v in by_importer.values()), progress)
     ctx.on_progress = bar
     done: list[Source] = []
+    marks: dict[str, int] = {}  # dataset -> rows when the last file was completed
     try:
         with repo.transaction(message or "import", commit=commit) as tx:
+
+            def take_back() -> None:
+                for path, n in marks.items():
+                    extra = len(tx[path]) - n if path in tx else 0
+                    if extra > 0:
+                        tx[path].resize(n)
+                        result.rows[path] -= extra
+
+            ctx.on_bad = take_back
             for name, srcs in by_importer.items():
                 for batch in infos[name].importer.read(srcs, ctx):
+                    group = _group_of(target, batch)
+                    for col in batch.columns:
+                        path = f"{group}/{col}"
+                        if path not in marks:
+                            obj = tx[path] if path in tx else None
+                            marks[path] = len(obj) if hasattr(obj, "append") else 0
                     _write_batch(tx, target, batch, comp, result)
-                    done.extend(batch.sources)
+                    if batch.sources:
+                        marks = {p: len(tx[p]) for p in marks if p in tx}
+                        done.extend(batch.sources)
+            take_back()  # rows of a file that never completed
             if not done:
-                if not (already or ctx.skipped):
-                    raise InvalidInputError("nothing to import: the importers produced no rows")
+                if not already:
+                    raise InvalidInputError(
+                        "nothing to import: every new file was skipped as bad"
+                        if ctx.skipped else "nothing to import: the importers produced no rows")
                 result.imported = []
-                return result  # every new file was bad and skipped: nothing to record
+                return result  # the new files were all bad; the others were imported before
             group = tx.require_group(target)
             for k, v in (attrs or {}).items():
                 group.attrs[k] = v
@@ -324,8 +355,26 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
     return result
 
 
-def _write_batch(tx: Any, target: str, batch: Batch, comp: dict[str, Any], result: AddResult) -> None:
-    group = target if not batch.group else f"{target.rstrip('/')}/{batch.group.strip('/')}"
+def _group_of(target: str, batch: Batch) -> str:
+    return target if not batch.group else f"{target.rstrip('/')}/{batch.group.strip('/')}"
+
+
+def _write_batch(tx: Any, target: str, batch: Batch, comp: dict[str, Any],
+                 result: AddResult) -> list[str]:
+    """Append ``batch``; returns the dataset paths written."""
+    group = _group_of(target, batch)
+    written: list[str] = []
+    if batch.table and group in tx:
+        have = {k for k in tx[group].keys() if k != SOURCES and hasattr(tx[f"{group}/{k}"], "append")}
+        cols = set(batch.columns)
+        if have and have != cols:
+            missing, extra = sorted(have - cols), sorted(cols - have)
+            raise InvalidInputError(
+                f"{group} holds the columns {', '.join(sorted(have))}; the new data "
+                + (f"lacks {', '.join(missing)}" if missing else "")
+                + ("; " if missing and extra else "")
+                + (f"adds {', '.join(extra)}" if extra else "")
+                + "; import into another --to group, or make the columns match")
     for name, rows in batch.columns.items():
         if not name or "/" in name or name == SOURCES:
             raise InvalidInputError(f"an importer produced an invalid dataset name {name!r}")
@@ -369,3 +418,5 @@ def _write_batch(tx: Any, target: str, batch: Batch, comp: dict[str, Any], resul
                     f"is {arr.shape[1:]} {want}; import into another --to group, or convert the data")
             ds.append(arr)
         result.rows[path] = result.rows.get(path, 0) + len(arr)
+        written.append(path)
+    return written

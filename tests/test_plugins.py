@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -91,3 +92,67 @@ def test_a_broken_plugin_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     finally:
         sys.modules.pop("h5vc_broken", None)
         plugins.reset()
+
+
+class _Streaming:
+    """An importer that yields a file in two batches and finds it bad after the first."""
+
+    name = "stream"
+    suffixes = (".st",)
+    description = "test importer"
+
+    def read(self, sources, ctx):
+        from h5vc.importing import Batch
+
+        for src in sources:
+            text = src.path.read_text()
+            yield Batch({"x": np.arange(3)}, table=True)  # first half, no sources yet
+            if "bad" in text:
+                ctx.bad(src, "turned out bad halfway")
+                continue
+            yield Batch({"x": np.arange(3, 6)}, sources=[src], table=True)
+
+
+@pytest.fixture
+def streaming():
+    from h5vc import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def register_importers(self, register):
+            register(_Streaming())
+
+    plugins.reset()
+    pm = plugins.get_plugin_manager()
+    pm.register(Plugin(), name="streaming-test")
+    yield
+    plugins.reset()
+
+
+def test_rows_of_a_file_found_bad_halfway_are_taken_back(streaming, tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.st").write_text("bad")
+    (tmp_path / "in" / "b.st").write_text("good")
+    with Repository.init(tmp_path / "s.h5") as repo:
+        r = repo.add([tmp_path / "in"], to="/p", message="m", skip_bad=True)
+        assert [p for p, _ in r.bad] == ["in/a.st"] and r.imported == ["in/b.st"]
+        assert repo.file["/p/x"][()].tolist() == [0, 1, 2, 3, 4, 5]  # only b's rows
+        assert r.rows == {"/p/x": 6}
+        assert repo.status(verify=True).clean
+        (tmp_path / "in" / "c.st").write_text("bad")
+        with pytest.raises(Exception, match="every new file was skipped as bad"):
+            repo.add([tmp_path / "in" / "c.st"], to="/q", message="m", skip_bad=True)
+        assert "/q" not in repo.file
+
+
+def test_a_table_that_lost_a_column_is_refused(tmp_path: Path) -> None:
+    from h5vc.importing import Batch, _write_batch
+
+    with Repository.init(tmp_path / "s.h5") as repo:
+        with repo.transaction("t") as tx:
+            res = type("R", (), {"rows": {}, "created": []})()
+            _write_batch(tx, "/m", Batch({"a": np.arange(2), "b": np.arange(2)}, table=True), {}, res)
+        with pytest.raises(Exception, match=r"/m holds the columns a, b; the new data lacks b"):
+            with repo.transaction("t2") as tx:
+                _write_batch(tx, "/m", Batch({"a": np.arange(1)}, table=True), {}, res)
+        assert repo.file["/m/a"].shape == (2,) and repo.status().clean
