@@ -1,7 +1,8 @@
-"""The h5vc demo: a sensor store grows day by day; go back in time and forward again.
+"""The h5vc demo: import bundled sample data by category and attribute, go back, come forward.
 
 Run it with ``bash scripts/demo.sh`` (sets up .venv first) or ``python examples/demo.py DIR``.
-Every step is the CLI a user types; the "pipeline" in between writes with plain h5py.
+Every step is a command a user types; the sample data is in ``examples/sample``: photos of
+cats and dogs (PNG), sensor readings (CSV), embeddings and labels (npy/npz).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import h5py
 import numpy as np
 
 H5VC = [sys.executable, "-m", "h5vc"]
+SAMPLE = Path(__file__).resolve().parent / "sample"
 
 
 def run(*args: str, cwd: Path) -> None:
@@ -22,58 +24,44 @@ def run(*args: str, cwd: Path) -> None:
     subprocess.run([*H5VC, *args], cwd=cwd, check=True)
 
 
-def pipeline(store: Path, day: int, rng: np.random.Generator) -> None:
-    """What a user's own script does: append a day of readings, tweak attributes."""
-    print(f"\n# pipeline: day {day} appends 1,000 readings per sensor with plain h5py", flush=True)
-    with h5py.File(store, "a") as f:
-        for name in ("a", "b"):
-            path = f"/sensors/{name}"
-            rows = rng.normal(day, 1.0, size=(1000, 3)).astype("f4")
-            if path not in f:
-                f.create_dataset(path, data=rows, maxshape=(None, 3), chunks=(1000, 3),
-                                 compression="gzip", compression_opts=1)
-            else:
-                ds = f[path]
-                ds.resize(ds.shape[0] + len(rows), axis=0)
-                ds[-len(rows):] = rows
-        f["/sensors"].attrs["days"] = day
-        if day == 2:
-            f["/sensors"].attrs["units"] = "mV"
-
-
 def main(folder: str = "demo") -> None:
     work = Path(folder).resolve()
     if work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
-    store = work / "data.h5"
-    with h5py.File(store, "w") as f:  # an existing HDF5 file, as users have them
-        f.create_group("sensors").attrs["units"] = "V"
-        f.create_dataset("/calibration", data=np.linspace(0, 1, 16))
-    rng = np.random.default_rng(7)
+    shutil.copytree(SAMPLE, work)
+    run("init", "data.h5", cwd=work)
+    run("add", "photos", "--to", "/train", "-m", "photos of cats and dogs", cwd=work)
+    run("add", "readings.csv", "--to", "/sensors", "--category-column", "site",
+        "--attr", "source=lab2", "-m", "sensor readings", cwd=work)
+    run("add", "arrays", "--to", "/features", "-m", "embeddings and labels", cwd=work)
+    run("add", "more_photos", "--to", "/train", "-m", "more photos", cwd=work)
+    run("add", "photos", "--to", "/train", "-m", "again?", cwd=work)  # already imported: skipped
 
-    run("init", store.name, cwd=work)
-    for day in (1, 2, 3):
-        pipeline(store, day, rng)
-        if day == 1:
-            run("status", cwd=work)
-        run("commit", "-m", f"day {day}", cwd=work)
-    run("tag", "v1", "HEAD~1", cwd=work)
-    run("log", cwd=work)
-    run("show", "HEAD~1", cwd=work)
-    run("checkout", "v1", cwd=work)
-    with h5py.File(store, "r") as f:
-        print(f"# plain h5py now sees {f['/sensors/a'].shape[0]:,} rows, "
-              f"units={f['/sensors'].attrs['units']!r}")
-    run("checkout", "main", cwd=work)
-    with h5py.File(store, "r") as f:
-        print(f"# and back on main: {f['/sensors/a'].shape[0]:,} rows, "
-              f"days={int(f['/sensors'].attrs['days'])}")
-    run("branch", "experiment", "HEAD~2", cwd=work)
-    run("checkout", "experiment", cwd=work)
+    print("\n# a user's own script changes the store with plain h5py", flush=True)
+    with h5py.File(work / "data.h5", "a") as f:
+        f["/train"].attrs["reviewed"] = True
+        ds = f["/sensors/north/temperature"]
+        ds.resize(ds.shape[0] + 1, axis=0)
+        ds[-1] = 21.5
     run("status", cwd=work)
+    run("commit", "-m", "review and one more reading", cwd=work)
+
+    run("ls", "/", cwd=work)
+    run("log", cwd=work)
+    run("show", "HEAD~2", cwd=work)
+    run("tag", "v1", "HEAD~3", cwd=work)
+    run("checkout", "v1", cwd=work)
+    with h5py.File(work / "data.h5", "r") as f:
+        cats = f["/train/cat/images"].shape[0]
+        print(f"# at v1 a plain h5py reader sees {cats} cat images and "
+              f"{'no' if '/features' not in f else 'the'} /features group", flush=True)
     run("checkout", "main", cwd=work)
-    print(f"\nDemo store: {store}")
+    with h5py.File(work / "data.h5", "r") as f:
+        cats = f["/train/cat/images"].shape[0]
+        emb = np.asarray(f["/features/embeddings"]).shape
+        print(f"# back on main: {cats} cat images, embeddings {emb}", flush=True)
+    run("log", "-n", "3", cwd=work)
+    print(f"\nDemo store: {work / 'data.h5'}")
 
 
 if __name__ == "__main__":

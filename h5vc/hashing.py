@@ -85,11 +85,12 @@ def decode_dtype(enc: Any) -> np.dtype:
 # -- canonical bytes and hashes ------------------------------------------------------------
 
 def _canon_element(x: Any, out: list[bytes]) -> None:
+    # a str is its UTF-8 bytes: h5py reads variable-length strings back as bytes, and a
+    # hash taken from memory must equal the hash of what is read back
+    if isinstance(x, str):
+        x = x.encode("utf-8", "surrogatepass")
     if isinstance(x, bytes):
         out.append(b"b" + struct.pack("<Q", len(x)) + x)
-    elif isinstance(x, str):
-        b = x.encode("utf-8", "surrogatepass")
-        out.append(b"s" + struct.pack("<Q", len(b)) + b)
     elif isinstance(x, np.void) and x.dtype.names is not None:
         for name in x.dtype.names:
             _canon_element(x[name], out)
@@ -114,10 +115,46 @@ def canonical_bytes(arr: np.ndarray) -> bytes | memoryview:
     if not arr.dtype.hasobject:
         a = np.ascontiguousarray(arr)
         return a.reshape(-1).view(np.uint8).data if a.size else b""
+    text = _text_bytes(arr)
+    if text is not None:
+        return text
     out: list[bytes] = []
     for x in arr.reshape(-1):
         _canon_element(x, out)
     return b"".join(out)
+
+
+def _text_bytes(arr: np.ndarray, *, no_nul: bool = False) -> bytes | None:
+    """Canonical bytes of an array of strings, in bulk (every length, then every byte).
+
+    None if ``arr`` holds anything but strings, or (``no_nul``) a string holding NUL.
+    """
+    if arr.dtype.names is not None:
+        return None
+    flat = arr.reshape(-1).tolist()
+    try:
+        items = [x.encode("utf-8", "surrogatepass") if type(x) is str else x for x in flat]
+        lens = np.fromiter(map(len, items), dtype="<u8", count=len(items))
+        data = b"".join(items)  # TypeError unless every item is bytes
+    except (TypeError, AttributeError):
+        return None
+    if no_nul and b"\0" in data:
+        return None
+    return b"S" + lens.tobytes() + data
+
+
+def text_rows_hash(arr: np.ndarray, dkey: str) -> str | None:
+    """:func:`rows_hash` of strings as HDF5 will store them, or None if it would change them.
+
+    HDF5 ends a variable-length string at its first NUL, so such strings are hashed from
+    the file after writing instead.
+    """
+    text = _text_bytes(arr, no_nul=True)
+    if text is None:
+        return None
+    h = xxhash.xxh3_128(f"{dkey}{list(arr.shape)}".encode())
+    h.update(text)
+    return h.hexdigest()
 
 
 def dtype_key(dt: np.dtype) -> str:

@@ -157,6 +157,19 @@ def _open_h5(path: Path, mode: str) -> h5py.File:
         raise NotARepositoryError(f"{path} cannot be opened as HDF5: {text}") from None
 
 
+def _dtype_name(dt: Any) -> str:
+    """A short, readable name: ``str``, ``vlen uint8``, ``compound(a, b)``, ``float32``."""
+    s = h5py.check_string_dtype(dt)
+    if s is not None:
+        return "str" if s.length is None else f"str[{s.length}]"
+    v = h5py.check_vlen_dtype(dt)
+    if v is not None:
+        return f"vlen {_dtype_name(v)}"
+    if dt.names:
+        return f"compound({', '.join(dt.names)})"
+    return str(dt)
+
+
 class Repository:
     """An h5vc store: one HDF5 file whose history lives in its ``/.h5vc`` group.
 
@@ -588,7 +601,8 @@ class Repository:
             if isinstance(obj, h5py.Dataset):
                 return {"kind": "dataset", "name": name, "path": obj.name,
                         "shape": None if obj.shape is None else list(obj.shape),
-                        "dtype": str(obj.dtype), "chunks": list(obj.chunks) if obj.chunks else None,
+                        "dtype": _dtype_name(obj.dtype),
+                        "chunks": list(obj.chunks) if obj.chunks else None,
                         "compression": obj.compression, "attrs": attrs_of(obj)}
             children = [node(k, obj[k]) for k in obj.keys()
                         if not (obj.name == "/" and k == META)

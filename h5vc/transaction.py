@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from .errors import DirtyStoreError, InvalidInputError, NotFoundError
-from .hashing import dtype_key, rows_hash
+from .hashing import dtype_key, rows_hash, text_rows_hash
 from .objects import preserve_ranges, restore, set_attrs
 from .scan import attr_changes, dataset_meta, materialize, read_attrs, row_slices, scan, write_rows
 from .state import ROOT, apply_changes, block_rows, is_below, parent_of, split_blocks
@@ -194,11 +194,9 @@ class Transaction:
             ds = self._f.create_dataset(p, data=data, shape=shape, dtype=dtype, **kwargs)
         except (TypeError, ValueError) as e:
             raise InvalidInputError(f"cannot create {p}: {e}") from None
-        if arr is not None and arr.ndim and ds.chunks and arr.dtype == ds.dtype and not ds.dtype.hasobject:
-            # hash the initial rows from memory, as appends are: no read-back at commit
-            dkey = dtype_key(ds.dtype)
-            self._appended[p] = [[s, e, rows_hash(arr[s:e], dkey)]
-                                 for s, e in split_blocks(0, len(arr), ds.chunks[0])]
+        if arr is not None and arr.ndim and ds.chunks:
+            # the initial rows are hashed from memory, as appends are: no read-back at commit
+            self._appended[p] = _memory_hashes(arr, ds.dtype, 0, ds.chunks[0])
         return TxDataset(self, p)
 
     def replace(self, path: str, data: Any = None, **kwargs: Any) -> TxDataset:
@@ -353,6 +351,14 @@ class Transaction:
         known = {p: {(s, e): h for s, e, h in rs
                      if not any(_overlaps((s, e), w) for w in self._rewritten.get(p, []))}
                  for p, rs in self._appended.items()}
+        for ch in changes:
+            # a dataset written whole by this transaction: its hashed pieces describe it
+            # exactly, even where a scan would cut blocks differently
+            if ch["op"] == "rows" and ch["from"] == 0 and ch["path"] in known:
+                pieces = sorted([s, e, h] for (s, e), h in known[ch["path"]].items())
+                if (pieces and pieces[0][0] == 0 and pieces[-1][1] == ch["to"]
+                        and all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))):
+                    ch["ranges"] = pieces
         return self._repo._record(materialize(self._f, changes, known), self._message,
                                   self._author)
 
@@ -518,12 +524,7 @@ class TxDataset(_TxObject):
                 ds.resize(n0, axis=0)
                 raise InvalidInputError(f"cannot append to {p}: {e}") from None
         tx._rows[p] = n0 + k
-        if arr.dtype == dt and not dt.hasobject:
-            dkey = dtype_key(dt)  # the dataset's dtype: arr may lack h5py's metadata
-            ranges = [[s, e, rows_hash(arr[s - n0:e - n0], dkey)]
-                      for s, e in split_blocks(n0, n0 + k, chunks[0])]
-        else:
-            ranges = [[s, e, None] for s, e in split_blocks(n0, n0 + k, chunks[0])]
+        ranges = _memory_hashes(arr, dt, n0, chunks[0])
         tx._appended.setdefault(p, []).extend(ranges)
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -612,6 +613,25 @@ class TxDataset(_TxObject):
         tx.notices.append(msg)
         warnings.warn(msg, ConversionWarning, stacklevel=3)
         return new
+
+
+def _memory_hashes(arr: np.ndarray, dt: np.dtype, n0: int, block: int) -> list[list[Any]]:
+    """Ranges for rows ``arr`` written at row ``n0``, hashed before writing where that is exact.
+
+    Exact for plain rows of the dataset's dtype, and for text in a variable-length UTF-8
+    dataset (read back as the same bytes); other rows get None: hashed from the file at commit.
+    """
+    dkey = dtype_key(dt)  # the dataset's dtype: arr may lack h5py's metadata
+    plain = arr.dtype == dt and not dt.hasobject
+    info = h5py.check_string_dtype(dt)
+    text = (info is not None and info.length is None and info.encoding == "utf-8"
+            and arr.dtype.kind == "O")
+    out: list[list[Any]] = []
+    for s, e in split_blocks(n0, n0 + len(arr), block):
+        part = arr[s - n0:e - n0]
+        h = rows_hash(part, dkey) if plain else text_rows_hash(part, dkey) if text else None
+        out.append([s, e, h])
+    return out
 
 
 def _guess_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:

@@ -368,3 +368,18 @@ def test_interrupted_commit_leaves_uncommitted_changes(repo: Repository, sensor_
         c = r.commit("recovered")
         assert c.summary == "+2 rows /sensors/b"
         assert r.status(verify=True).clean
+
+
+def test_text_rows_are_hashed_as_stored(repo: Repository) -> None:
+    with repo.transaction("text") as tx:
+        tx.create_dataset("/t", data=np.array(["α", "b"], dtype=object), dtype=h5py.string_dtype())
+        tx["/t"].append(np.array(["c", "d"], dtype=object))
+    assert repo.status(verify=True).clean
+    assert [x.decode() for x in repo.file["/t"][()]] == ["α", "b", "c", "d"]
+    with pytest.raises(InvalidInputError, match="NUL"):
+        with repo.transaction("nul") as tx:
+            tx["/t"].append(np.array(["e\0f"], dtype=object))
+    assert repo.file["/t"].shape == (4,) and repo.status(verify=True).clean
+    repo.checkout("HEAD~1")
+    repo.checkout("main")
+    assert repo.status(verify=True).clean
