@@ -87,9 +87,11 @@ def h5vc_add(folder: Path, store: Path) -> float:
 
 
 def child_peak_rss(folder: Path, store: Path) -> int:
-    code = ("import resource, sys; from h5vc import Repository; "
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent
+    code = ("import sys; from h5vc import Repository; "
             "r = Repository.init(sys.argv[2]); r.add([sys.argv[1]], to='/train', message='m'); "
-            "r.close(); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "r.close(); print([l.split()[1] for l in open('/proc/self/status') "
+            "if l.startswith('VmHWM')][0])")
     out = subprocess.run([sys.executable, "-c", code, str(folder), str(store)],
                          capture_output=True, text=True, check=True)
     return int(out.stdout.strip()) * 1024

@@ -193,7 +193,8 @@ class ImagesImporter(Importer):
             rows, done, size = [], [], 0
             return batch
 
-        for src, out in zip(sources, ctx.map(fn, sources), strict=True):
+        # decode up to two batches ahead, so decoding goes on while a batch is written
+        for src, out in zip(sources, ctx.map(fn, sources, ahead=2 * BATCH_IMAGES), strict=True):
             g = group(src)
             if rows and g != current:
                 yield flush()
