@@ -25,6 +25,19 @@ _FILTER_NAMES = {1: "gzip", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit",
                  6: "scaleoffset", 32000: "lzf"}
 
 
+_BUILTIN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
+
+
+def ensure_filter(code: int) -> None:
+    """Make a third-party HDF5 filter (blosc, zstd, ...) usable: load hdf5plugin if installed."""
+    if code in _BUILTIN_FILTERS or h5py.h5z.filter_avail(code):
+        return
+    try:
+        import hdf5plugin  # noqa: F401  - registers its filters with HDF5 on import
+    except ImportError:
+        pass  # HDF5 then names the missing filter when the data is read or written
+
+
 def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
     """(meta, rows) of a live dataset; see :mod:`h5vc.state` for what meta holds."""
     shape = ds.shape
@@ -41,6 +54,7 @@ def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
         dcpl = ds.id.get_create_plist()
         for i in range(dcpl.get_nfilters()):
             code, flags, values, _name = dcpl.get_filter(i)
+            ensure_filter(int(code))
             filters.append([int(code), int(flags), [int(v) for v in values]])
         chunks = list(ds.chunks) if ds.chunks else None
     fill = None
@@ -76,6 +90,7 @@ def create_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
         elif code == 4:
             kw["compression"], kw["compression_opts"] = "szip", ("nn", values[1] if len(values) > 1 else 8)
         else:
+            ensure_filter(code)
             kw["compression"], kw["compression_opts"] = code, tuple(values)
     return kw
 

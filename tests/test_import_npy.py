@@ -205,3 +205,56 @@ def test_vlen_rows_given_as_a_list_stay_one_dimensional(tmp_path: Path, store: P
         assert repo.file["/v/blobs"].shape == (2,)
         assert repo.file["/v/blobs"][1].tolist() == [1, 1, 1]
     assert ImportContext(options={}).skip_bad is False
+
+
+@pytest.mark.parametrize("name,filter_id", [("gzip", 1), ("lzf", 32000), ("none", None),
+                                            ("blosc-zstd", 32001), ("blosc-lz4", 32001)])
+def test_compression_choices(files: Path, store: Path, name: str, filter_id: int | None) -> None:
+    import hdf5plugin  # noqa: F401  - registers the blosc filter for reading
+
+    with Repository.open(store) as repo:
+        repo.add([files / "feat.npz"], to="/c", message="m", compression=name)
+        ds = repo.file["/c/w"]
+        codes = [ds.id.get_create_plist().get_filter(i)[0]
+                 for i in range(ds.id.get_create_plist().get_nfilters())]
+        assert (filter_id in codes) if filter_id else codes == []
+        np.testing.assert_array_equal(ds[()], np.arange(5))
+        repo.checkout("HEAD~1")
+        repo.checkout("main")
+        assert repo.status(verify=True).clean
+    r = runner.invoke(app, ["add", str(files / "feat.npz"), "-s", str(store), "-m", "m",
+                            "--compression", "brotli"])
+    assert r.exit_code == 1 and "unknown compression 'brotli'" in r.output
+
+
+def test_non_utf8_file_name(tmp_path: Path, store: Path) -> None:
+    import os
+
+    d = tmp_path / "names"
+    d.mkdir()
+    np.save(d / "ok.npy", np.arange(2))
+    with open(os.path.join(os.fsencode(d), b"bad\xff.npy"), "wb") as fh:
+        np.save(fh, np.arange(3))
+    r = runner.invoke(app, ["add", str(d), "-s", str(store), "-m", "m", "--to", "/n"])
+    assert r.exit_code == 1 and "not valid UTF-8" in r.output
+    r = runner.invoke(app, ["add", str(d), "-s", str(store), "-m", "m", "--to", "/n", "--skip-bad"])
+    assert r.exit_code == 0 and "not valid UTF-8" in r.output
+    with h5py.File(store, "r") as f:
+        assert f["/n/ok"][()].tolist() == [0, 1] and list(f["/n"].keys()) == ["_h5vc_sources", "ok"]
+
+
+def test_blosc_store_is_versioned_by_a_fresh_process(files: Path, store: Path) -> None:
+    import subprocess
+    import sys
+
+    with Repository.open(store) as repo:
+        repo.add([files / "feat.npz"], to="/c", message="m", compression="blosc-zstd")
+    # a new process that never imported hdf5plugin itself checks out and back
+    code = ("import sys; from h5vc import Repository\n"
+            "with Repository.open(sys.argv[1]) as r:\n"
+            "    r.checkout('HEAD~1'); r.checkout('main')\n"
+            "    assert r.status(verify=True).clean\n"
+            "    print(r.file['/c/w'][()].tolist())")
+    out = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 1, 2, 3, 4]"
