@@ -347,7 +347,8 @@ def _parse_attr(text: str) -> tuple[str, Any]:
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to import.")],
     to: Annotated[str, typer.Option("--to", help="Group to import into (created if needed).")] = "/",
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message (default: "
+                                                "'add PATHS to GROUP').")] = None,
     store: StoreOpt = None,
     importer: Annotated[str | None, typer.Option("--importer", help="Use this importer for every "
                                                  "file instead of choosing by suffix.")] = None,
@@ -393,8 +394,6 @@ def add(
         k, v = _parse_attr(o)
         options[k] = v
     attrs = dict(_parse_attr(a) for a in attr or [])
-    if not no_commit and not dry_run and not message:
-        raise InvalidInputError("an import needs a message: pass -m 'what you add'")
     with _open(store, write=not dry_run) as repo:
         r = repo.add(paths, to=to, message=message, importer=importer, attrs=attrs,
                      compression=compression, force=force, commit=not no_commit, dry_run=dry_run,

@@ -256,8 +256,9 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
     comp = compression_kwargs(compression)
     if importer is not None:
         plugins.importer_for("", importer)  # an unknown name is an error even if nothing is new
-    if commit and not dry_run and not (message or "").strip():
-        raise InvalidInputError("an import needs a message; pass -m 'what you add'")
+    if not (message or "").strip():
+        names = [Path(p).name or str(p) for p in paths]
+        message = f"add {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} to {target}"
     f = repo.file
     if target in f and isinstance(f[target], h5py.Dataset):
         raise InvalidInputError(f"--to {target} is a dataset; give a group to import into")
@@ -305,7 +306,7 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
     done: list[Source] = []
     marks: dict[str, int] = {}  # dataset -> rows when the last file was completed
     try:
-        with repo.transaction(message or "import", commit=commit) as tx:
+        with repo.transaction(message, commit=commit) as tx:
 
             def take_back() -> None:
                 for path, n in marks.items():

@@ -258,3 +258,11 @@ def test_blosc_store_is_versioned_by_a_fresh_process(files: Path, store: Path) -
     out = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[0, 1, 2, 3, 4]"
+
+
+def test_default_message_names_what_was_added(files: Path, store: Path) -> None:
+    r = runner.invoke(app, ["add", str(files / "arrays"), str(files / "feat.npz"), "-s", str(store),
+                            "--to", "/features"])
+    assert r.exit_code == 0, r.output
+    with Repository.open(store, mode="r") as repo:
+        assert repo.head.message == "add arrays, feat.npz to /features"
