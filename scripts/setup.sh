@@ -15,7 +15,7 @@ fi
 for plugin in plugins/*/; do
   .venv/bin/python -m pip install --quiet -e "$plugin" 2>&1 | grep -v "^WARNING: Location" || true
 done
-.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, h5vc_npy" \
+.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, h5vc_npy, h5vc_images, h5vc_csv" \
   || { echo "setup: installing Python packages failed" >&2; exit 1; }
 
 if ! command -v h5dump >/dev/null 2>&1; then
