@@ -8,13 +8,19 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+log=$(mktemp)
+pip_install() {  # quiet unless it fails
+  .venv/bin/python -m pip install --quiet "$@" >>"$log" 2>&1 \
+    || { cat "$log" >&2; echo "setup: pip install $* failed" >&2; exit 1; }
+}
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
 # the core, then the built-in importers: separate packages, registered through entry points
 # exactly as a third-party plugin would be
-.venv/bin/python -m pip install --quiet -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+pip_install -e ".[test]"
 for plugin in plugins/*/; do
-  .venv/bin/python -m pip install --quiet -e "$plugin" 2>&1 | grep -v "^WARNING: Location" || true
+  pip_install -e "$plugin"
 done
+rm -f "$log"
 .venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, h5vc_npy, h5vc_images, h5vc_csv" \
   || { echo "setup: installing Python packages failed" >&2; exit 1; }
 
