@@ -26,18 +26,23 @@ def _doc_example() -> str:
 PLUGIN = _doc_example()
 
 
-@pytest.fixture
-def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A package installed the way pip leaves one: a module and its dist-info with entry points."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "h5vc_lines.py").write_text(textwrap.dedent(PLUGIN))
-    info = site / "h5vc_lines-1.2.dist-info"
+def install_fake(site: Path, module: str, dist: str, version: str, source: str,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package as pip leaves one: a module, and a dist-info declaring its h5vc entry point."""
+    site.mkdir(exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{module}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: h5vc-lines\nVersion: 1.2\n")
-    (info / "entry_points.txt").write_text("[h5vc]\nlines = h5vc_lines\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[h5vc]\n{module.removeprefix('h5vc_')} = {module}\n")
     monkeypatch.syspath_prepend(str(site))
     plugins.reset()
+
+
+@pytest.fixture
+def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    site = tmp_path / "site"
+    install_fake(site, "h5vc_lines", "h5vc-lines", "1.2", PLUGIN, monkeypatch)
     yield site
     sys.modules.pop("h5vc_lines", None)
     plugins.reset()
@@ -75,15 +80,8 @@ def test_choosing_an_importer_by_name(third_party: Path, tmp_path: Path) -> None
 
 
 def test_a_broken_plugin_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "h5vc_broken.py").write_text("raise RuntimeError('boom')\n")
-    info = site / "h5vc_broken-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: h5vc-broken\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[h5vc]\nbroken = h5vc_broken\n")
-    monkeypatch.syspath_prepend(str(site))
-    plugins.reset()
+    install_fake(tmp_path / "site", "h5vc_broken", "h5vc-broken", "0.1", "raise RuntimeError('boom')\n",
+                 monkeypatch)
     try:
         with pytest.raises(PluginError, match="failed to load: boom"):
             plugins.importers()
