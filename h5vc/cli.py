@@ -467,7 +467,7 @@ def plugins(as_json: JsonOpt = False) -> None:
         typer.echo("no importers installed (pip install h5vc-images h5vc-csv h5vc-npy)")
     for r in rows:
         pkg = f"{r['package']} {r['version']}" if r["package"] else r["plugin"]
-        typer.echo(f"{r['name']:<8} {' '.join(r['suffixes']):<36} {pkg}  {r['description']}")
+        typer.echo(f"{r['name']:<8} {' '.join(r['suffixes']):<40} {pkg}  {r['description']}")
 
 
 @app.command()
