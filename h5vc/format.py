@@ -242,19 +242,9 @@ class Layout:
         if not todo:
             return 0
         rows = arr.reshape(1) if scalar else arr
-        tail = tuple(rows.shape[1:])
-        key = xxhash.xxh3_64_hexdigest(canonical_json(
-            [encode_dtype(dtype), list(tail), sorted(filters.items())]))
-        packs = self.g.require_group("packs")
-        if key not in packs:
-            row_bytes = max(1, int(np.prod(tail, dtype=np.int64)) * dtype.itemsize)
-            chunk = max(1, min(block_rows, (1 << 22) // row_bytes))
-            kw = dict(filters) if filters else {}
-            packs.create_dataset(key, shape=(0, *tail), maxshape=(None, *tail),
-                                 chunks=(chunk, *tail), dtype=dtype, **kw)
         from .scan import write_rows  # scan imports this module
 
-        pack = self._pack(key)
+        key, pack = self._pack_for(dtype, tuple(rows.shape[1:]), filters, block_rows)
         n0 = pack.shape[0]
         contiguous = all(todo[i][2] == todo[i + 1][1] for i in range(len(todo) - 1))
         total = sum(b - a for _, a, b in todo)
@@ -270,6 +260,48 @@ class Layout:
                 write_rows(pack, pos, rows[a:b])
                 entries.append((h, pos, pos + b - a))
                 pos += b - a
+        self._index_objects(key, entries, scalar)
+        return total
+
+    def put_slices(self, h: str, src: h5py.Dataset, start: int, stop: int, filters: dict[str, Any],
+                   block_rows: int) -> int:
+        """Preserve rows [start, stop) of ``src`` as object ``h``, copied slice by slice."""
+        from .scan import row_slices, write_rows
+
+        if h in self._load_object_index():
+            return 0
+        key, pack = self._pack_for(src.dtype, tuple(src.shape[1:]), filters, block_rows)
+        n0 = pack.shape[0]
+        pack.resize(n0 + stop - start, axis=0)
+        for a, b in row_slices(src, start, stop):
+            write_rows(pack, n0 + a - start, src[a:b])
+        self._index_objects(key, [(h, n0, n0 + stop - start)], False)
+        return stop - start
+
+    def locate(self, h: str) -> tuple[h5py.Dataset, int, int]:
+        """(pack, first row, end row) of object ``h``, for reading it slice by slice."""
+        loc = self._load_object_index().get(h)
+        if loc is None:
+            raise IntegrityError(
+                f"preserved content {h[:10]} is missing from the store; it may have been "
+                "discarded by `checkout --force` or removed by another tool"
+            )
+        return self._pack(loc[0]), loc[1], loc[2]
+
+    def _pack_for(self, dtype: np.dtype, tail: tuple[int, ...], filters: dict[str, Any],
+                  block_rows: int) -> tuple[str, h5py.Dataset]:
+        key = xxhash.xxh3_64_hexdigest(canonical_json(
+            [encode_dtype(dtype), list(tail), sorted(filters.items())]))
+        packs = self.g.require_group("packs")
+        if key not in packs:
+            row_bytes = max(1, int(np.prod(tail, dtype=np.int64)) * dtype.itemsize)
+            chunk = max(1, min(block_rows, (1 << 22) // row_bytes))
+            kw = dict(filters) if filters else {}
+            packs.create_dataset(key, shape=(0, *tail), maxshape=(None, *tail),
+                                 chunks=(chunk, *tail), dtype=dtype, **kw)
+        return key, self._pack(key)
+
+    def _index_objects(self, key: str, entries: list[tuple[str, int, int]], scalar: bool) -> None:
         rec = np.array([(h.encode(), key.encode(), a, b, scalar) for h, a, b in entries],
                        dtype=OBJINDEX_DTYPE)
         if "objindex" not in self.g:
@@ -279,9 +311,9 @@ class Layout:
         m = oi.shape[0]
         oi.resize(m + len(rec), axis=0)
         oi[m:] = rec
+        index = self._load_object_index()
         for h, a, b in entries:
             index[h] = (key, a, b, scalar)
-        return total
 
     def read_object(self, h: str, out: np.ndarray | None = None) -> np.ndarray:
         """The rows of object ``h``; into ``out`` (a view of the right shape) when given."""

@@ -22,8 +22,8 @@ import numpy as np
 
 from .errors import DirtyStoreError, IntegrityError
 from .format import Layout
-from .hashing import decode_dtype, decode_value, dtype_key, rows_hash
-from .scan import create_kwargs, object_filters, read_rows, write_rows
+from .hashing import decode_dtype, decode_value, dtype_key, rows_hash, rows_hash_parts
+from .scan import create_kwargs, live_hash, object_filters, read_rows, row_slices, write_rows
 from .state import ROOT, State, block_rows, is_below
 
 __all__ = ["RestoreReport", "create_dataset", "preserve_ranges", "restore"]
@@ -108,8 +108,17 @@ def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any
     scalar = ds.shape == ()
     block = block_rows(meta, 1 if scalar else ds.shape[0])
     stored = 0
-    for run in _runs(todo, _row_bytes(ds)):
+    row_bytes = _row_bytes(ds)
+    for run in _runs(todo, row_bytes):
         s0, e0 = run[0][0], run[-1][1]
+        if not scalar and (e0 - s0) * row_bytes > RUN_BYTES:  # one range larger than a run
+            (s, e, h), = run
+            if live_hash(ds, s, e, dkey) != h:
+                if force:
+                    continue
+                raise _changed_outside(path, s, e)
+            stored += layout.put_slices(h, ds, s, e, filters, block)
+            continue
         arr = read_rows(ds, s0, e0)
         pieces = []
         for s, e, h in run:
@@ -117,14 +126,16 @@ def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any
             if rows_hash(part, dkey) != h:
                 if force:
                     continue
-                raise DirtyStoreError(
-                    f"rows {s}:{e} of {path} were changed outside h5vc since they were "
-                    "committed; record them with `h5vc commit --verify`, or discard them "
-                    "with --force"
-                )
+                raise _changed_outside(path, s, e)
             pieces.append((h, s - s0, e - s0))
         stored += layout.put_run(arr, ds.dtype, filters, block, pieces, scalar=scalar)
     return stored
+
+
+def _changed_outside(path: str, s: int, e: int) -> DirtyStoreError:
+    return DirtyStoreError(
+        f"rows {s}:{e} of {path} were changed outside h5vc since they were committed; record "
+        "them with `h5vc commit --verify`, or discard them with --force")
 
 
 def _same_shape_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -239,8 +250,20 @@ def _write_ranges(ds: h5py.Dataset, layout: Layout, ranges: list[list[Any]]) -> 
         return 1
     rows = 0
     dt = ds.dtype
-    for run in _runs(ranges, _row_bytes(ds)):
+    row_bytes = _row_bytes(ds)
+    for run in _runs(ranges, row_bytes):
         s0, e0 = run[0][0], run[-1][1]
+        if (e0 - s0) * row_bytes > RUN_BYTES:  # one range larger than a run: in slices
+            (s, e, h), = run
+            pack, a, b = layout.locate(h)
+            parts = (pack[x:y] for x, y in row_slices(pack, a, b))
+            if rows_hash_parts(parts, (e - s, *ds.shape[1:]), dkey) != h:
+                raise IntegrityError(
+                    f"preserved content {h[:10]} does not match its hash; the store is damaged")
+            for x, y in row_slices(pack, a, b):
+                write_rows(ds, s + x - a, pack[x:y])
+            rows += e - s
+            continue
         buf = np.empty((e0 - s0, *ds.shape[1:]), dtype=dt)
         for s, e, h in run:
             view = buf[s - s0:e - s0]

@@ -383,3 +383,31 @@ def test_text_rows_are_hashed_as_stored(repo: Repository) -> None:
     repo.checkout("HEAD~1")
     repo.checkout("main")
     assert repo.status(verify=True).clean
+
+
+def test_one_huge_range_is_preserved_and_restored_in_slices(tmp_path: Path, monkeypatch) -> None:
+    import h5vc.objects as objects_mod
+    import h5vc.scan as scan_mod
+
+    monkeypatch.setattr(objects_mod, "RUN_BYTES", 256)  # the dataset's one range is "huge"
+    monkeypatch.setattr(scan_mod, "SLICE_BYTES", 100)
+    data = np.arange(3000, dtype="i8").reshape(1000, 3)
+    path = tmp_path / "huge.h5"
+    with h5py.File(path, "w") as f:
+        f["big"] = data  # contiguous: one block, one range of 24 kB
+    with Repository.init(path) as repo:
+        with repo.transaction("drop") as tx:
+            del tx["/big"]
+        assert repo.file["/.h5vc/objindex"].shape == (1,)
+        repo.checkout("HEAD~1")
+        np.testing.assert_array_equal(repo.file["/big"][()], data)
+        assert repo.status(verify=True).clean
+    path2 = tmp_path / "huge2.h5"
+    with h5py.File(path2, "w") as f:
+        f["big"] = data
+    with Repository.init(path2) as repo:
+        repo.file["/big"][5] = -1  # an outside overwrite is caught while preserving in slices
+        with pytest.raises(DirtyStoreError, match="rows 0:1000 of /big"):
+            with repo.transaction("drop") as tx:
+                del tx["/big"]
+        assert "/big" in repo.file and not repo.file["/.h5vc"].get("objindex")
