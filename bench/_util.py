@@ -59,6 +59,17 @@ def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def alternate(repeat: int, runs: dict[str, Callable[[int], float]]) -> dict[str, list[float]]:
+    """Each variant once per round, the order reversed every other round; the times it returns."""
+    names = list(runs)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeat):
+        for name in names if r % 2 == 0 else names[::-1]:
+            progress(f"round {r + 1}: {name}")
+            times[name].append(runs[name](r))
+    return times
+
+
 def provenance() -> dict[str, Any]:
     """What was measured: h5vc revision (and whether the tree was dirty), versions, cores."""
     import h5py

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import emit_json, median, ms, print_table, progress, ratio, verdict  # noqa: E402
+from _util import alternate, emit_json, median, ms, print_table, progress, ratio, verdict  # noqa: E402
 
 from h5vc import Repository  # noqa: E402
 
@@ -87,14 +87,9 @@ def main() -> None:
         progress(f"generating {args.rows:,} rows ...")
         make_csv(csv, args.rows)
         mb = csv.stat().st_size / 2**20
-        p, v = [], []
-        for r in range(args.repeat):
-            for which in (("plain", "h5vc") if r % 2 == 0 else ("h5vc", "plain")):
-                progress(f"round {r + 1}: {which}")
-                if which == "plain":
-                    p.append(plain(csv, tmp / f"p{r}.h5"))
-                else:
-                    v.append(with_h5vc(csv, tmp / f"v{r}.h5"))
+        times = alternate(args.repeat, {"plain": lambda r: plain(csv, tmp / f"p{r}.h5"),
+                                        "h5vc": lambda r: with_h5vc(csv, tmp / f"v{r}.h5")})
+        p, v = times["plain"], times["h5vc"]
         with h5py.File(tmp / "p0.h5", "r") as a, h5py.File(tmp / "v0.h5", "r") as b:
             for name in ("t1", "n2"):
                 assert np.array_equal(a[f"/sensors/{name}"][()], b[f"/sensors/{name}"][()])

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import emit_json, median, ms, print_table, progress, ratio, verdict  # noqa: E402
+from _util import alternate, emit_json, median, ms, print_table, progress, ratio, verdict  # noqa: E402
 
 from h5vc import Repository  # noqa: E402
 
@@ -110,15 +110,9 @@ def main() -> None:
         make_images(big, args.files, args.size)
         make_images(small, min(1000, args.files), args.size, seed=1)
         png_bytes = sum(p.stat().st_size for p in big.rglob("*.png"))
-        plain, vc = [], []
-        for r in range(args.repeat):
-            for which in (("plain", "h5vc") if r % 2 == 0 else ("h5vc", "plain")):
-                out = tmp / f"{which}{r}.h5"
-                progress(f"round {r + 1}: {which}")
-                if which == "plain":
-                    plain.append(plain_loop(big, out))
-                else:
-                    vc.append(h5vc_add(big, out))
+        times = alternate(args.repeat, {"plain": lambda r: plain_loop(big, tmp / f"plain{r}.h5"),
+                                        "h5vc": lambda r: h5vc_add(big, tmp / f"h5vc{r}.h5")})
+        plain, vc = times["plain"], times["h5vc"]
         with h5py.File(tmp / "h5vc0.h5", "r") as a, h5py.File(tmp / "plain0.h5", "r") as b:
             for cat in ("cat", "dog"):
                 assert np.array_equal(a[f"/train/{cat}/images"][()], b[f"/train/{cat}/images"][()])

@@ -31,6 +31,7 @@ import xxhash
 
 from .errors import FormatVersionError, IntegrityError, NotARepositoryError
 from .hashing import encode_dtype
+from .state import row_bytes
 
 META = ".h5vc"
 FORMAT_VERSION = 1
@@ -218,9 +219,6 @@ class Layout:
     def has_object(self, h: str) -> bool:
         return h in self._load_object_index()
 
-    def object_hashes(self) -> list[str]:
-        return sorted(self._load_object_index())
-
     def _pack(self, key: str) -> h5py.Dataset:
         ds = self._packs.get(key)
         if ds is None:
@@ -280,13 +278,17 @@ class Layout:
 
     def locate(self, h: str) -> tuple[h5py.Dataset, int, int]:
         """(pack, first row, end row) of object ``h``, for reading it slice by slice."""
+        key, a, b, _scalar = self._where(h)
+        return self._pack(key), a, b
+
+    def _where(self, h: str) -> tuple[str, int, int, bool]:
         loc = self._load_object_index().get(h)
         if loc is None:
             raise IntegrityError(
                 f"preserved content {h[:10]} is missing from the store; it may have been "
                 "discarded by `checkout --force` or removed by another tool"
             )
-        return self._pack(loc[0]), loc[1], loc[2]
+        return loc
 
     def _pack_for(self, dtype: np.dtype, tail: tuple[int, ...], filters: dict[str, Any],
                   block_rows: int) -> tuple[str, h5py.Dataset]:
@@ -294,8 +296,7 @@ class Layout:
             [encode_dtype(dtype), list(tail), sorted(filters.items())]))
         packs = self.g.require_group("packs")
         if key not in packs:
-            row_bytes = max(1, int(np.prod(tail, dtype=np.int64)) * dtype.itemsize)
-            chunk = max(1, min(block_rows, (1 << 22) // row_bytes))
+            chunk = max(1, min(block_rows, (1 << 22) // row_bytes(tail, dtype.itemsize)))
             kw = dict(filters) if filters else {}
             packs.create_dataset(key, shape=(0, *tail), maxshape=(None, *tail),
                                  chunks=(chunk, *tail), dtype=dtype, **kw)
@@ -317,13 +318,7 @@ class Layout:
 
     def read_object(self, h: str, out: np.ndarray | None = None) -> np.ndarray:
         """The rows of object ``h``; into ``out`` (a view of the right shape) when given."""
-        loc = self._load_object_index().get(h)
-        if loc is None:
-            raise IntegrityError(
-                f"preserved content {h[:10]} is missing from the store; it may have been "
-                "discarded by `checkout --force` or removed by another tool"
-            )
-        key, a, b, scalar = loc
+        key, a, b, scalar = self._where(h)
         pack = self._pack(key)
         if scalar:
             from .scan import as_0d

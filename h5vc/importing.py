@@ -26,6 +26,7 @@ import numpy as np
 import xxhash
 
 from .errors import H5vcError, InvalidInputError, NotFoundError
+from .state import row_bytes
 
 __all__ = ["AddResult", "Batch", "BadInputError", "ImportContext", "Importer", "Source",
            "compression_kwargs", "run_import"]
@@ -217,8 +218,7 @@ def file_hash(path: Path) -> str:
 
 
 def _auto_chunk_rows(tail: tuple[int, ...], itemsize: int) -> int:
-    row = max(1, int(np.prod(tail, dtype=np.int64)) * max(itemsize, 1))
-    return max(1, min(65536, (1 << 20) // row))
+    return max(1, min(65536, (1 << 20) // row_bytes(tail, itemsize)))
 
 
 class _Progress:

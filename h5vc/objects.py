@@ -24,7 +24,7 @@ from .errors import DirtyStoreError, IntegrityError
 from .format import Layout
 from .hashing import decode_dtype, decode_value, dtype_key, rows_hash, rows_hash_parts
 from .scan import create_kwargs, live_hash, object_filters, read_rows, row_slices, write_rows
-from .state import ROOT, State, block_rows, is_below
+from .state import ROOT, State, block_rows, is_below, row_bytes
 
 __all__ = ["RestoreReport", "create_dataset", "preserve_ranges", "restore"]
 
@@ -88,8 +88,7 @@ def _runs(ranges: list[list[Any]], row_bytes: int) -> list[list[list[Any]]]:
 
 
 def _row_bytes(ds: h5py.Dataset) -> int:
-    tail = ds.shape[1:] if ds.shape else ()
-    return max(1, int(np.prod(tail, dtype=np.int64)) * ds.dtype.itemsize)
+    return row_bytes(ds.shape[1:] if ds.shape else (), ds.dtype.itemsize)
 
 
 def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any],

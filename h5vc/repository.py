@@ -533,8 +533,8 @@ class Repository:
         new_state = apply_changes(state, changes)
         self._head_cache = (cid, new_state)
         if self._index is not None:
-            self._index[cid] = Frame(cid, head, self._ends.get(head, 0) if head else 0,
-                                     end - TRAILER.size - len(payload), len(payload))
+            self._index[cid] = Frame(cid, head, parent_end, end - TRAILER.size - len(payload),
+                                     len(payload))
         snap_pos = self._snapshot_pos()
         if end - snap_pos > max(SNAPSHOT_MIN_BYTES, self._snapshot_len // 4) or snap_pos == 0:
             self._write_snapshot(cid, new_state)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .format import META
 from .hashing import dtype_key, encode_dtype, encode_value, rows_hash, rows_hash_parts
-from .state import ROOT, State, block_rows, is_below, split_blocks
+from .state import ROOT, State, block_rows, is_below, row_bytes, split_blocks
 
 __all__ = ["as_0d", "attr_changes", "create_kwargs", "dataset_meta", "live_hash", "live_kinds",
            "materialize", "object_filters", "read_attrs", "read_rows", "row_slices", "scan",
@@ -137,9 +137,7 @@ SLICE_BYTES = 64 << 20  # larger ranges are read, hashed and copied in slices of
 
 def row_slices(ds: h5py.Dataset, start: int, stop: int) -> list[tuple[int, int]]:
     """[start, stop) cut into slices of at most SLICE_BYTES of rows."""
-    tail = ds.shape[1:] if ds.shape else ()
-    row = max(1, int(np.prod(tail, dtype=np.int64)) * ds.dtype.itemsize)
-    step = max(1, SLICE_BYTES // row)
+    step = max(1, SLICE_BYTES // row_bytes(ds.shape[1:] if ds.shape else (), ds.dtype.itemsize))
     return [(a, min(a + step, stop)) for a in range(start, stop, step)] or [(start, stop)]
 
 

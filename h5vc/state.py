@@ -36,6 +36,14 @@ def is_below(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
+def row_bytes(tail: tuple[int, ...] | list[int], itemsize: int) -> int:
+    """Bytes of one row (at least 1): the unit every row budget is counted in."""
+    n = 1
+    for d in tail:
+        n *= int(d)
+    return max(1, n * max(itemsize, 1))
+
+
 def block_rows(meta: dict[str, Any], n: int) -> int:
     """Rows per block: the chunk's first dimension, or the whole dataset when contiguous."""
     chunks = meta.get("chunks")

@@ -19,7 +19,7 @@ from .errors import DirtyStoreError, InvalidInputError, NotFoundError
 from .hashing import dtype_key, rows_hash, text_rows_hash
 from .objects import preserve_ranges, restore, set_attrs
 from .scan import attr_changes, dataset_meta, materialize, read_attrs, row_slices, scan, write_rows
-from .state import ROOT, apply_changes, block_rows, is_below, parent_of, split_blocks
+from .state import ROOT, apply_changes, block_rows, is_below, parent_of, row_bytes, split_blocks
 
 __all__ = ["ConversionWarning", "Transaction", "TxAttrs", "TxDataset", "TxGroup"]
 
@@ -42,6 +42,11 @@ def _norm(path: str) -> str:
 
 
 _NORMAL: set[str] = set()  # paths already in normal form (the hot path looks them up once)
+
+
+def _foreign(path: str) -> DirtyStoreError:
+    return DirtyStoreError(f"{path} has uncommitted changes made outside this transaction; "
+                           "commit them first (h5vc commit -m ...)")
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -226,10 +231,7 @@ class Transaction:
             foreign = [c for c in scan(self._f, self._state, paths=[p])
                        if not any(is_below(c["path"], t) for t in mine)]
             if foreign:
-                raise DirtyStoreError(
-                    f"{foreign[0]['path']} has uncommitted changes made outside this "
-                    "transaction; commit them first (h5vc commit -m ...)"
-                )
+                raise _foreign(foreign[0]["path"])
         self._structural.add(p)
 
     def _check_dataset(self, p: str, shape: Any = False) -> dict[str, Any] | None:
@@ -246,10 +248,7 @@ class Transaction:
                 m = node["meta"]
                 want = None if m["rank"] < 0 else () if m["rank"] == 0 else (node["n"], *m["tail"])
             if node is None or node["k"] != "d" or shape != want:
-                raise DirtyStoreError(
-                    f"{p} has uncommitted changes made outside this transaction; commit them "
-                    "first (h5vc commit -m ...)"
-                )
+                raise _foreign(p)
             self._checked.add(p)
         return node
 
@@ -636,6 +635,5 @@ def _memory_hashes(arr: np.ndarray, dt: np.dtype, n0: int, block: int) -> list[l
 
 def _guess_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, ...]:
     """About 1 MiB per chunk, whole rows: one block is one chunk row."""
-    row = max(1, int(np.prod(shape[1:], dtype=np.int64)) * max(dtype.itemsize, 1))
-    rows = max(1, min(max(shape[0], 1), (1 << 20) // row))
+    rows = max(1, min(max(shape[0], 1), (1 << 20) // row_bytes(shape[1:], dtype.itemsize)))
     return (rows, *shape[1:])
