@@ -88,6 +88,19 @@ def _open(store: Path | None, *, write: bool) -> Repository:
     return Repository.open(path, mode="r+" if write else "r")
 
 
+def _relative(p: Path) -> str:
+    import os
+
+    r = os.path.relpath(p.absolute(), Path.cwd())
+    return str(p) if r.startswith(".." + os.sep + "..") else r
+
+
+def _quote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
+
+
 def _echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
 
@@ -155,16 +168,27 @@ def _log_line(c: Commit) -> str:
 def init(
     path: Annotated[Path, typer.Argument(help="The HDF5 file: created, or adopted with its content.")],
     message: Annotated[str, typer.Option("--message", "-m", help="Message of the first commit.")] = "init",
+    pointer: Annotated[bool | None, typer.Option(
+        "--pointer/--no-pointer", help="Write the pointer file PATH.h5vc for git (default: when "
+        "PATH is in a git work tree, which also gets PATH added to its .gitignore).")] = None,
 ) -> None:
     """Create a store, or adopt an existing HDF5 file (its content becomes the first commit)."""
     from .repository import Repository
 
     existed = path.exists()
-    with Repository.init(path, message=message) as repo:
+    with Repository.init(path, message=message, pointer=pointer) as repo:
         head = repo.head
         assert head is not None
         verb = "Adopted" if existed else "Created"
         typer.echo(f"{verb} store {path} on branch main, commit {head.short_id} ({head.summary})")
+        for note in repo.git_notes:
+            typer.echo(note[0].upper() + note[1:])
+        if repo.pointer is not None and any("ignored" in n for n in repo.git_notes):
+            gi = _relative(repo.path.parent / ".gitignore")
+            typer.echo(f"Track the pointer with your code: git add {_quote(_relative(repo.pointer))} "
+                       f"{_quote(gi)}")
+        elif repo.pointer is not None:
+            typer.echo(f"Track the pointer with your code: git add {_quote(_relative(repo.pointer))}")
 
 
 @app.command()
@@ -468,6 +492,148 @@ def plugins(as_json: JsonOpt = False) -> None:
     for r in rows:
         pkg = f"{r['package']} {r['version']}" if r["package"] else r["plugin"]
         typer.echo(f"{r['name']:<8} {' '.join(r['suffixes']):<40} {pkg}  {r['description']}")
+
+
+@app.command()
+def pointer(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Write or refresh the pointer file STORE.h5vc (for git) naming the store's HEAD."""
+    from .gitlink import read_pointer
+
+    with _open(store, write=False) as repo:
+        ptr = repo.path.with_name(repo.path.name + ".h5vc")
+        before = None
+        if ptr.exists():
+            try:
+                before = read_pointer(ptr).commit
+            except H5vcError:
+                before = ""
+        path = repo.write_pointer()
+        head = repo.head
+        assert head is not None
+        what = "created" if before is None else ("unchanged" if before == head.id else "updated")
+        if as_json:
+            _echo_json({"pointer": str(path), "store": str(repo.path), "commit": head.id,
+                        "result": what})
+            return
+        typer.echo(f"{_relative(path)}: commit {head.short_id} ({what})")
+
+
+@app.command()
+def sync(
+    force: Annotated[bool, typer.Option("--force", "-f", help="Discard uncommitted changes in "
+                                        "the way (they are listed).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring every store with a pointer file in this git work tree to the pointer's commit."""
+    from .gitlink import sync as do_sync
+
+    outcomes = do_sync(Path.cwd(), force=force)
+    if as_json:
+        _echo_json([o.to_json() for o in outcomes])
+    else:
+        if not outcomes:
+            typer.echo("no pointer files in this git work tree (`h5vc pointer -s STORE` writes one)")
+        for o in outcomes:
+            if o.discarded:
+                typer.echo(f"{_relative(o.store or o.pointer)}: discarded uncommitted changes:")
+                for line in change_lines(o.discarded):
+                    typer.echo(f"  {line}")
+            if o.outcome != "in sync":
+                typer.echo(o.message, err=not o.ok)
+        if outcomes and all(o.outcome == "in sync" for o in outcomes):
+            typer.echo("stores are in sync with their pointer files")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+hooks_app = typer.Typer(
+    name="hooks",
+    help="Git hooks that keep stores and code in step: install, uninstall, status.",
+    no_args_is_help=True,
+)
+app.add_typer(hooks_app)
+
+
+def _hook_lines(states: list[Any], action: bool) -> list[str]:
+    out = []
+    for s in states:
+        if action:
+            text = s.action
+        elif s.state == "installed":
+            text = "installed" + ("" if s.python_ok else f" (but {s.python} is gone: install again)")
+        elif s.state == "other":
+            text = "other hook (not h5vc's; `h5vc hooks install` chains it)"
+        else:
+            text = "not installed"
+        if s.chained and s.state == "installed":
+            text += f", chains {s.name}.h5vc-chained"
+        out.append(f"  {s.name:<14} {text}")
+    return out
+
+
+@hooks_app.command("install")
+def hooks_install() -> None:
+    """Install pre-commit, post-checkout, post-merge, post-rewrite and pre-push hooks."""
+    from .gitlink import install_hooks, store_states
+
+    d, states = install_hooks(Path.cwd())
+    typer.echo(f"git hooks in {_relative(d)} (python {states[0].python}):")
+    for line in _hook_lines(states, action=True):
+        typer.echo(line)
+    if not store_states(Path.cwd()):
+        typer.echo("no pointer files yet: `h5vc init FILE.h5` in this work tree writes one, "
+                   "`h5vc pointer -s STORE` does for an existing store")
+
+
+@hooks_app.command("uninstall")
+def hooks_uninstall() -> None:
+    """Remove h5vc's hooks, putting back the hooks they chained."""
+    from .gitlink import uninstall_hooks
+
+    d, states = uninstall_hooks(Path.cwd())
+    typer.echo(f"git hooks in {_relative(d)}:")
+    for line in _hook_lines(states, action=True):
+        typer.echo(line)
+
+
+@hooks_app.command("status")
+def hooks_status(as_json: JsonOpt = False) -> None:
+    """Show which hooks are installed and whether each store matches its pointer file."""
+    from .gitlink import hooks_status as get_status
+    from .gitlink import store_states
+
+    d, states = get_status(Path.cwd())
+    stores = store_states(Path.cwd())
+    if as_json:
+        _echo_json({"hooks_dir": str(d), "hooks": {s.name: s.to_json() for s in states},
+                    "stores": [s.to_json() for s in stores]})
+        return
+    typer.echo(f"git hooks in {_relative(d)}:")
+    for line in _hook_lines(states, action=False):
+        typer.echo(line)
+    typer.echo("stores:" if stores else "stores: no pointer files in this work tree")
+    for st in stores:
+        text = st.state
+        if st.state == "pointer stale":
+            text += f" (store at {(st.head or '-')[:10]}: `h5vc sync` or `h5vc pointer`)"
+        elif st.detail:
+            text += f" ({st.detail})"
+        at = f" at {st.commit[:10]}" if st.commit else ""
+        typer.echo(f"  {_relative(st.pointer)}{at}: {text}")
+
+
+@app.command("git-hook", hidden=True,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def git_hook(
+    name: Annotated[str, typer.Argument(help="The git hook being run.")],
+    args: Annotated[list[str] | None, typer.Argument(help="git's arguments to it.")] = None,
+) -> None:
+    """Run h5vc's part of a git hook (what the installed shims call)."""
+    from .gitlink import run_hook
+
+    code = run_hook(name, list(args or []))
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -35,6 +35,7 @@ from .state import State, apply_changes, empty_state, summary_line
 __all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
 
 SNAPSHOT_MIN_BYTES = 16 * 1024
+POINTER_SUFFIX = ".h5vc"  # data.h5 -> data.h5.h5vc (gitlink.pointer_path)
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,6 @@ class CheckoutResult:
     branch: str | None
     discarded: list[dict[str, Any]]
     report: RestoreReport
-
-
-def default_author() -> str:
-    return os.environ.get("H5VC_AUTHOR") or _login_name()
 
 
 @functools.lru_cache(maxsize=1)
@@ -193,6 +190,11 @@ class Repository:
         self._tip: str | None = None  # newest commit appended after refs were written
         self._objcache: dict[str, tuple[Any, ...]] = {}  # path -> (h5py object, address, layout)
         self._ends: dict[str, int] = {}  # commit id -> where its frame ends in the journal
+        # the pointer file, kept naming HEAD when it exists (checked once: a stat per open)
+        ptr = path.with_name(path.name + POINTER_SUFFIX)
+        self._pointer: Path | None = ptr if ptr.exists() else None
+        self._author: str | None = None
+        self.git_notes: list[str] = []  # what init did in a git work tree (pointer, .gitignore)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -211,8 +213,12 @@ class Repository:
 
     @classmethod
     def init(cls, path: str | os.PathLike[str], *, message: str = "init",
-             author: str | None = None) -> Repository:
-        """Create a new store, or adopt an existing HDF5 file: its content becomes commit 1."""
+             author: str | None = None, pointer: bool | None = None) -> Repository:
+        """Create a new store, or adopt an existing HDF5 file: its content becomes commit 1.
+
+        ``pointer``: write the pointer file ``<store>.h5vc`` (and ignore the store in git):
+        None does so when the store lies in a git work tree, True always, False never.
+        """
         p = Path(path)
         created = not p.exists()
         if not created:
@@ -234,9 +240,10 @@ class Repository:
             changes = materialize(f, scan(f, empty_state()))
             Layout.create(f, f"h5vc {__version__}")
             repo = cls(f, p)
+            if pointer is False:
+                repo._pointer = None
             repo._write_refs({"head": {"branch": "main"}, "branches": {}, "tags": {}})
             repo._record(changes, message, author)
-            return repo
         except BaseException:
             # leave the file as it was: no half-made /.h5vc, no new empty file
             if f.id.valid:
@@ -246,6 +253,34 @@ class Repository:
             if created:
                 p.unlink(missing_ok=True)
             raise
+        if pointer is not False:
+            try:
+                repo._link_git(always=bool(pointer))
+            except BaseException:
+                repo.close()
+                raise
+        return repo
+
+    def _link_git(self, *, always: bool) -> None:
+        """After init: write the pointer file; in a git work tree, keep the store out of git."""
+        from . import gitlink
+
+        top = gitlink.find_work_tree(self.path.parent)
+        if top is None and not always:
+            return
+        self.write_pointer()
+        assert self._pointer is not None
+        self.git_notes.append(f"wrote pointer {self._pointer}")
+        if top is None:
+            return
+        with gitlink.open_git(self.path.parent) as g:
+            gi = gitlink.ignore_store(g, self.path.absolute())
+            if gi is not None:
+                self.git_notes.append(f"ignored {self.path.name} in {gi}")
+            if gitlink.is_tracked(g, self.path.absolute()):
+                self.git_notes.append(
+                    f"{self.path} is tracked by git; stop tracking it with "
+                    f"`git rm --cached {self.path}` (the pointer file stands in for it)")
 
     def close(self) -> None:
         if self._f.id.valid:
@@ -519,7 +554,7 @@ class Repository:
     def _record(self, changes: list[dict[str, Any]], message: str,
                 author: str | None) -> Commit:
         head, state = self._head_state()
-        rec = {"v": 1, "parents": [head] if head else [], "author": author or default_author(),
+        rec = {"v": 1, "parents": [head] if head else [], "author": author or self._default_author(),
                "time": _now(), "message": message, "changes": changes}
         payload = canonical_json(rec)
         cid = xxhash.xxh3_128(payload).hexdigest()
@@ -539,7 +574,48 @@ class Repository:
         if end - snap_pos > max(SNAPSHOT_MIN_BYTES, self._snapshot_len // 4) or snap_pos == 0:
             self._write_snapshot(cid, new_state)
         self._f.flush()
+        if self._pointer is not None:
+            self._update_pointer(cid)
         return Commit._from_record(cid, rec)
+
+    def _default_author(self) -> str:
+        """$H5VC_AUTHOR; else git's identity when the store is in a git work tree; else login."""
+        if self._author is None:
+            env = os.environ.get("H5VC_AUTHOR")
+            if env:
+                return env
+            from .gitlink import git_identity
+
+            self._author = git_identity(self.path.parent) or _login_name()
+        return self._author
+
+    # -- pointer file --------------------------------------------------------------------
+
+    @property
+    def pointer(self) -> Path | None:
+        """The pointer file ``<store>.h5vc`` when it exists: kept naming HEAD."""
+        return self._pointer
+
+    def write_pointer(self) -> Path:
+        """Create or refresh the pointer file ``<store>.h5vc`` naming HEAD; returns its path."""
+        head = self._head_from(self._refs())
+        if head is None:
+            raise InvalidInputError(f"{self.path} has no commits yet; commit first")
+        self._pointer = self.path.with_name(self.path.name + POINTER_SUFFIX)
+        self._update_pointer(head)
+        return self._pointer
+
+    def _update_pointer(self, cid: str) -> None:
+        from .gitlink import write_pointer
+
+        assert self._pointer is not None
+        try:
+            write_pointer(self.path, cid, path=self._pointer)
+        except OSError as e:
+            raise ReadOnlyError(
+                f"{self.path} is at commit {cid[:10]}, but its pointer file {self._pointer} cannot "
+                f"be written ({e.strerror}); make it writable and run `h5vc pointer`"
+            ) from None
 
     def _snapshot_pos(self) -> int:
         if self._snap_pos is None:
@@ -573,6 +649,8 @@ class Repository:
         self._head_cache = (target, goal)
         self._write_snapshot(target, goal)
         self._f.flush()
+        if self._pointer is not None:
+            self._update_pointer(target)
         return CheckoutResult(self.get_commit(target), refs["head"].get("branch"), changes,
                               report)
 

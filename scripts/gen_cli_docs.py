@@ -29,12 +29,23 @@ def _argument_help(cmd: object, name: str) -> str:
     return ""
 
 
-def render() -> str:
+def commands() -> list[tuple[str, object]]:
+    """Every visible command as (full name, click command), sub-commands of groups included."""
     group = typer.main.get_command(app)
-    out = [HEADER]
+    found = []
     for name, cmd in group.commands.items():  # type: ignore[attr-defined]
         if cmd.hidden:
             continue
+        if hasattr(cmd, "commands"):
+            found += [(f"{name} {sub}", c) for sub, c in cmd.commands.items() if not c.hidden]
+        else:
+            found.append((name, cmd))
+    return found
+
+
+def render() -> str:
+    out = [HEADER]
+    for name, cmd in commands():
         out.append(f"\n## h5vc {name}\n")
         args = " ".join(p.human_readable_name for p in cmd.params if p.param_type_name == "argument")
         out.append(f"    h5vc {name}{' ' + args if args else ''} [OPTIONS]\n")

@@ -1,0 +1,711 @@
+"""Git integration: pointer files that tie a store's commit to the code, and git hooks.
+
+A **pointer file** ``<store>.h5vc`` sits beside the store and is tracked by git. It names the
+store's commit, so each git commit records the data version its code ran on::
+
+    format = 1
+    store = "data.h5"
+    commit = "<h5vc commit id>"
+
+The **hooks** are small shell shims in the folder ``git rev-parse --git-path hooks`` names
+(``core.hooksPath`` and linked worktrees included). Each runs a hook that was there before
+(renamed ``NAME.h5vc-chained``), then ``<python> -m h5vc git-hook NAME ARGS``:
+
+- post-checkout (branch checkouts, never inside a rebase), post-merge and post-rewrite after a
+  rebase bring every store to its pointer's commit (:func:`sync`); they never make git fail;
+- pre-commit refuses a git commit while a store has unrecorded changes or its pointer file is
+  stale, unstaged or untracked, printing the command that fixes it;
+- pre-push does nothing until remotes exist.
+
+gitpython is imported only where git is used: opening a store outside a git work tree costs a
+few ``stat`` calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import shlex
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from .errors import H5vcError, InvalidInputError, NotARepositoryError, NotFoundError
+
+if TYPE_CHECKING:
+    import git
+
+    from .repository import Repository
+
+__all__ = [
+    "HOOKS",
+    "HookState",
+    "Pointer",
+    "StoreState",
+    "SyncOutcome",
+    "find_work_tree",
+    "git_identity",
+    "hooks_status",
+    "install_hooks",
+    "pointer_path",
+    "read_pointer",
+    "run_hook",
+    "store_states",
+    "sync",
+    "uninstall_hooks",
+]
+
+POINTER_SUFFIX = ".h5vc"
+POINTER_FORMAT = 1
+HOOKS = ("pre-commit", "post-checkout", "post-merge", "post-rewrite", "pre-push")
+SHIM_MARKER = "# h5vc-hook-shim"
+CHAINED_SUFFIX = ".h5vc-chained"
+_STDIN_HOOKS = ("pre-push", "post-rewrite")  # git feeds these on stdin: both hooks must see it
+_HEX = re.compile(r"[0-9a-f]{32}")
+_HEADER = (
+    "# h5vc pointer: the version of the HDF5 store that goes with this code.\n"
+    "# Track it with git; `h5vc sync` (or the git hooks) bring the store to it.\n"
+)
+
+
+# -- pointer files ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pointer:
+    """A parsed pointer file: where it is, the store it names (absolute) and the commit."""
+
+    path: Path
+    store: Path
+    commit: str
+    format: int = POINTER_FORMAT
+
+
+def pointer_path(store: str | os.PathLike[str]) -> Path:
+    """The pointer file of ``store``: ``data.h5`` -> ``data.h5.h5vc``."""
+    p = Path(store)
+    return p.with_name(p.name + POINTER_SUFFIX)
+
+
+def _toml_str(s: str) -> str:
+    # JSON without ASCII escaping is a valid TOML basic string: only ", \ and control
+    # characters are escaped, with escapes TOML shares
+    return json.dumps(s, ensure_ascii=False)
+
+
+def render_pointer(store_rel: str, commit: str) -> str:
+    return (f"{_HEADER}format = {POINTER_FORMAT}\nstore = {_toml_str(store_rel)}\n"
+            f"commit = {_toml_str(commit)}\n")
+
+
+def _load_toml(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+def read_pointer(path: str | os.PathLike[str]) -> Pointer:
+    """Parse a pointer file; :class:`InvalidInputError` naming the problem if it is not one."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"no pointer file {p}; write one with `h5vc pointer`") from None
+    except OSError as e:
+        raise InvalidInputError(f"cannot read pointer file {p}: {e.strerror}") from None
+    fix = "check it out again from git (git checkout -- FILE) or rewrite it with `h5vc pointer`"
+    if b"\n<<<<<<< " in b"\n" + raw:
+        raise InvalidInputError(
+            f"{p} is not a valid h5vc pointer: it has git conflict markers; keep one side's "
+            "commit, or record the store's version with `h5vc pointer`, then `git add` it"
+        )
+    try:
+        doc = _load_toml(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else f"bad TOML: {e}"
+        raise InvalidInputError(f"{p} is not a valid h5vc pointer ({reason}); {fix}") from None
+    fmt, store, commit = doc.get("format"), doc.get("store"), doc.get("commit")
+    if not isinstance(fmt, int) or not isinstance(store, str) or not isinstance(commit, str):
+        raise InvalidInputError(
+            f"{p} is not a valid h5vc pointer (it needs format, store and commit); {fix}"
+        )
+    if fmt > POINTER_FORMAT:
+        raise InvalidInputError(
+            f"{p} has pointer format {fmt}, newer than this h5vc reads ({POINTER_FORMAT}); "
+            "upgrade h5vc"
+        )
+    if not _HEX.fullmatch(commit) or not store:
+        raise InvalidInputError(
+            f"{p} is not a valid h5vc pointer (commit must be a full 32-digit id and store a "
+            f"path); {fix}"
+        )
+    return Pointer(p, (p.parent / store).absolute(), commit, fmt)
+
+
+def write_pointer(store: Path, commit: str, *, path: Path | None = None) -> bool:
+    """Write ``store``'s pointer file naming ``commit``; False when it already said so."""
+    path = path or pointer_path(store)
+    rel = Path(os.path.relpath(Path(store).absolute(), path.absolute().parent)).as_posix()
+    text = render_pointer(rel, commit)
+    try:
+        if path.read_text("utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -- git discovery and identity ------------------------------------------------------------
+
+def _has_dot_git(start: Path) -> bool:
+    """Cheap pre-check: is there a ``.git`` in ``start`` or above? (no gitpython import)"""
+    if os.environ.get("GIT_DIR"):
+        return True
+    for d in (start, *start.parents):
+        if os.path.lexists(os.path.join(d, ".git")):
+            return True
+    return False
+
+
+def find_work_tree(start: str | os.PathLike[str]) -> Path | None:
+    """The top folder of the git work tree holding ``start``, or None."""
+    s = Path(start).absolute()
+    if not s.is_dir():
+        s = s.parent
+    if not _has_dot_git(s):
+        return None
+    import git
+
+    try:
+        with git.Repo(s, search_parent_directories=True) as g:
+            top = g.working_tree_dir
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    return None if top is None else Path(top)
+
+
+@contextlib.contextmanager
+def open_git(start: str | os.PathLike[str] | None = None) -> Iterator[git.Repo]:
+    """The git repository of the work tree holding ``start`` (default: the current folder).
+
+    Closed on exit: gitpython keeps ``git cat-file`` processes alive until then.
+    """
+    import git
+
+    s = Path(start) if start is not None else Path.cwd()
+    try:
+        g = git.Repo(s, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise NotARepositoryError(
+            f"{s} is not inside a git work tree; run this in your project's git repository "
+            "(or `git init` one)"
+        ) from None
+    try:
+        if g.working_tree_dir is None:
+            raise NotARepositoryError(f"{g.git_dir} is a bare git repository; use a clone of it")
+        yield g
+    finally:
+        g.close()
+
+
+@functools.lru_cache(maxsize=16)
+def _identity_at(top: str) -> str | None:
+    import git
+
+    name = os.environ.get("GIT_AUTHOR_NAME")
+    email = os.environ.get("GIT_AUTHOR_EMAIL")
+    if not (name and email):
+        with git.Repo(top) as g:
+            cfg = g.config_reader()
+            name = name or cfg.get_value("user", "name", default="") or None
+            email = email or cfg.get_value("user", "email", default="") or None
+    if not name:
+        return None
+    return f"{name} <{email}>" if email else str(name)
+
+
+def git_identity(start: str | os.PathLike[str]) -> str | None:
+    """``Name <email>`` as git would author a commit in the work tree holding ``start``."""
+    top = find_work_tree(start)
+    return None if top is None else _identity_at(str(top))
+
+
+def ignore_store(g: git.Repo, store: Path) -> Path | None:
+    """Add ``/<store name>`` to the .gitignore beside the store unless git ignores it already.
+
+    Returns the .gitignore written, or None.
+    """
+    import git as gitmod
+
+    try:
+        g.git.check_ignore("-q", "--", str(store))
+        return None  # already ignored
+    except gitmod.GitCommandError:
+        pass
+    gi = store.parent / ".gitignore"
+    text = gi.read_text("utf-8") if gi.exists() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    name = store.name
+    for ch in "\\*?[!#":  # a literal file name, not a pattern
+        name = name.replace(ch, "\\" + ch) if ch in name else name
+    gi.write_text(text + f"/{name}\n", "utf-8")
+    return gi
+
+
+def is_tracked(g: git.Repo, path: Path) -> bool:
+    return bool(g.git.ls_files("--", str(path)).strip())
+
+
+# -- store states, sync --------------------------------------------------------------------
+
+def _rel(p: Path, base: Path | None = None) -> str:
+    base = base or Path.cwd()
+    try:
+        r = os.path.relpath(p, base)
+    except ValueError:  # another drive
+        return str(p)
+    return str(p) if r.startswith(".." + os.sep + "..") else r
+
+
+def _q(p: Path) -> str:
+    return shlex.quote(_rel(p))
+
+
+def pointer_files(g: git.Repo) -> list[Path]:
+    """Pointer files of the work tree: tracked or untracked (not ignored), present on disk."""
+    out = g.git.ls_files("-z", "--cached", "--others", "--exclude-standard", "--", "*" + POINTER_SUFFIX)
+    top = Path(g.working_tree_dir or ".")
+    seen = sorted({top / r for r in out.split("\0") if r})
+    return [p for p in seen if p.is_file()]
+
+
+@dataclass
+class StoreState:
+    """Where a pointer's store stands: ``in sync``, ``pointer stale``, ``uncommitted changes``,
+    ``store missing``, ``lacks commit``, ``invalid pointer`` or ``unreadable``."""
+
+    pointer: Path
+    store: Path | None
+    commit: str | None
+    head: str | None
+    state: str
+    detail: str = ""
+    changes: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pointer": _rel(self.pointer), "store": None if self.store is None else _rel(self.store),
+                "commit": self.commit, "head": self.head, "state": self.state, "detail": self.detail}
+
+
+def inspect_pointer(path: Path) -> StoreState:
+    """Read a pointer and its store (read-only): is the store at the pointer's commit?"""
+    from .repository import Repository
+    from .state import summary_line
+
+    try:
+        ptr = read_pointer(path)
+    except H5vcError as e:
+        return StoreState(path, None, None, None, "invalid pointer", e.message)
+    if not ptr.store.exists():
+        return StoreState(path, ptr.store, ptr.commit, None, "store missing",
+                          f"{_rel(ptr.store)} is not here")
+    try:
+        with Repository.open(ptr.store, mode="r") as repo:
+            h = repo.head
+            head = None if h is None else h.id
+            changes = repo.status().changes
+            if changes:
+                return StoreState(path, ptr.store, ptr.commit, head, "uncommitted changes",
+                                  summary_line(changes), changes)
+            if head == ptr.commit:
+                return StoreState(path, ptr.store, ptr.commit, head, "in sync")
+            try:
+                repo.resolve(ptr.commit)
+            except NotFoundError:
+                return StoreState(path, ptr.store, ptr.commit, head, "lacks commit")
+            return StoreState(path, ptr.store, ptr.commit, head, "pointer stale")
+    except H5vcError as e:
+        return StoreState(path, ptr.store, ptr.commit, None, "unreadable", e.message)
+
+
+def store_states(start: str | os.PathLike[str] | None = None) -> list[StoreState]:
+    """The state of every pointer file's store in the git work tree holding ``start``."""
+    with open_git(start) as g:
+        files = pointer_files(g)
+    return [inspect_pointer(p) for p in files]
+
+
+@dataclass
+class SyncOutcome:
+    """What :func:`sync` did for one pointer: ``checked out``, ``in sync``, ``dirty``,
+    ``lacks commit``, ``store missing`` or ``error``; ``message`` says it to a user."""
+
+    pointer: Path
+    store: Path | None
+    commit: str | None
+    outcome: str
+    message: str = ""
+    discarded: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("checked out", "in sync")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pointer": _rel(self.pointer), "store": None if self.store is None else _rel(self.store),
+                "commit": self.commit, "outcome": self.outcome, "message": self.message}
+
+
+def _rev_for(repo: Repository, cid: str, prefer: str | None) -> str:
+    """Check out a branch when one sits at ``cid`` (the current one, else the git branch's
+    namesake, else the only one); a detached commit otherwise."""
+    branches = repo.branches()
+    for b in (repo.branch, prefer):
+        if b and branches.get(b) == cid:
+            return b
+    at = [b for b, tip in branches.items() if tip == cid]
+    return at[0] if len(at) == 1 else cid
+
+
+def sync_pointer(path: Path, *, force: bool = False, prefer_branch: str | None = None) -> SyncOutcome:
+    """Bring the store of one pointer file to the pointer's commit."""
+    from .repository import Repository
+    from .state import summary_line
+
+    try:
+        ptr = read_pointer(path)
+    except H5vcError as e:
+        return SyncOutcome(path, None, None, "error", e.message)
+    store, short = ptr.store, ptr.commit[:10]
+    if not store.exists():
+        return SyncOutcome(path, store, ptr.commit, "store missing",
+                           f"{_rel(path)} names commit {short}, but the store {_rel(store)} is not "
+                           "here; copy the store here, then run `h5vc sync`")
+    try:
+        with Repository.open(store, mode="r+") as repo:
+            h = repo.head
+            head = None if h is None else h.id
+            changes = repo.status().changes
+            if head == ptr.commit and (not changes or not force):
+                return SyncOutcome(path, store, ptr.commit, "in sync")
+            try:
+                cid = repo.resolve(ptr.commit)
+            except NotFoundError:
+                return SyncOutcome(
+                    path, store, ptr.commit, "lacks commit",
+                    f"{_rel(store)} lacks commit {short} named by {_rel(path)} (it was made in "
+                    f"another copy of the store), so it stays at {(head or '-')[:10]}; bring that "
+                    "copy here, then run `h5vc sync`")
+            if changes and not force:
+                return SyncOutcome(
+                    path, store, ptr.commit, "dirty",
+                    f"{_rel(store)} has uncommitted changes ({summary_line(changes)}), so it stays "
+                    f"at {(head or '-')[:10]} instead of {short}; record them with "
+                    f"`h5vc commit -s {_q(store)} -m MESSAGE` (then `git add {_q(path)}`), or "
+                    "discard them with `h5vc sync --force`")
+            r = repo.checkout(_rev_for(repo, cid, prefer_branch), force=force)
+            where = f" (branch {r.branch})" if r.branch else ""
+            return SyncOutcome(path, store, ptr.commit, "checked out",
+                               f"{_rel(store)}: checked out {r.commit.short_id} "
+                               f"{r.commit.message}{where}", r.discarded)
+    except H5vcError as e:
+        return SyncOutcome(path, store, ptr.commit, "error",
+                           f"{_rel(store)}: {e.message}; run `h5vc sync` once that is fixed")
+
+
+def _git_branch(g: git.Repo) -> str | None:
+    try:
+        return g.active_branch.name
+    except (TypeError, ValueError):  # detached HEAD, or no commits yet
+        return None
+
+
+def sync(start: str | os.PathLike[str] | None = None, *, force: bool = False) -> list[SyncOutcome]:
+    """Bring every store with a pointer file in the git work tree to the pointer's commit.
+
+    A store with uncommitted changes is left as it is (unless ``force``), and so is a store
+    that lacks the commit or is missing; each outcome says what to run.
+    """
+    with open_git(start) as g:
+        files = pointer_files(g)
+        branch = _git_branch(g)
+    return [sync_pointer(p, force=force, prefer_branch=branch) for p in files]
+
+
+# -- hooks ---------------------------------------------------------------------------------
+
+def hooks_dir(g: git.Repo) -> Path:
+    """Where git looks for hooks: ``core.hooksPath``, the common dir of linked worktrees."""
+    out = Path(g.git.rev_parse("--git-path", "hooks"))
+    return out if out.is_absolute() else Path(g.working_tree_dir or ".") / out
+
+
+def _sh_quote(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def shim_text(name: str, python: str) -> str:
+    pre = name.startswith("pre-")
+    lines = [
+        "#!/bin/sh",
+        f"{SHIM_MARKER}: installed by `h5vc hooks install`; `h5vc hooks uninstall` removes it and",
+        f"# puts back {name}{CHAINED_SUFFIX}, the hook that was here before (if any).",
+        f"hook={name}",
+        f"py={_sh_quote(python)}",
+        f'chained="$(dirname "$0")/$hook{CHAINED_SUFFIX}"',
+        "status=0",
+    ]
+    stdin = ""
+    if name in _STDIN_HOOKS:
+        lines += ['input=$(mktemp) || exit 1', "trap 'rm -f \"$input\"' EXIT", 'cat >"$input"']
+        stdin = ' <"$input"'
+    lines += [f'if [ -x "$chained" ]; then "$chained" "$@"{stdin} || status=$?; fi']
+    if pre:
+        lines += ['[ "$status" -eq 0 ] || exit "$status"']
+    lines += ['if [ -x "$py" ]; then']
+    if pre:
+        lines += [f'  "$py" -m h5vc git-hook "$hook" "$@"{stdin} || exit $?']
+    else:  # a post-* hook never makes git fail on h5vc's account
+        lines += [f'  "$py" -m h5vc git-hook "$hook" "$@"{stdin} || true']
+    lines += [
+        "else",
+        '  echo "h5vc: the $hook hook did not run: $py is gone; run \\`h5vc hooks install\\` '
+        'again" >&2',
+        "fi",
+        'exit "$status"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _is_shim(p: Path) -> bool:
+    try:
+        with p.open("rb") as fh:
+            return SHIM_MARKER.encode() in fh.read(512)
+    except OSError:
+        return False
+
+
+def _shim_python(p: Path) -> str | None:
+    try:
+        text = p.read_text("utf-8", "replace")
+    except OSError:
+        return None
+    m = re.search(r"^py='((?:[^']|'\\'')*)'$", text, re.M)
+    return None if m is None else m.group(1).replace("'\\''", "'")
+
+
+@dataclass
+class HookState:
+    """One hook: ``installed`` (an h5vc shim), ``absent`` or ``other`` (not h5vc's)."""
+
+    name: str
+    state: str
+    chained: bool = False
+    python: str | None = None
+    action: str = ""
+
+    @property
+    def python_ok(self) -> bool:
+        return self.python is not None and os.access(self.python, os.X_OK)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "chained": self.chained, "python": self.python,
+                "python_ok": self.python_ok}
+
+
+def _hook_state(d: Path, name: str) -> HookState:
+    p = d / name
+    chained = (d / (name + CHAINED_SUFFIX)).exists()
+    if _is_shim(p):
+        return HookState(name, "installed", chained, _shim_python(p))
+    if p.exists() or p.is_symlink():
+        return HookState(name, "other", chained)
+    return HookState(name, "absent", chained)
+
+
+def install_hooks(start: str | os.PathLike[str] | None = None,
+                  python: str | None = None) -> tuple[Path, list[HookState]]:
+    """Install the h5vc shims, chaining hooks that are there; idempotent."""
+    python = python or sys.executable
+    if not python or not os.path.isabs(python):
+        raise InvalidInputError("cannot tell the path of this Python interpreter; run h5vc with "
+                                "an absolute interpreter path")
+    with open_git(start) as g:
+        d = hooks_dir(g)
+    states = [_hook_state(d, n) for n in HOOKS]
+    clash = [s.name for s in states if s.state == "other" and s.chained]
+    if clash:  # checked before anything is written
+        raise InvalidInputError(
+            "both " + ", ".join(f"{d / n} and {n}{CHAINED_SUFFIX}" for n in clash)
+            + " exist, so the hook cannot be chained; merge them into one file or remove one, "
+            "then run `h5vc hooks install` again")
+    d.mkdir(parents=True, exist_ok=True)
+    for s in states:
+        p = d / s.name
+        if s.state == "other":
+            os.replace(p, d / (s.name + CHAINED_SUFFIX))
+            s.chained, s.action = True, "installed, chaining the existing hook"
+        else:
+            s.action = "updated" if s.state == "installed" else "installed"
+        tmp = d / f".{s.name}.h5vc-tmp"
+        tmp.write_text(shim_text(s.name, python), "utf-8")
+        tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        os.replace(tmp, p)
+        s.state, s.python = "installed", python
+    return d, states
+
+
+def uninstall_hooks(start: str | os.PathLike[str] | None = None) -> tuple[Path, list[HookState]]:
+    """Remove the h5vc shims and put chained hooks back; other hooks are left alone."""
+    with open_git(start) as g:
+        d = hooks_dir(g)
+    states = [_hook_state(d, n) for n in HOOKS]
+    for s in states:
+        if s.state != "installed":
+            s.action = "left alone (not an h5vc hook)" if s.state == "other" else "not installed"
+            continue
+        (d / s.name).unlink()
+        if s.chained:
+            os.replace(d / (s.name + CHAINED_SUFFIX), d / s.name)
+            s.state, s.chained, s.action = "other", False, "removed, earlier hook restored"
+        else:
+            s.state, s.action = "absent", "removed"
+        s.python = None
+    return d, states
+
+
+def hooks_status(start: str | os.PathLike[str] | None = None) -> tuple[Path, list[HookState]]:
+    with open_git(start) as g:
+        d = hooks_dir(g)
+    return d, [_hook_state(d, n) for n in HOOKS]
+
+
+# -- running a hook ------------------------------------------------------------------------
+
+def _in_rebase(g: git.Repo) -> bool:
+    if "rebase" in os.environ.get("GIT_REFLOG_ACTION", ""):
+        return True
+    for name in ("rebase-merge", "rebase-apply"):
+        p = Path(g.git.rev_parse("--git-path", name))
+        if not p.is_absolute():
+            p = Path(g.working_tree_dir or ".") / p
+        if p.exists():
+            return True
+    return False
+
+
+def _say(out: TextIO, text: str) -> None:
+    out.write(f"h5vc: {text}\n")
+    out.flush()
+
+
+def _post_sync(out: TextIO) -> None:
+    for o in sync():
+        if o.outcome != "in sync":
+            _say(out, o.message)
+
+
+def _pre_commit(out: TextIO) -> int:
+    with open_git() as g:
+        files = pointer_files(g)
+        tracked = {Path(g.working_tree_dir or ".") / r for r in g.git.ls_files(
+            "-z", "--cached", "--", "*" + POINTER_SUFFIX).split("\0") if r}
+        unstaged = {Path(g.working_tree_dir or ".") / r for r in g.git.diff(
+            "--name-only", "-z", "--", "*" + POINTER_SUFFIX).split("\0") if r}
+    problems = []
+    for p in files:
+        st = inspect_pointer(p)
+        store = st.store
+        if st.state == "invalid pointer":
+            problems.append(st.detail)
+        elif st.state == "unreadable":
+            problems.append(f"{_rel(store or p)} cannot be checked ({st.detail}); commit again when "
+                            "that is fixed")
+        elif st.state == "uncommitted changes":
+            problems.append(
+                f"{_rel(store or p)} has unrecorded changes ({st.detail}); record them: "
+                f"h5vc commit -s {_q(store or p)} -m MESSAGE && git add {_q(p)}")
+        elif st.state in ("pointer stale", "lacks commit"):
+            problems.append(
+                f"{_rel(p)} names commit {(st.commit or '')[:10]} but {_rel(store or p)} is at "
+                f"{(st.head or '-')[:10]}; record the store's version: h5vc pointer -s "
+                f"{_q(store or p)} && git add {_q(p)} (or bring the store to the pointer: h5vc sync)")
+        elif p not in tracked:
+            problems.append(f"{_rel(p)} is not tracked by git; track it: git add {_q(p)}")
+        elif p in unstaged:
+            problems.append(f"{_rel(p)} has changes that are not staged; stage them: git add {_q(p)}")
+    for text in problems:
+        _say(out, text)
+    if problems:
+        _say(out, "commit refused, so that the code is recorded with the data it ran on "
+                  "(skip this check once with git commit --no-verify)")
+        return 1
+    return 0
+
+
+def run_hook(name: str, args: list[str], out: TextIO | None = None) -> int:
+    """Run the h5vc part of git hook ``name``; returns the hook's exit code.
+
+    post-* hooks always return 0: a failure is reported, never turned into a failing git.
+    """
+    out = out or sys.stderr
+    if name not in HOOKS:
+        raise InvalidInputError(f"unknown hook {name!r}; h5vc runs {', '.join(HOOKS)}")
+    if name == "pre-push":
+        return 0  # pushes data once remotes exist
+    if name == "pre-commit":
+        try:
+            return _pre_commit(out)
+        except H5vcError as e:
+            _say(out, f"{e.message} (skip this check once with git commit --no-verify)")
+            return 1
+    try:
+        if name == "post-checkout":
+            if not args:  # the pre-commit framework passes them in the environment
+                args = [os.environ.get("PRE_COMMIT_FROM_REF", ""),
+                        os.environ.get("PRE_COMMIT_TO_REF", ""),
+                        os.environ.get("PRE_COMMIT_CHECKOUT_TYPE", "1")]
+            if len(args) < 3 or args[2] != "1":
+                return 0  # a file checkout: the stores stay
+            with open_git() as g:
+                if _in_rebase(g):
+                    return 0  # post-rewrite syncs once the rebase is done
+        elif name == "post-rewrite":
+            command = args[0] if args else os.environ.get("PRE_COMMIT_REWRITE_COMMAND", "rebase")
+            if command != "rebase":
+                return 0  # amend: HEAD's tree did not change
+        _post_sync(out)
+    except H5vcError as e:
+        _say(out, f"{e.message}; git itself succeeded")
+    except Exception as e:  # a hook must never break git
+        _say(out, f"the {name} hook failed ({type(e).__name__}: {e}); git itself succeeded; "
+                  "bring the stores to their pointers with `h5vc sync`")
+    return 0
