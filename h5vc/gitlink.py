@@ -261,13 +261,8 @@ def ignore_store(g: git.Repo, store: Path) -> Path | None:
 
     Returns the .gitignore written, or None.
     """
-    import git as gitmod
-
-    try:
-        g.git.check_ignore("-q", "--", str(store))
-        return None  # already ignored
-    except gitmod.GitCommandError:
-        pass
+    if is_ignored(g, store):
+        return None
     gi = store.parent / ".gitignore"
     text = gi.read_text("utf-8") if gi.exists() else ""
     if text and not text.endswith("\n"):
@@ -277,6 +272,16 @@ def ignore_store(g: git.Repo, store: Path) -> Path | None:
         name = name.replace(ch, "\\" + ch) if ch in name else name
     gi.write_text(text + f"/{name}\n", "utf-8")
     return gi
+
+
+def is_ignored(g: git.Repo, path: Path) -> bool:
+    import git as gitmod
+
+    try:
+        g.git.check_ignore("-q", "--no-index", "--", str(path))
+        return True
+    except gitmod.GitCommandError:
+        return False
 
 
 def is_tracked(g: git.Repo, path: Path) -> bool:
@@ -431,7 +436,7 @@ def sync_pointer(path: Path, *, force: bool = False, prefer_branch: str | None =
                     f"`h5vc commit -s {_q(store)} -m MESSAGE` (then `git add {_q(path)}`), or "
                     "discard them with `h5vc sync --force`")
             r = repo.checkout(_rev_for(repo, cid, prefer_branch), force=force)
-            where = f" (branch {r.branch})" if r.branch else ""
+            where = f" (h5vc branch {r.branch})" if r.branch else ""
             return SyncOutcome(path, store, ptr.commit, "checked out",
                                f"{_rel(store)}: checked out {r.commit.short_id} "
                                f"{r.commit.message}{where}", r.discarded)

@@ -103,6 +103,12 @@ def _login_name() -> str:
         return "unknown"
 
 
+def _shown(p: Path) -> str:
+    """``p`` relative to the current folder when that is shorter (for messages)."""
+    rel = os.path.relpath(p.absolute())
+    return rel if len(rel) < len(str(p)) else str(p)
+
+
 def _now() -> str:
     t = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t // 1000 % 10**6:06d}Z"
@@ -268,15 +274,20 @@ class Repository:
         top = gitlink.find_work_tree(self.path.parent)
         if top is None and not always:
             return
+        ptr = gitlink.pointer_path(self.path.absolute())
+        if top is not None and not always:
+            with gitlink.open_git(self.path.parent) as g:
+                if gitlink.is_ignored(g, ptr):
+                    return  # git would not track the pointer (an ignored folder): none is written
         self.write_pointer()
         assert self._pointer is not None
-        self.git_notes.append(f"wrote pointer {self._pointer}")
+        self.git_notes.append(f"wrote pointer {_shown(self._pointer)}")
         if top is None:
             return
         with gitlink.open_git(self.path.parent) as g:
             gi = gitlink.ignore_store(g, self.path.absolute())
             if gi is not None:
-                self.git_notes.append(f"ignored {self.path.name} in {gi}")
+                self.git_notes.append(f"ignored {self.path.name} in {_shown(gi)}")
             if gitlink.is_tracked(g, self.path.absolute()):
                 self.git_notes.append(
                     f"{self.path} is tracked by git; stop tracking it with "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a development environment from a clean clone: .venv with h5vc and its test tools,
-# and Debian's hdf5-tools (h5dump, HDF5 1.10) for the readability tests.
+# Debian's hdf5-tools (h5dump, HDF5 1.10) for the readability tests, and git.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,17 +21,22 @@ for plugin in plugins/*/; do
   pip_install -e "$plugin"
 done
 rm -f "$log"
-.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, h5vc_npy, h5vc_images, h5vc_csv" \
+.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, pre_commit, h5vc_npy, h5vc_images, h5vc_csv" \
   || { echo "setup: installing Python packages failed" >&2; exit 1; }
 
-if ! command -v h5dump >/dev/null 2>&1; then
+# Debian packages: hdf5-tools (h5dump) for the readability tests, git for the git integration
+missing=""
+command -v h5dump >/dev/null 2>&1 || missing="$missing hdf5-tools"
+command -v git >/dev/null 2>&1 || missing="$missing git"
+if [ -n "$missing" ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
   if command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian's hdf5-tools (h5dump)" >&2
+    echo "setup: installing Debian's$missing" >&2
     $SUDO apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq hdf5-tools >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
   else
-    echo "setup: h5dump not found; install your system's hdf5-tools package" >&2
+    echo "setup: install your system's$missing package(s)" >&2
   fi
 fi
