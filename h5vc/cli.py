@@ -203,10 +203,15 @@ def status(
         st = repo.status(verify=verify)
         if as_json:
             _echo_json({"head": st.head, "branch": st.branch, "clean": st.clean,
-                        "changes": st.changes})
+                        "changes": st.changes, "pointer": st.pointer})
             return
         where = f"On branch {st.branch}" if st.branch else "HEAD detached"
         typer.echo(f"{where}, at {st.head[:10] if st.head else '(no commits)'}")
+        if st.pointer_stale:
+            ptr = _relative(repo.pointer) if repo.pointer else "the pointer file"
+            named = f"names {st.pointer[:10]}" if st.pointer else "is not a valid pointer"
+            typer.echo(f"Pointer {ptr} {named}: `h5vc pointer` records HEAD in it, "
+                       "`h5vc sync` brings the store to it")
         if st.clean:
             typer.echo("nothing to commit: the store equals HEAD")
         else:

@@ -19,6 +19,7 @@ import xxhash
 from . import __version__
 from .errors import (
     DirtyStoreError,
+    H5vcError,
     IntegrityError,
     InvalidInputError,
     LockedError,
@@ -81,10 +82,16 @@ class Status:
     head: str | None
     branch: str | None
     changes: list[dict[str, Any]]
+    pointer: str | None = None  # the commit the pointer file names, when there is one
 
     @property
     def clean(self) -> bool:
         return not self.changes
+
+    @property
+    def pointer_stale(self) -> bool:
+        """True when a pointer file exists and names another commit than HEAD."""
+        return self.pointer is not None and self.pointer != self.head
 
 
 @dataclass(frozen=True)
@@ -548,7 +555,15 @@ class Repository:
     def status(self, *, verify: bool = False) -> Status:
         """What differs from HEAD; ``verify`` also rehashes committed rows."""
         head, state = self._head_state()
-        return Status(head, self.branch, scan(self._f, state, verify=verify))
+        pointed = None
+        if self._pointer is not None:
+            from .gitlink import read_pointer
+
+            try:
+                pointed = read_pointer(self._pointer).commit
+            except H5vcError:
+                pointed = ""  # unreadable (e.g. conflict markers): stale until rewritten
+        return Status(head, self.branch, scan(self._f, state, verify=verify), pointed)
 
     def commit(self, message: str, *, verify: bool = False, author: str | None = None,
                allow_empty: bool = False) -> Commit:

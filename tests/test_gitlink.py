@@ -353,3 +353,23 @@ def test_pointer_command(tmp_path: Path) -> None:
     assert r.exit_code == 0 and '"result": "updated"' in r.output
     mode = gitlink.pointer_path(store).stat().st_mode
     assert stat.S_IMODE(mode) & 0o600 == 0o600
+
+
+def test_status_names_a_stale_pointer(tmp_path: Path) -> None:
+    runner = CliRunner()
+    store = tmp_path / "d.h5"
+    with Repository.init(store, pointer=True) as repo:
+        first = repo.head.id
+        assert repo.status().pointer == first and not repo.status().pointer_stale
+    r = runner.invoke(app, ["status", "-s", str(store)])
+    assert "Pointer" not in r.output
+    gitlink.write_pointer(store, "c" * 32)
+    r = runner.invoke(app, ["status", "-s", str(store)])
+    assert r.exit_code == 0
+    assert f"names {'c' * 10}: `h5vc pointer` records HEAD in it" in r.output
+    gitlink.pointer_path(store).write_text("<<<<<<< HEAD\n")
+    with Repository.open(store, mode="r") as repo:
+        st = repo.status()
+        assert st.pointer == "" and st.pointer_stale
+    r = runner.invoke(app, ["status", "-s", str(store), "--json"])
+    assert '"pointer": ""' in r.output
