@@ -234,7 +234,6 @@ def open_git(start: str | os.PathLike[str] | None = None) -> Iterator[git.Repo]:
         g.close()
 
 
-@functools.lru_cache(maxsize=16)
 def _identity_at(top: str) -> str | None:
     import git
 

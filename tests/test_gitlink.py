@@ -173,20 +173,16 @@ def test_init_of_a_tracked_file_says_how_to_untrack_it(tmp_path: Path) -> None:
 
 def test_git_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     proj = git_repo(tmp_path / "proj")
-    gitlink._identity_at.cache_clear()
     monkeypatch.delenv("GIT_AUTHOR_NAME", raising=False)
     monkeypatch.delenv("GIT_AUTHOR_EMAIL", raising=False)
     assert gitlink.git_identity(proj) == "Grace Hopper <grace@example.org>"
     assert gitlink.git_identity(tmp_path / "elsewhere") is None
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Env Name")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "env@example.org")
-    gitlink._identity_at.cache_clear()
     assert gitlink.git_identity(proj) == "Env Name <env@example.org>"
-    gitlink._identity_at.cache_clear()
     monkeypatch.delenv("H5VC_AUTHOR", raising=False)
     with Repository.init(proj / "d.h5") as repo:
         assert repo.head.author == "Env Name <env@example.org>"
-    gitlink._identity_at.cache_clear()
 
 
 # -- hooks ---------------------------------------------------------------------------------
