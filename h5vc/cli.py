@@ -183,12 +183,11 @@ def init(
         typer.echo(f"{verb} store {path} on branch main, commit {head.short_id} ({head.summary})")
         for note in repo.git_notes:
             typer.echo(note[0].upper() + note[1:])
-        if repo.pointer is not None and any("ignored" in n for n in repo.git_notes):
-            gi = _relative(repo.path.parent / ".gitignore")
-            typer.echo(f"Track the pointer with your code: git add {_quote(_relative(repo.pointer))} "
-                       f"{_quote(gi)}")
-        elif repo.pointer is not None:
-            typer.echo(f"Track the pointer with your code: git add {_quote(_relative(repo.pointer))}")
+        if repo.pointer is not None and repo.in_git:
+            track = [_relative(repo.pointer)]
+            if any(n.startswith("ignored") for n in repo.git_notes):
+                track.append(_relative(repo.path.parent / ".gitignore"))
+            typer.echo(f"Track the pointer with your code: git add {' '.join(map(_quote, track))}")
 
 
 @app.command()

@@ -208,6 +208,7 @@ class Repository:
         self._pointer: Path | None = ptr if ptr.exists() else None
         self._author: str | None = None
         self.git_notes: list[str] = []  # what init did in a git work tree (pointer, .gitignore)
+        self.in_git = False  # init found the store in a git work tree
 
     # -- opening -------------------------------------------------------------------------
 
@@ -279,6 +280,7 @@ class Repository:
         from . import gitlink
 
         top = gitlink.find_work_tree(self.path.parent)
+        self.in_git = top is not None
         if top is None and not always:
             return
         ptr = gitlink.pointer_path(self.path.absolute())

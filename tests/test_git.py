@@ -803,6 +803,37 @@ def test_several_stores(sb: Sandbox) -> None:
     assert states == {"data.h5.h5vc": "in sync", "labels.h5.h5vc": "in sync"}
 
 
+# -- both branches recorded data: the pointer conflicts, and the fix is the printed one -------
+
+def test_conflicting_pointers_at_merge(sb: Sandbox) -> None:
+    p = new_project(sb)
+    p.h5vc("hooks", "install")
+    p.git("checkout", "-q", "-b", "exp")
+    e1, exp_rows = data_commit(p, 4, 7, "exp data")
+    p.git("checkout", "-q", "main")
+    m1, main_rows = data_commit(p, 6, 8, "main data")
+    r = p.git("merge", "exp", ok=False)
+    assert r.returncode != 0 and "CONFLICT" in r.stdout and "data.h5.h5vc" in r.stdout
+    assert head_of(p.store) == m1  # no post-merge on a conflict: the store stays
+    # committing the conflicted pointer is refused, naming the conflict and the way out
+    p.git("add", "data.h5.h5vc")
+    r = p.git("commit", "--no-edit", ok=False)
+    assert r.returncode != 0 and "conflict markers" in r.stderr and "h5vc pointer" in r.stderr
+    # keep main's data: record the store's version, as printed
+    r = p.h5vc("pointer", "-s", "data.h5")
+    assert "(updated)" in r.stdout and pointer_commit(p.pointer) == m1
+    p.git("add", "data.h5.h5vc")
+    p.git("commit", "-q", "--no-edit")
+    assert p.git("show", "HEAD:data.h5.h5vc").stdout.count(m1) == 1
+    # both sides' data are still there to go back to
+    p.git("checkout", "-q", "exp")
+    assert head_of(p.store) == e1
+    assert_same(rows(p.store), exp_rows)
+    p.git("checkout", "-q", "main")
+    assert head_of(p.store) == m1
+    assert_same(rows(p.store), main_rows)
+
+
 # -- 13: identity -----------------------------------------------------------------------------
 
 def test_author_from_git_identity(sb: Sandbox, spec: SpecChecks, monkeypatch: pytest.MonkeyPatch) -> None:

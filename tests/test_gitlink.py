@@ -11,6 +11,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import git as gitpython
 import h5py
 import numpy as np
 import pytest
@@ -29,11 +30,26 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def git_repo(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Grace Hopper")
-    git(path, "config", "user.email", "grace@example.org")
+    with gitpython.Repo.init(path, initial_branch="main") as g, g.config_writer() as cw:
+        cw.set_value("user", "name", "Grace Hopper")
+        cw.set_value("user", "email", "grace@example.org")
     return path
+
+
+def git_children() -> list[str]:
+    """Command lines of this process's child processes that run git (Linux /proc)."""
+    me, found = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == me and "git" in cmd:
+            found.append(cmd)
+    return found
 
 
 def append_rows(store: Path, n: int = 5) -> None:
@@ -369,3 +385,34 @@ def test_status_names_a_stale_pointer(tmp_path: Path) -> None:
         assert st.pointer == "" and st.pointer_stale
     r = runner.invoke(app, ["status", "-s", str(store), "--json"])
     assert '"pointer": ""' in r.output
+
+
+def test_no_git_processes_left_behind(tmp_path: Path) -> None:
+    proj = git_repo(tmp_path / "proj")
+    store = proj / "d.h5"
+    with Repository.init(store) as repo:
+        append_rows(store)
+        repo.commit("rows")
+    gitlink.install_hooks(proj)
+    gitlink.sync(proj)
+    gitlink.store_states(proj)
+    gitlink.hooks_status(proj)
+    old = os.getcwd()
+    os.chdir(proj)
+    try:
+        with open(os.devnull, "w") as null:
+            assert gitlink.run_hook("pre-commit", [], out=null) == 1  # the pointer is untracked
+            assert gitlink.run_hook("post-checkout", ["0" * 40, "0" * 40, "1"], out=null) == 0
+    finally:
+        os.chdir(old)
+    gitlink.uninstall_hooks(proj)
+    assert git_children() == []
+
+
+def test_init_pointer_outside_git_gives_no_git_advice(tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["init", str(tmp_path / "d.h5"), "--pointer"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[1].startswith("Wrote pointer ") and lines[1].endswith("d.h5.h5vc")
+    assert len(lines) == 2 and "git add" not in r.output
