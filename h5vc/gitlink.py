@@ -491,6 +491,8 @@ def shim_text(name: str, python: str) -> str:
         lines += ['input=$(mktemp) || exit 1', "trap 'rm -f \"$input\"' EXIT", 'cat >"$input"']
         stdin = ' <"$input"'
     lines += [f'if [ -x "$chained" ]; then "$chained" "$@"{stdin} || status=$?; fi']
+    if name == "post-checkout":  # same commit (git checkout -b, a file checkout): nothing moved
+        lines += ['[ "$1" = "$2" ] && exit "$status"']
     if pre:
         lines += ['[ "$status" -eq 0 ] || exit "$status"']
     lines += ['if [ -x "$py" ]; then']
@@ -697,8 +699,8 @@ def run_hook(name: str, args: list[str], out: TextIO | None = None) -> int:
                 args = [os.environ.get("PRE_COMMIT_FROM_REF", ""),
                         os.environ.get("PRE_COMMIT_TO_REF", ""),
                         os.environ.get("PRE_COMMIT_CHECKOUT_TYPE", "1")]
-            if len(args) < 3 or args[2] != "1":
-                return 0  # a file checkout: the stores stay
+            if len(args) < 3 or args[2] != "1" or args[0] == args[1]:
+                return 0  # a file checkout, or the same commit: the stores stay
             with open_git() as g:
                 if _in_rebase(g):
                     return 0  # post-rewrite syncs once the rebase is done
