@@ -558,6 +558,12 @@ hooks_app = typer.Typer(
 app.add_typer(hooks_app)
 
 
+def _echo_hooks(d: Path, states: list[Any], extra: str, *, action: bool) -> None:
+    typer.echo(f"git hooks in {_relative(d)}{extra}:")
+    for line in _hook_lines(states, action):
+        typer.echo(line)
+
+
 def _hook_lines(states: list[Any], action: bool) -> list[str]:
     out = []
     for s in states:
@@ -581,9 +587,7 @@ def hooks_install() -> None:
     from .gitlink import install_hooks, store_states
 
     d, states = install_hooks(Path.cwd())
-    typer.echo(f"git hooks in {_relative(d)} (python {states[0].python}):")
-    for line in _hook_lines(states, action=True):
-        typer.echo(line)
+    _echo_hooks(d, states, f" (python {states[0].python})", action=True)
     if not store_states(Path.cwd()):
         typer.echo("no pointer files yet: `h5vc init FILE.h5` in this work tree writes one, "
                    "`h5vc pointer -s STORE` does for an existing store")
@@ -595,9 +599,7 @@ def hooks_uninstall() -> None:
     from .gitlink import uninstall_hooks
 
     d, states = uninstall_hooks(Path.cwd())
-    typer.echo(f"git hooks in {_relative(d)}:")
-    for line in _hook_lines(states, action=True):
-        typer.echo(line)
+    _echo_hooks(d, states, "", action=True)
 
 
 @hooks_app.command("status")
@@ -612,9 +614,7 @@ def hooks_status(as_json: JsonOpt = False) -> None:
         _echo_json({"hooks_dir": str(d), "hooks": {s.name: s.to_json() for s in states},
                     "stores": [s.to_json() for s in stores]})
         return
-    typer.echo(f"git hooks in {_relative(d)}:")
-    for line in _hook_lines(states, action=False):
-        typer.echo(line)
+    _echo_hooks(d, states, "", action=False)
     typer.echo("stores:" if stores else "stores: no pointer files in this work tree")
     for st in stores:
         text = st.state
