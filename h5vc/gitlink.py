@@ -496,8 +496,13 @@ def shim_text(name: str, python: str) -> str:
     if pre:
         lines += ['[ "$status" -eq 0 ] || exit "$status"']
     lines += ['if [ -x "$py" ]; then']
-    if pre:
-        lines += [f'  "$py" -m h5vc git-hook "$hook" "$@"{stdin} || exit $?']
+    if pre:  # a refusal stops git; h5vc gone from that interpreter does not
+        lines += [f'  "$py" -m h5vc git-hook "$hook" "$@"{stdin} || {{',
+                  '    rc=$?',
+                  '    "$py" -c "import h5vc" 2>/dev/null && exit "$rc"',
+                  '    echo "h5vc: the $hook hook did not run: h5vc is not installed for $py; '
+                  r'reinstall it, or remove the hooks with \`h5vc hooks uninstall\`" >&2',
+                  '  }']
     else:  # a post-* hook never makes git fail on h5vc's account
         lines += [f'  "$py" -m h5vc git-hook "$hook" "$@"{stdin} || true']
     lines += [

@@ -207,14 +207,16 @@ def _fake_python(folder: Path, log: Path) -> Path:
     """An 'interpreter' that records its arguments and stdin, so a shim can run without h5vc."""
     folder.mkdir(parents=True, exist_ok=True)
     py = folder / "py'thon"
-    py.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\ncat >> "{log}"\nexit "${{FAKE_STATUS:-0}}"\n')
+    py.write_text(f'#!/bin/sh\n[ "$1" = -c ] && exit "${{FAKE_IMPORT:-0}}"\n'
+                  f'echo "$@" >> "{log}"\ncat >> "{log}"\nexit "${{FAKE_STATUS:-0}}"\n')
     py.chmod(0o755)
     return py
 
 
-def _run_shim(hook: Path, *args: str, stdin: str = "", status: int = 0) -> int:
-    env = dict(os.environ, FAKE_STATUS=str(status))
-    return subprocess.run([str(hook), *args], input=stdin, text=True, env=env).returncode
+def _run_shim(hook: Path, *args: str, stdin: str = "", status: int = 0, importable: bool = True) -> int:
+    env = dict(os.environ, FAKE_STATUS=str(status), FAKE_IMPORT="0" if importable else "1")
+    return subprocess.run([str(hook), *args], input=stdin, text=True, env=env,
+                          stderr=subprocess.DEVNULL).returncode
 
 
 def test_shims_chain_pass_stdin_and_quote_paths(tmp_path: Path) -> None:
@@ -241,8 +243,9 @@ def test_shims_chain_pass_stdin_and_quote_paths(tmp_path: Path) -> None:
     # a post-* hook keeps the chained hook's status and never fails on h5vc's account
     assert _run_shim(hooks / "post-checkout", "a", "b", "1", status=5) == 3
     assert log.read_text() == "-m h5vc git-hook post-checkout a b 1\n"
-    # a pre-* hook fails when h5vc says so
+    # a pre-* hook fails when h5vc says so, but not when h5vc is gone from the interpreter
     assert _run_shim(hooks / "pre-commit", status=1) == 1
+    assert _run_shim(hooks / "pre-commit", status=1, importable=False) == 0
     # install again: idempotent, the chained hook is not our own shim
     gitlink.install_hooks(proj, python=str(py))
     assert (hooks / "pre-push.h5vc-chained").read_bytes() == original
