@@ -584,10 +584,13 @@ def _hook_lines(states: list[Any], action: bool) -> list[str]:
 @hooks_app.command("install")
 def hooks_install() -> None:
     """Install pre-commit, post-checkout, post-merge, post-rewrite and pre-push hooks."""
-    from .gitlink import install_hooks, store_states
+    from .gitlink import hooks_dir_is_shared, install_hooks, store_states
 
     d, states = install_hooks(Path.cwd())
     _echo_hooks(d, states, f" (python {states[0].python})", action=True)
+    if hooks_dir_is_shared(Path.cwd()):
+        typer.echo(f"note: core.hooksPath makes {d} the hooks folder of other repositories too; "
+                   "the hooks run there as well and do nothing where there are no pointer files")
     if not store_states(Path.cwd()):
         typer.echo("no pointer files yet: `h5vc init FILE.h5` in this work tree writes one, "
                    "`h5vc pointer -s STORE` does for an existing store")

@@ -471,6 +471,16 @@ def hooks_dir(g: git.Repo) -> Path:
     return out if out.is_absolute() else Path(g.working_tree_dir or ".") / out
 
 
+def hooks_dir_is_shared(start: str | os.PathLike[str] | None = None) -> bool:
+    """True when git's hooks folder lies outside this repository (a global core.hooksPath):
+    hooks installed there run in every repository that uses it."""
+    with open_git(start) as g:
+        d = hooks_dir(g).resolve()
+        common = Path(g.common_dir).resolve()
+        top = Path(g.working_tree_dir or ".").resolve()
+    return not (d.is_relative_to(common) or d.is_relative_to(top))
+
+
 def _sh_quote(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 

@@ -284,6 +284,19 @@ def test_hooks_path_and_missing_folder(tmp_path: Path) -> None:
     assert d.resolve() == (proj / "tools" / "hooks").resolve()
     assert (proj / "tools" / "hooks" / "post-merge").exists()
     assert not (proj / ".git" / "hooks" / "post-merge").exists()
+    assert gitlink.hooks_dir_is_shared(proj) is False
+    # a hooks folder outside the repository (a global core.hooksPath) is said to be shared
+    shared = tmp_path / "all my hooks"
+    git(proj, "config", "core.hooksPath", str(shared))
+    old = os.getcwd()
+    os.chdir(proj)
+    try:
+        r = CliRunner().invoke(app, ["hooks", "install"])
+    finally:
+        os.chdir(old)
+    assert r.exit_code == 0, r.output
+    assert "hooks folder of other repositories too" in r.output
+    assert (shared / "pre-commit").exists()
 
 
 def test_hook_cli_errors_are_one_line(tmp_path: Path) -> None:
