@@ -234,11 +234,9 @@ def open_git(start: str | os.PathLike[str] | None = None) -> Iterator[git.Repo]:
         g.close()
 
 
-def _identity_at(top: str) -> str | None:
+def _identity_at(top: str, name: str | None, email: str | None) -> str | None:
     import git
 
-    name = os.environ.get("GIT_AUTHOR_NAME")
-    email = os.environ.get("GIT_AUTHOR_EMAIL")
     if not (name and email):
         with git.Repo(top) as g:
             cfg = g.config_reader()
@@ -250,9 +248,20 @@ def _identity_at(top: str) -> str | None:
 
 
 def git_identity(start: str | os.PathLike[str]) -> str | None:
-    """``Name <email>`` as git would author a commit in the work tree holding ``start``."""
-    top = find_work_tree(start)
-    return None if top is None else _identity_at(str(top))
+    """``Name <email>`` as git would author a commit in the work tree holding ``start``.
+
+    Remembered per folder and environment for the life of the process (a script that opens
+    a store for every commit pays for reading git's configuration once).
+    """
+    s = Path(start).absolute()
+    return _identity_cached(str(s if s.is_dir() else s.parent),
+                            os.environ.get("GIT_AUTHOR_NAME"), os.environ.get("GIT_AUTHOR_EMAIL"))
+
+
+@functools.lru_cache(maxsize=64)
+def _identity_cached(folder: str, name: str | None, email: str | None) -> str | None:
+    top = find_work_tree(folder)
+    return None if top is None else _identity_at(str(top), name, email)
 
 
 def ignore_store(g: git.Repo, store: Path) -> Path | None:
