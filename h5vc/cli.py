@@ -101,6 +101,13 @@ def _quote(s: str) -> str:
     return shlex.quote(s)
 
 
+def _pointer_note(repo: Repository, short_id: str) -> None:
+    """After HEAD moved: the pointer file followed; git will see it changed."""
+    if repo.pointer is not None:
+        ptr = _relative(repo.pointer)
+        typer.echo(f"{ptr} now names {short_id}: commit it with your code (git add {_quote(ptr)})")
+
+
 def _echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
 
@@ -205,7 +212,10 @@ def status(
                         "changes": st.changes, "pointer": st.pointer})
             return
         where = f"On branch {st.branch}" if st.branch else "HEAD detached"
-        typer.echo(f"{where}, at {st.head[:10] if st.head else '(no commits)'}")
+        named = ""
+        if st.pointer and st.pointer == st.head and repo.pointer is not None:
+            named = f" (the commit {_relative(repo.pointer)} names)"
+        typer.echo(f"{where}, at {st.head[:10] if st.head else '(no commits)'}{named}")
         if st.pointer_stale:
             ptr = _relative(repo.pointer) if repo.pointer else "the pointer file"
             named = f"names {st.pointer[:10]}" if st.pointer else "is not a valid pointer"
@@ -225,8 +235,9 @@ def commit(
     store: StoreOpt = None,
     verify: Annotated[bool, typer.Option("--verify", help="Also record in-place overwrites "
                                          "(rehash committed rows).")] = False,
-    author: Annotated[str | None, typer.Option("--author", help="Author (default: $H5VC_AUTHOR "
-                                               "or your user name).")] = None,
+    author: Annotated[str | None, typer.Option("--author", help="Author (default: $H5VC_AUTHOR; "
+                                               "in a git work tree git's user.name and user.email; "
+                                               "else your user name).")] = None,
     allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Commit even when nothing "
                                               "changed.")] = False,
 ) -> None:
@@ -234,6 +245,7 @@ def commit(
     with _open(store, write=True) as repo:
         c = repo.commit(message, verify=verify, author=author, allow_empty=allow_empty)
         typer.echo(f"[{repo.branch or 'detached'} {c.short_id}] {c.message}: {c.summary}")
+        _pointer_note(repo, c.short_id)
 
 
 @app.command()
@@ -295,6 +307,7 @@ def checkout(
         typer.echo(f"{where} at {r.commit.short_id} {r.commit.message} "
                    f"({r.report.rows_written:,} rows written, "
                    f"{r.report.rows_preserved:,} rows preserved)")
+        _pointer_note(repo, r.commit.short_id)
 
 
 def _refs_command(kind: str, name: str | None, rev: str, delete: bool, store: Path | None,
@@ -440,6 +453,7 @@ def add(
         if r.commit is not None:
             typer.echo(f"[{repo.branch or 'detached'} {r.commit.short_id}] {r.commit.message}: "
                        f"{len(r.imported)} file(s), {r.commit.summary}")
+            _pointer_note(repo, r.commit.short_id)
         elif r.imported:
             typer.echo(f"imported {len(r.imported)} file(s) into {r.target}; not committed "
                        "(h5vc commit -m ... records them)")

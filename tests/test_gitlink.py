@@ -391,6 +391,16 @@ def test_status_names_a_stale_pointer(tmp_path: Path) -> None:
         assert repo.status().pointer == first and not repo.status().pointer_stale
     r = runner.invoke(app, ["status", "-s", str(store)])
     assert "Pointer" not in r.output
+    first_line = r.output.splitlines()[0]
+    assert first_line.startswith("On branch main, at ") and first_line.endswith("d.h5.h5vc names)")
+    append_rows(store)
+    r = runner.invoke(app, ["commit", "-s", str(store), "-m", "rows"])
+    assert r.exit_code == 0
+    short = gitlink.read_pointer(gitlink.pointer_path(store)).commit[:10]
+    assert r.output.splitlines()[1].endswith(f"d.h5.h5vc now names {short}: commit it with your "
+                                             f"code (git add {gitlink.pointer_path(store)})")
+    r = runner.invoke(app, ["checkout", "-s", str(store), first])
+    assert r.exit_code == 0 and f"now names {first[:10]}" in r.output
     gitlink.write_pointer(store, "c" * 32)
     r = runner.invoke(app, ["status", "-s", str(store)])
     assert r.exit_code == 0
