@@ -70,6 +70,18 @@ def alternate(repeat: int, runs: dict[str, Callable[[int], float]]) -> dict[str,
     return times
 
 
+def timed_add(source: Path, store: Path, to: str) -> float:
+    """Seconds for ``repo.add([source], to=to)`` into a new store (creating it is not timed)."""
+    import time
+
+    from h5vc import Repository
+
+    with Repository.init(store) as repo:
+        t0 = time.perf_counter()
+        repo.add([source], to=to, message="import")
+        return time.perf_counter() - t0
+
+
 def provenance() -> dict[str, Any]:
     """What was measured: h5vc revision (and whether the tree was dirty), versions, cores."""
     import h5py

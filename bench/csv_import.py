@@ -26,9 +26,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import alternate, emit_json, median, ms, print_table, progress, ratio, verdict  # noqa: E402
-
-from h5vc import Repository  # noqa: E402
+from _util import alternate, emit_json, median, ms, print_table, progress, ratio, timed_add, verdict  # noqa: E402
 
 TARGET = 0.8
 
@@ -69,13 +67,6 @@ def plain(csv: Path, out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def with_h5vc(csv: Path, store: Path) -> float:
-    with Repository.init(store) as repo:
-        t0 = time.perf_counter()
-        repo.add([csv], to="/sensors", message="csv")
-        return time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -88,7 +79,7 @@ def main() -> None:
         make_csv(csv, args.rows)
         mb = csv.stat().st_size / 2**20
         times = alternate(args.repeat, {"plain": lambda r: plain(csv, tmp / f"p{r}.h5"),
-                                        "h5vc": lambda r: with_h5vc(csv, tmp / f"v{r}.h5")})
+                                        "h5vc": lambda r: timed_add(csv, tmp / f"v{r}.h5", "/sensors")})
         p, v = times["plain"], times["h5vc"]
         with h5py.File(tmp / "p0.h5", "r") as a, h5py.File(tmp / "v0.h5", "r") as b:
             for name in ("t1", "n2"):

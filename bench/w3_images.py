@@ -29,9 +29,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import alternate, emit_json, median, ms, print_table, progress, ratio, verdict  # noqa: E402
-
-from h5vc import Repository  # noqa: E402
+from _util import alternate, emit_json, median, ms, print_table, progress, ratio, timed_add, verdict  # noqa: E402
 
 TARGET = 1.0
 
@@ -79,13 +77,6 @@ def plain_loop(folder: Path, out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def h5vc_add(folder: Path, store: Path) -> float:
-    with Repository.init(store) as repo:
-        t0 = time.perf_counter()
-        repo.add([folder], to="/train", message="images")
-        return time.perf_counter() - t0
-
-
 def child_peak_rss(folder: Path, store: Path) -> int:
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent
     code = ("import sys; from h5vc import Repository; "
@@ -111,7 +102,7 @@ def main() -> None:
         make_images(small, min(1000, args.files), args.size, seed=1)
         png_bytes = sum(p.stat().st_size for p in big.rglob("*.png"))
         times = alternate(args.repeat, {"plain": lambda r: plain_loop(big, tmp / f"plain{r}.h5"),
-                                        "h5vc": lambda r: h5vc_add(big, tmp / f"h5vc{r}.h5")})
+                                        "h5vc": lambda r: timed_add(big, tmp / f"h5vc{r}.h5", "/train")})
         plain, vc = times["plain"], times["h5vc"]
         with h5py.File(tmp / "h5vc0.h5", "r") as a, h5py.File(tmp / "plain0.h5", "r") as b:
             for cat in ("cat", "dog"):

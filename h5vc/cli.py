@@ -66,17 +66,16 @@ def find_store(folder: Path) -> Path:
 
 
 def _is_store(p: Path) -> bool:
-    try:
-        with p.open("rb") as fh:
-            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
-                return False
-    except OSError:
-        return False
     import h5py
 
+    from .format import META
+    from .repository import _looks_like_hdf5
+
+    if not _looks_like_hdf5(p):
+        return False
     try:
         with h5py.File(p, "r") as f:
-            return ".h5vc" in f
+            return META in f
     except OSError:
         return False
 
@@ -89,23 +88,18 @@ def _open(store: Path | None, *, write: bool) -> Repository:
 
 
 def _relative(p: Path) -> str:
-    import os
+    from .gitlink import shown
 
-    r = os.path.relpath(p.absolute(), Path.cwd())
-    return str(p) if r.startswith(".." + os.sep + "..") else r
-
-
-def _quote(s: str) -> str:
-    import shlex
-
-    return shlex.quote(s)
+    return shown(p)
 
 
 def _pointer_note(repo: Repository, short_id: str) -> None:
     """After HEAD moved: the pointer file followed; git will see it changed."""
+    from .gitlink import quoted
+
     if repo.pointer is not None:
-        ptr = _relative(repo.pointer)
-        typer.echo(f"{ptr} now names {short_id}: commit it with your code (git add {_quote(ptr)})")
+        typer.echo(f"{_relative(repo.pointer)} now names {short_id}: commit it with your code "
+                   f"(git add {quoted(repo.pointer)})")
 
 
 def _echo_json(obj: Any) -> None:
@@ -191,10 +185,12 @@ def init(
         for note in repo.git_notes:
             typer.echo(note[0].upper() + note[1:])
         if repo.pointer is not None and repo.in_git:
-            track = [_relative(repo.pointer)]
+            from .gitlink import quoted
+
+            track = [repo.pointer]
             if any(n.startswith("ignored") for n in repo.git_notes):
-                track.append(_relative(repo.path.parent / ".gitignore"))
-            typer.echo(f"Track the pointer with your code: git add {' '.join(map(_quote, track))}")
+                track.append(repo.path.parent / ".gitignore")
+            typer.echo(f"Track the pointer with your code: git add {' '.join(map(quoted, track))}")
 
 
 @app.command()
@@ -515,10 +511,10 @@ def plugins(as_json: JsonOpt = False) -> None:
 @app.command()
 def pointer(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Write or refresh the pointer file STORE.h5vc (for git) naming the store's HEAD."""
-    from .gitlink import read_pointer
+    from .gitlink import pointer_path, read_pointer
 
     with _open(store, write=False) as repo:
-        ptr = repo.path.with_name(repo.path.name + ".h5vc")
+        ptr = pointer_path(repo.path)
         before = None
         if ptr.exists():
             try:

@@ -20,9 +20,11 @@ and now and then to keep the state snapshot close to HEAD.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -34,6 +36,14 @@ from .hashing import encode_dtype
 from .state import row_bytes
 
 META = ".h5vc"
+POINTER_SUFFIX = ".h5vc"  # the pointer file beside a store, for git: data.h5 -> data.h5.h5vc
+
+
+def pointer_path(store: str | os.PathLike[str]) -> Path:
+    """The pointer file of ``store``: ``data.h5`` -> ``data.h5.h5vc``."""
+    p = Path(store)
+    return p.with_name(p.name + POINTER_SUFFIX)
+
 FORMAT_VERSION = 1
 TRAILER = struct.Struct("<16s16sQI4s")
 MAGIC = b"H5VC"

@@ -28,16 +28,15 @@ import functools
 import json
 import os
 import re
-import shlex
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import H5vcError, InvalidInputError, NotARepositoryError, NotFoundError
+from .format import POINTER_SUFFIX, pointer_path
 
 if TYPE_CHECKING:
     import git
@@ -62,7 +61,6 @@ __all__ = [
     "uninstall_hooks",
 ]
 
-POINTER_SUFFIX = ".h5vc"
 POINTER_FORMAT = 1
 HOOKS = ("pre-commit", "post-checkout", "post-merge", "post-rewrite", "pre-push")
 SHIM_MARKER = "# h5vc-hook-shim"
@@ -85,12 +83,6 @@ class Pointer:
     store: Path
     commit: str
     format: int = POINTER_FORMAT
-
-
-def pointer_path(store: str | os.PathLike[str]) -> Path:
-    """The pointer file of ``store``: ``data.h5`` -> ``data.h5.h5vc``."""
-    p = Path(store)
-    return p.with_name(p.name + POINTER_SUFFIX)
 
 
 def _toml_str(s: str) -> str:
@@ -160,6 +152,8 @@ def write_pointer(store: Path, commit: str, *, path: Path | None = None) -> bool
             return False
     except (OSError, UnicodeDecodeError):
         pass
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
@@ -193,21 +187,36 @@ def _has_dot_git(start: Path) -> bool:
     return False
 
 
-def find_work_tree(start: str | os.PathLike[str]) -> Path | None:
-    """The top folder of the git work tree holding ``start``, or None."""
+@contextlib.contextmanager
+def git_or_none(start: str | os.PathLike[str]) -> Iterator[git.Repo | None]:
+    """The git repository whose work tree holds ``start``, or None; closed on exit.
+
+    Outside git this costs a few ``stat`` calls: gitpython is imported only when a ``.git``
+    is found above ``start``.
+    """
     s = Path(start).absolute()
     if not s.is_dir():
         s = s.parent
     if not _has_dot_git(s):
-        return None
+        yield None
+        return
     import git
 
     try:
-        with git.Repo(s, search_parent_directories=True) as g:
-            top = g.working_tree_dir
+        g = git.Repo(s, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return None
-    return None if top is None else Path(top)
+        yield None
+        return
+    try:
+        yield None if g.working_tree_dir is None else g
+    finally:
+        g.close()
+
+
+def find_work_tree(start: str | os.PathLike[str]) -> Path | None:
+    """The top folder of the git work tree holding ``start``, or None."""
+    with git_or_none(start) as g:
+        return None if g is None else Path(g.working_tree_dir or ".")
 
 
 @contextlib.contextmanager
@@ -234,19 +243,6 @@ def open_git(start: str | os.PathLike[str] | None = None) -> Iterator[git.Repo]:
         g.close()
 
 
-def _identity_at(top: str, name: str | None, email: str | None) -> str | None:
-    import git
-
-    if not (name and email):
-        with git.Repo(top) as g:
-            cfg = g.config_reader()
-            name = name or cfg.get_value("user", "name", default="") or None
-            email = email or cfg.get_value("user", "email", default="") or None
-    if not name:
-        return None
-    return f"{name} <{email}>" if email else str(name)
-
-
 def git_identity(start: str | os.PathLike[str]) -> str | None:
     """``Name <email>`` as git would author a commit in the work tree holding ``start``.
 
@@ -260,8 +256,16 @@ def git_identity(start: str | os.PathLike[str]) -> str | None:
 
 @functools.lru_cache(maxsize=64)
 def _identity_cached(folder: str, name: str | None, email: str | None) -> str | None:
-    top = find_work_tree(folder)
-    return None if top is None else _identity_at(str(top), name, email)
+    with git_or_none(folder) as g:
+        if g is None:
+            return None
+        if not (name and email):
+            cfg = g.config_reader()
+            name = name or cfg.get_value("user", "name", default="") or None
+            email = email or cfg.get_value("user", "email", default="") or None
+    if not name:
+        return None
+    return f"{name} <{email}>" if email else str(name)
 
 
 def ignore_store(g: git.Repo, store: Path) -> Path | None:
@@ -298,31 +302,49 @@ def is_tracked(g: git.Repo, path: Path) -> bool:
 
 # -- store states, sync --------------------------------------------------------------------
 
-def _rel(p: Path, base: Path | None = None) -> str:
-    base = base or Path.cwd()
+def shown(p: Path) -> str:
+    """``p`` as messages show it: relative to the current folder unless that climbs far."""
     try:
-        r = os.path.relpath(p, base)
+        r = os.path.relpath(p, Path.cwd())
     except ValueError:  # another drive
         return str(p)
     return str(p) if r.startswith(".." + os.sep + "..") else r
 
 
-def _q(p: Path) -> str:
-    return shlex.quote(_rel(p))
+def quoted(p: Path) -> str:
+    """``p`` as a shell word in a command to copy: shown, then quoted."""
+    import shlex
+
+    return shlex.quote(shown(p))
+
+
+def _git_path(g: git.Repo, *names: str) -> list[Path]:
+    """``git rev-parse --git-path NAME`` for each name, absolute."""
+    args = [a for n in names for a in ("--git-path", n)]
+    top = Path(g.working_tree_dir or ".")
+    return [top / line for line in g.git.rev_parse(*args).splitlines()]  # absolute lines stay
+
+
+def _listed(g: git.Repo, *args: str) -> set[Path]:
+    """The pointer files a git listing command names (``-z``, paths from the top)."""
+    top = Path(g.working_tree_dir or ".")
+    out = g.git.execute([g.git.GIT_PYTHON_GIT_EXECUTABLE, *args, "-z", "--", "*" + POINTER_SUFFIX])
+    return {top / r for r in out.split("\0") if r}
 
 
 def pointer_files(g: git.Repo) -> list[Path]:
     """Pointer files of the work tree: tracked or untracked (not ignored), present on disk."""
-    out = g.git.ls_files("-z", "--cached", "--others", "--exclude-standard", "--", "*" + POINTER_SUFFIX)
-    top = Path(g.working_tree_dir or ".")
-    seen = sorted({top / r for r in out.split("\0") if r})
-    return [p for p in seen if p.is_file()]
+    found = _listed(g, "ls-files", "--cached", "--others", "--exclude-standard")
+    return [p for p in sorted(found) if p.is_file()]
 
 
 @dataclass
 class StoreState:
     """Where a pointer's store stands: ``in sync``, ``pointer stale``, ``uncommitted changes``,
-    ``store missing``, ``lacks commit``, ``invalid pointer`` or ``unreadable``."""
+    ``store missing``, ``lacks commit``, ``invalid pointer`` or ``unreadable``.
+
+    ``dirty`` and ``has_commit`` hold both facts where the state can name only one.
+    """
 
     pointer: Path
     store: Path | None
@@ -330,10 +352,12 @@ class StoreState:
     head: str | None
     state: str
     detail: str = ""
-    changes: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    dirty: bool = False
+    has_commit: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"pointer": _rel(self.pointer), "store": None if self.store is None else _rel(self.store),
+        return {"pointer": shown(self.pointer),
+                "store": None if self.store is None else shown(self.store),
                 "commit": self.commit, "head": self.head, "state": self.state, "detail": self.detail}
 
 
@@ -348,24 +372,28 @@ def inspect_pointer(path: Path) -> StoreState:
         return StoreState(path, None, None, None, "invalid pointer", e.message)
     if not ptr.store.exists():
         return StoreState(path, ptr.store, ptr.commit, None, "store missing",
-                          f"{_rel(ptr.store)} is not here")
+                          f"{shown(ptr.store)} is not here")
     try:
         with Repository.open(ptr.store, mode="r") as repo:
             h = repo.head
             head = None if h is None else h.id
             changes = repo.status().changes
-            if changes:
-                return StoreState(path, ptr.store, ptr.commit, head, "uncommitted changes",
-                                  summary_line(changes), changes)
-            if head == ptr.commit:
-                return StoreState(path, ptr.store, ptr.commit, head, "in sync")
-            try:
-                repo.resolve(ptr.commit)
-            except NotFoundError:
-                return StoreState(path, ptr.store, ptr.commit, head, "lacks commit")
-            return StoreState(path, ptr.store, ptr.commit, head, "pointer stale")
+            has_commit = True
+            if head != ptr.commit:
+                try:
+                    repo.resolve(ptr.commit)
+                except NotFoundError:
+                    has_commit = False
     except H5vcError as e:
         return StoreState(path, ptr.store, ptr.commit, None, "unreadable", e.message)
+    if changes:
+        state = "uncommitted changes"
+    elif head == ptr.commit:
+        state = "in sync"
+    else:
+        state = "pointer stale" if has_commit else "lacks commit"
+    return StoreState(path, ptr.store, ptr.commit, head, state,
+                      summary_line(changes) if changes else "", bool(changes), has_commit)
 
 
 def store_states(start: str | os.PathLike[str] | None = None) -> list[StoreState]:
@@ -392,7 +420,8 @@ class SyncOutcome:
         return self.outcome in ("checked out", "in sync")
 
     def to_json(self) -> dict[str, Any]:
-        return {"pointer": _rel(self.pointer), "store": None if self.store is None else _rel(self.store),
+        return {"pointer": shown(self.pointer),
+                "store": None if self.store is None else shown(self.store),
                 "commit": self.commit, "outcome": self.outcome, "message": self.message}
 
 
@@ -410,47 +439,42 @@ def _rev_for(repo: Repository, cid: str, prefer: str | None) -> str:
 def sync_pointer(path: Path, *, force: bool = False, prefer_branch: str | None = None) -> SyncOutcome:
     """Bring the store of one pointer file to the pointer's commit."""
     from .repository import Repository
-    from .state import summary_line
 
-    try:
-        ptr = read_pointer(path)
-    except H5vcError as e:
-        return SyncOutcome(path, None, None, "error", e.message)
-    store, short = ptr.store, ptr.commit[:10]
-    if not store.exists():
-        return SyncOutcome(path, store, ptr.commit, "store missing",
-                           f"{_rel(path)} names commit {short}, but the store {_rel(store)} is not "
+    st = inspect_pointer(path)
+    store, cid = st.store, st.commit
+    if store is None or cid is None:  # not a pointer
+        return SyncOutcome(path, store, cid, "error", st.detail)
+    short, at = cid[:10], (st.head or "-")[:10]
+    if st.state == "store missing":
+        return SyncOutcome(path, store, cid, "store missing",
+                           f"{shown(path)} names commit {short}, but the store {shown(store)} is not "
                            "here; copy the store here, then run `h5vc sync`")
+    if st.state == "unreadable":
+        return SyncOutcome(path, store, cid, "error",
+                           f"{shown(store)}: {st.detail}; run `h5vc sync` once that is fixed")
+    if st.head == cid and (not st.dirty or not force):
+        return SyncOutcome(path, store, cid, "in sync")
+    if not st.has_commit:
+        return SyncOutcome(
+            path, store, cid, "lacks commit",
+            f"{shown(store)} lacks commit {short} named by {shown(path)} (it was made in another "
+            f"copy of the store), so it stays at {at}; bring that copy here, then run `h5vc sync`")
+    if st.dirty and not force:
+        return SyncOutcome(
+            path, store, cid, "dirty",
+            f"{shown(store)} has uncommitted changes ({st.detail}), so it stays at {at} instead of "
+            f"{short}; record them with `h5vc commit -s {quoted(store)} -m MESSAGE` (then "
+            f"`git add {quoted(path)}`), or discard them with `h5vc sync --force`")
     try:
         with Repository.open(store, mode="r+") as repo:
-            h = repo.head
-            head = None if h is None else h.id
-            changes = repo.status().changes
-            if head == ptr.commit and (not changes or not force):
-                return SyncOutcome(path, store, ptr.commit, "in sync")
-            try:
-                cid = repo.resolve(ptr.commit)
-            except NotFoundError:
-                return SyncOutcome(
-                    path, store, ptr.commit, "lacks commit",
-                    f"{_rel(store)} lacks commit {short} named by {_rel(path)} (it was made in "
-                    f"another copy of the store), so it stays at {(head or '-')[:10]}; bring that "
-                    "copy here, then run `h5vc sync`")
-            if changes and not force:
-                return SyncOutcome(
-                    path, store, ptr.commit, "dirty",
-                    f"{_rel(store)} has uncommitted changes ({summary_line(changes)}), so it stays "
-                    f"at {(head or '-')[:10]} instead of {short}; record them with "
-                    f"`h5vc commit -s {_q(store)} -m MESSAGE` (then `git add {_q(path)}`), or "
-                    "discard them with `h5vc sync --force`")
             r = repo.checkout(_rev_for(repo, cid, prefer_branch), force=force)
-            where = f" (h5vc branch {r.branch})" if r.branch else ""
-            return SyncOutcome(path, store, ptr.commit, "checked out",
-                               f"{_rel(store)}: checked out {r.commit.short_id} "
-                               f"{r.commit.message}{where}", r.discarded)
     except H5vcError as e:
-        return SyncOutcome(path, store, ptr.commit, "error",
-                           f"{_rel(store)}: {e.message}; run `h5vc sync` once that is fixed")
+        return SyncOutcome(path, store, cid, "error",
+                           f"{shown(store)}: {e.message}; run `h5vc sync` once that is fixed")
+    where = f" (h5vc branch {r.branch})" if r.branch else ""
+    return SyncOutcome(path, store, cid, "checked out",
+                       f"{shown(store)}: checked out {r.commit.short_id} {r.commit.message}{where}",
+                       r.discarded)
 
 
 def _git_branch(g: git.Repo) -> str | None:
@@ -476,8 +500,7 @@ def sync(start: str | os.PathLike[str] | None = None, *, force: bool = False) ->
 
 def hooks_dir(g: git.Repo) -> Path:
     """Where git looks for hooks: ``core.hooksPath``, the common dir of linked worktrees."""
-    out = Path(g.git.rev_parse("--git-path", "hooks"))
-    return out if out.is_absolute() else Path(g.working_tree_dir or ".") / out
+    return _git_path(g, "hooks")[0]
 
 
 def hooks_dir_is_shared(start: str | os.PathLike[str] | None = None) -> bool:
@@ -643,13 +666,7 @@ def hooks_status(start: str | os.PathLike[str] | None = None) -> tuple[Path, lis
 def _in_rebase(g: git.Repo) -> bool:
     if "rebase" in os.environ.get("GIT_REFLOG_ACTION", ""):
         return True
-    for name in ("rebase-merge", "rebase-apply"):
-        p = Path(g.git.rev_parse("--git-path", name))
-        if not p.is_absolute():
-            p = Path(g.working_tree_dir or ".") / p
-        if p.exists():
-            return True
-    return False
+    return any(p.exists() for p in _git_path(g, "rebase-merge", "rebase-apply"))
 
 
 def _say(out: TextIO, text: str) -> None:
@@ -666,10 +683,8 @@ def _post_sync(out: TextIO) -> None:
 def _pre_commit(out: TextIO) -> int:
     with open_git() as g:
         files = pointer_files(g)
-        tracked = {Path(g.working_tree_dir or ".") / r for r in g.git.ls_files(
-            "-z", "--cached", "--", "*" + POINTER_SUFFIX).split("\0") if r}
-        unstaged = {Path(g.working_tree_dir or ".") / r for r in g.git.diff(
-            "--name-only", "-z", "--", "*" + POINTER_SUFFIX).split("\0") if r}
+        tracked = _listed(g, "ls-files", "--cached")
+        unstaged = _listed(g, "diff", "--name-only")
     problems = []
     for p in files:
         st = inspect_pointer(p)
@@ -677,21 +692,21 @@ def _pre_commit(out: TextIO) -> int:
         if st.state == "invalid pointer":
             problems.append(st.detail)
         elif st.state == "unreadable":
-            problems.append(f"{_rel(store or p)} cannot be checked ({st.detail}); commit again when "
+            problems.append(f"{shown(store or p)} cannot be checked ({st.detail}); commit again when "
                             "that is fixed")
         elif st.state == "uncommitted changes":
             problems.append(
-                f"{_rel(store or p)} has unrecorded changes ({st.detail}); record them: "
-                f"h5vc commit -s {_q(store or p)} -m MESSAGE && git add {_q(p)}")
+                f"{shown(store or p)} has unrecorded changes ({st.detail}); record them: "
+                f"h5vc commit -s {quoted(store or p)} -m MESSAGE && git add {quoted(p)}")
         elif st.state in ("pointer stale", "lacks commit"):
             problems.append(
-                f"{_rel(p)} names commit {(st.commit or '')[:10]} but {_rel(store or p)} is at "
+                f"{shown(p)} names commit {(st.commit or '')[:10]} but {shown(store or p)} is at "
                 f"{(st.head or '-')[:10]}; record the store's version: h5vc pointer -s "
-                f"{_q(store or p)} && git add {_q(p)} (or bring the store to the pointer: h5vc sync)")
+                f"{quoted(store or p)} && git add {quoted(p)} (or bring the store to the pointer: h5vc sync)")
         elif p not in tracked:
-            problems.append(f"{_rel(p)} is not tracked by git; track it: git add {_q(p)}")
+            problems.append(f"{shown(p)} is not tracked by git; track it: git add {quoted(p)}")
         elif p in unstaged:
-            problems.append(f"{_rel(p)} has changes that are not staged; stage them: git add {_q(p)}")
+            problems.append(f"{shown(p)} has changes that are not staged; stage them: git add {quoted(p)}")
     for text in problems:
         _say(out, text)
     if problems:

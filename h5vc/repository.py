@@ -27,7 +27,7 @@ from .errors import (
     NotFoundError,
     ReadOnlyError,
 )
-from .format import META, TRAILER, Frame, Layout, canonical_json
+from .format import META, TRAILER, Frame, Layout, canonical_json, pointer_path
 from .objects import RestoreReport, restore
 from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, read_attrs, scan
@@ -36,7 +36,6 @@ from .state import State, apply_changes, empty_state, summary_line
 __all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
 
 SNAPSHOT_MIN_BYTES = 16 * 1024
-POINTER_SUFFIX = ".h5vc"  # data.h5 -> data.h5.h5vc (gitlink.pointer_path)
 
 
 @dataclass(frozen=True)
@@ -108,12 +107,6 @@ def _login_name() -> str:
         return getpass.getuser()
     except Exception:  # no user name on this system
         return "unknown"
-
-
-def _shown(p: Path) -> str:
-    """``p`` relative to the current folder when that is shorter (for messages)."""
-    rel = os.path.relpath(p.absolute())
-    return rel if len(rel) < len(str(p)) else str(p)
 
 
 def _now() -> str:
@@ -204,7 +197,7 @@ class Repository:
         self._objcache: dict[str, tuple[Any, ...]] = {}  # path -> (h5py object, address, layout)
         self._ends: dict[str, int] = {}  # commit id -> where its frame ends in the journal
         # the pointer file, kept naming HEAD when it exists (checked once: a stat per open)
-        ptr = path.with_name(path.name + POINTER_SUFFIX)
+        ptr = pointer_path(path)
         self._pointer: Path | None = ptr if ptr.exists() else None
         self._author: str | None = None
         self.git_notes: list[str] = []  # what init did in a git work tree (pointer, .gitignore)
@@ -279,25 +272,21 @@ class Repository:
         """After init: write the pointer file; in a git work tree, keep the store out of git."""
         from . import gitlink
 
-        top = gitlink.find_work_tree(self.path.parent)
-        self.in_git = top is not None
-        if top is None and not always:
-            return
-        ptr = gitlink.pointer_path(self.path.absolute())
-        if top is not None and not always:
-            with gitlink.open_git(self.path.parent) as g:
-                if gitlink.is_ignored(g, ptr):
-                    return  # git would not track the pointer (an ignored folder): none is written
-        self.write_pointer()
-        assert self._pointer is not None
-        self.git_notes.append(f"wrote pointer {_shown(self._pointer)}")
-        if top is None:
-            return
-        with gitlink.open_git(self.path.parent) as g:
-            gi = gitlink.ignore_store(g, self.path.absolute())
+        store = self.path.absolute()
+        with gitlink.git_or_none(store.parent) as g:
+            self.in_git = g is not None
+            if g is None and not always:
+                return
+            if g is not None and not always and gitlink.is_ignored(g, pointer_path(store)):
+                return  # git would not track the pointer (an ignored folder): none is written
+            ptr = self.write_pointer()
+            self.git_notes.append(f"wrote pointer {gitlink.shown(ptr)}")
+            if g is None:
+                return
+            gi = gitlink.ignore_store(g, store)
             if gi is not None:
-                self.git_notes.append(f"ignored {self.path.name} in {_shown(gi)}")
-            if gitlink.is_tracked(g, self.path.absolute()):
+                self.git_notes.append(f"ignored {self.path.name} in {gitlink.shown(gi)}")
+            if gitlink.is_tracked(g, store):
                 self.git_notes.append(
                     f"{self.path} is tracked by git; stop tracking it with "
                     f"`git rm --cached {self.path}` (the pointer file stands in for it)")
@@ -629,7 +618,7 @@ class Repository:
         head = self._head_from(self._refs())
         if head is None:
             raise InvalidInputError(f"{self.path} has no commits yet; commit first")
-        self._pointer = self.path.with_name(self.path.name + POINTER_SUFFIX)
+        self._pointer = pointer_path(self.path)
         self._update_pointer(head)
         return self._pointer
 
