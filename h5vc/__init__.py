@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AmbiguousRevError,
+    DataLossError,
     DirtyStoreError,
+    DiskFullError,
     FormatVersionError,
     H5vcError,
     IntegrityError,
@@ -29,7 +31,9 @@ __all__ = [
     "CheckoutResult",
     "Commit",
     "ConversionWarning",
+    "DataLossError",
     "DirtyStoreError",
+    "DiskFullError",
     "FormatVersionError",
     "H5vcError",
     "IntegrityError",

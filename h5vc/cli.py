@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -23,10 +24,29 @@ class _ErrorBoundary(TyperGroup):
     """Turns every H5vcError into one ``Error: ...`` line on stderr and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:
+        import os
+
         try:
             return super().invoke(ctx)
         except H5vcError as e:
             typer.echo(f"Error: {e.message}", err=True)
+            raise typer.Exit(1) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException):
+            raise  # click's own control flow (--help, usage errors)
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+            # HDF5 reading damaged bytes, or a full disk: one line, never a traceback
+            if os.environ.get("H5VC_DEBUG"):
+                raise
+            from .space import disk_full
+
+            text = (str(e).splitlines() or [type(e).__name__])[0].strip()
+            if disk_full(e):
+                typer.echo("Error: the disk holding the store is full; free some space and try "
+                           "again (`h5vc verify` checks that history is intact)", err=True)
+            else:
+                typer.echo(f"Error: unexpected failure ({type(e).__name__}: {text}); the store "
+                           "may be damaged: check it with `h5vc verify` (set H5VC_DEBUG=1 to see "
+                           "the traceback)", err=True)
             raise typer.Exit(1) from None
 
 
@@ -80,11 +100,54 @@ def _is_store(p: Path) -> bool:
         return False
 
 
-def _open(store: Path | None, *, write: bool) -> Repository:
+_WAIT = [0.0]  # --wait SECONDS (before the command), or $H5VC_WAIT
+
+
+@app.callback()
+def _options(
+    wait: Annotated[float | None, typer.Option(
+        "--wait", metavar="SECONDS", help="When another process is writing the store, wait up "
+        "to SECONDS for it instead of failing (default: $H5VC_WAIT, else 0). Give it before "
+        "the command: h5vc --wait 60 commit -m ...")] = None,
+) -> None:
+    """Version control for HDF5 stores."""
+    import os
+
+    if wait is None:
+        try:
+            wait = float(os.environ.get("H5VC_WAIT") or 0)
+        except ValueError:
+            raise InvalidInputError("H5VC_WAIT must be a number of seconds") from None
+    if wait < 0:
+        raise InvalidInputError("--wait takes a number of seconds, 0 or more")
+    _WAIT[0] = wait
+
+
+def _open(store: Path | None, *, write: bool, recover: bool = True) -> Repository:
+    import os
+
     from .repository import Repository
 
     path = store if store is not None else find_store(Path.cwd())
-    return Repository.open(path, mode="r+" if write else "r")
+    if write:
+        repo = Repository.open(path, mode="r+", wait=_WAIT[0], recover=recover)
+    else:
+        repo = Repository.open(path, mode="r")
+        if repo.pending and recover and os.access(path, os.W_OK):
+            # what a killed process left is finished or undone by any command that can write
+            repo.close()
+            with Repository.open(path, mode="r+", wait=_WAIT[0]) as fixer:
+                _echo_recovered(fixer.recovered)
+            repo = Repository.open(path, mode="r")
+        for note in repo.pending:
+            typer.echo(f"Note: {note}", err=True)
+    _echo_recovered(repo.recovered)
+    return repo
+
+
+def _echo_recovered(notes: list[str]) -> None:
+    for note in notes:
+        typer.echo(f"Recovered: {note}", err=True)
 
 
 def _relative(p: Path) -> str:
@@ -205,7 +268,9 @@ def status(
         st = repo.status(verify=verify)
         if as_json:
             _echo_json({"head": st.head, "branch": st.branch, "clean": st.clean,
-                        "changes": st.changes, "pointer": st.pointer})
+                        "changes": st.changes, "pointer": st.pointer,
+                        "interrupted": st.interrupted,
+                        "lost": [loss.to_json() for loss in st.lost]})
             return
         where = f"On branch {st.branch}" if st.branch else "HEAD detached"
         named = ""
@@ -217,6 +282,13 @@ def status(
             named = f"names {st.pointer[:10]}" if st.pointer else "is not a valid pointer"
             typer.echo(f"Pointer {ptr} {named}: `h5vc pointer` records HEAD in it, "
                        "`h5vc sync` brings the store to it")
+        if st.interrupted:
+            typer.echo(f"Unfinished: {st.interrupted}")
+        if st.lost:
+            typer.echo("Committed rows destroyed outside h5vc (not preserved; `h5vc commit` "
+                       "refuses unless --accept-loss):")
+            for loss in st.lost:
+                typer.echo(f"  {loss}")
         if st.clean:
             typer.echo("nothing to commit: the store equals HEAD")
         else:
@@ -236,10 +308,15 @@ def commit(
                                                "else your user name).")] = None,
     allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Commit even when nothing "
                                               "changed.")] = False,
+    accept_loss: Annotated[bool, typer.Option("--accept-loss", help="Commit even though another "
+                                              "tool destroyed committed rows h5vc never preserved "
+                                              "(older commits then cannot be fully checked "
+                                              "out).")] = False,
 ) -> None:
     """Record every change since HEAD, made by any tool, as a new commit."""
     with _open(store, write=True) as repo:
-        c = repo.commit(message, verify=verify, author=author, allow_empty=allow_empty)
+        c = repo.commit(message, verify=verify, author=author, allow_empty=allow_empty,
+                        accept_loss=accept_loss)
         typer.echo(f"[{repo.branch or 'detached'} {c.short_id}] {c.message}: {c.summary}")
         _pointer_note(repo, c.short_id)
 
@@ -304,6 +381,51 @@ def checkout(
                    f"({r.report.rows_written:,} rows written, "
                    f"{r.report.rows_preserved:,} rows preserved)")
         _pointer_note(repo, r.commit.short_id)
+
+
+@app.command()
+def verify(
+    store: StoreOpt = None,
+    rev: Annotated[str | None, typer.Option("--rev", help="Check only what this commit needs "
+                                            "(its history, its ranges, live or preserved).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the whole store against its history: journal, refs, snapshot, preserved rows,
+    HEAD's live rows. Exit 1 when anything committed is damaged or lost."""
+    with _open(store, write=False) as repo:
+        rep = repo.verify(rev)
+        if as_json:
+            _echo_json(rep.to_json())
+        else:
+            for p in rep.problems:
+                typer.echo(f"problem: {p}")
+            for note in rep.notes:
+                typer.echo(f"note: {note}")
+            what = f"what {rev} needs" if rev else "the whole store"
+            typer.echo(f"Checked {what}: {rep.commits:,} commits, {rep.objects:,} preserved "
+                       f"objects, {rep.live_rows:,} live rows; "
+                       + ("no problems" if rep.ok else f"{len(rep.problems)} problem(s)"))
+        if not rep.ok:
+            raise typer.Exit(1)
+
+
+@app.command()
+def repair(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Rebuild refs and the state snapshot from the history, finish or undo an interrupted
+    operation, and say what could not be saved (exit 1 then)."""
+    with _open(store, write=True, recover=False) as repo:
+        rep = repo.repair()
+        if as_json:
+            _echo_json(rep.to_json())
+        else:
+            for a in rep.actions:
+                typer.echo(f"repaired: {a}")
+            for p in rep.unsaved:
+                typer.echo(f"could not save: {p}")
+            typer.echo("The store is sound." if not rep.unsaved
+                       else f"{len(rep.unsaved)} problem(s) remain.")
+        if rep.unsaved:
+            raise typer.Exit(1)
 
 
 def _refs_command(kind: str, name: str | None, rev: str, delete: bool, store: Path | None,
@@ -413,6 +535,9 @@ def add(
                                         "imported before.")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable files (listed) "
                                            "instead of stopping.")] = False,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic "
+                                                  "links in folders that lead outside them "
+                                                  "(by default such a link stops the import).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import images, CSV, npy ... into the store by category and attribute, as one commit."""
@@ -434,10 +559,13 @@ def add(
     with _open(store, write=not dry_run) as repo:
         r = repo.add(paths, to=to, message=message, importer=importer, attrs=attrs,
                      compression=compression, force=force, commit=not no_commit, dry_run=dry_run,
-                     skip_bad=skip_bad, options=options, progress=not as_json)
+                     skip_bad=skip_bad, options=options, progress=not as_json,
+                     **({"follow_symlinks": True} if follow_symlinks else {}))
         if as_json:
             _echo_json(r.to_json())
             return
+        for note in r.notices:
+            typer.echo(f"note: {note}", err=True)
         for rel in r.already:
             typer.echo(f"skipped {rel}: already imported (use --force to import it again)", err=True)
         for rel, why in r.bad:

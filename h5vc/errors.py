@@ -9,10 +9,12 @@ single ``Error: ...`` line and exits 1. Messages name the problem and the fix::
     ├── InvalidInputError        bad argument or value (also a ValueError)
     │   └── AmbiguousRevError    an id prefix that matches several commits
     ├── DirtyStoreError          uncommitted changes in the way
+    │   └── DataLossError        a commit would make older commits impossible to check out
     ├── IntegrityError           /.h5vc damaged, content missing or not matching its hash
     │   └── FormatVersionError   written by a newer h5vc
     ├── LockedError              another process has the store open for writing
     ├── ReadOnlyError            the file or folder cannot be written
+    ├── DiskFullError            not enough free space for a write (nothing was changed)
     └── PluginError              an importer failed to load
 """
 
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousRevError",
+    "DataLossError",
     "DirtyStoreError",
+    "DiskFullError",
     "FormatVersionError",
     "H5vcError",
     "IntegrityError",
@@ -69,6 +73,10 @@ class DirtyStoreError(H5vcError):
     """The store has uncommitted changes that an operation would discard."""
 
 
+class DataLossError(DirtyStoreError):
+    """Another tool destroyed committed rows that h5vc never preserved."""
+
+
 class IntegrityError(H5vcError):
     """/.h5vc is damaged, or stored content does not match its hash."""
 
@@ -83,6 +91,10 @@ class LockedError(H5vcError):
 
 class ReadOnlyError(H5vcError):
     """The store cannot be written (file permissions or read-only open)."""
+
+
+class DiskFullError(H5vcError):
+    """The disk holding the store has not enough free space for a write."""
 
 
 class PluginError(H5vcError):

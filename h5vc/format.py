@@ -2,19 +2,25 @@
 
 ::
 
-    /.h5vc            attrs: format_version, created_by
+    /.h5vc            attrs: format_version, created_by, live (slot hints, intent)
       journal         uint8 stream of commit frames, only ever appended
-      refs            uint8 JSON blob: HEAD, branches, tags, and the journal length it saw
-      state           uint8 JSON blob: a cached snapshot of one commit's tracked state
+      refs.0, refs.1  two slots of the refs record: HEAD, branches, tags, the journal length
+      state.0, state.1  two slots of the state record: a snapshot of one commit's state
       packs/<key>     preserved ranges, appended as rows: one pack per dtype, row shape, filters
       objindex        compound table: content hash -> pack, start, stop
 
 A journal frame is ``payload | id (16 B) | parent (16 B) | parent's frame end (u64) | len (u32) |
 b"H5VC"``, so the journal can be read from its end, and history walked parent by parent,
-without an index. ``payload`` is the canonical JSON of the
-commit. A commit appends one frame and nothing else: refs and state are derived (frames
-after ``refs.journal_len`` advance HEAD) and are rewritten only by ref operations, checkout,
-and now and then to keep the state snapshot close to HEAD.
+without an index. ``payload`` is the canonical JSON of the commit, and ``id`` its xxh3-128, so
+a frame checks itself. A commit appends one frame and nothing else: refs and state are derived
+(frames after ``refs.journal_len`` advance HEAD) and are rewritten only by ref operations,
+checkout, and now and then to keep the state snapshot close to HEAD.
+
+A record (refs, state) is written into the older of its two slots as ``payload | seq (u64) |
+xxh3-64 of payload and seq (u64) | len (u32) | b"H5VR"`` and read from the valid slot with the
+highest ``seq``: a write killed halfway leaves the other slot, the previous version, intact.
+Format 1 kept refs and state as plain JSON blobs rewritten in place; they are still read, and
+replaced by the two slots at the first write.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import h5py
 import numpy as np
 import xxhash
 
+from .crashpoints import crash_point
 from .errors import FormatVersionError, IntegrityError, NotARepositoryError
 from .hashing import encode_dtype
 from .state import row_bytes
@@ -44,10 +51,14 @@ def pointer_path(store: str | os.PathLike[str]) -> Path:
     p = Path(store)
     return p.with_name(p.name + POINTER_SUFFIX)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TRAILER = struct.Struct("<16s16sQI4s")
 MAGIC = b"H5VC"
 JOURNAL_CHUNK = 1 << 12
+REC_TRAILER = struct.Struct("<QQI4s")  # seq, xxh3-64 of payload + seq, payload length, magic
+REC_MAGIC = b"H5VR"
+RECORD_CHUNK = 1 << 12
+INTENT_PATH_BYTES = 16 << 10  # an intent lists its paths up to this size, else "every path"
 
 
 _CANON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -93,9 +104,15 @@ class Layout:
                 f"{f.filename} was written by a newer h5vc (format {version}, this h5vc reads "
                 f"up to {FORMAT_VERSION}); upgrade h5vc: pip install -U h5vc"
             )
+        self.version = version
         self._jlen: int | None = None
         self._obj_index: dict[str, tuple[str, int, int, bool]] | None = None
         self._packs: dict[str, h5py.Dataset] = {}
+        # preserved objects whose index rows wait for their pack rows to reach the file
+        self._pending: list[tuple[str, list[tuple[str, int, int]], bool]] = []
+        self._seq: dict[str, int] = {}  # record name -> sequence number of its newest slot
+        self._live: dict[str, Any] | None = None
+        self._last: Frame | None = None  # the newest frame, once read
 
     @classmethod
     def create(cls, f: h5py.File, created_by: str) -> Layout:
@@ -135,7 +152,11 @@ class Layout:
     def last_frame(self) -> Frame | None:
         """The newest frame, from its trailer alone."""
         n = self.journal_len
-        return self.frame_at(n) if n else None
+        if not n:
+            return None
+        if self._last is None or self._last.end != n:
+            self._last = self.frame_at(n)
+        return self._last
 
     def frame_at(self, end: int) -> Frame:
         """The frame that ends at journal offset ``end`` (one small read)."""
@@ -171,42 +192,220 @@ class Layout:
             yield fr
             end = fr.start - base
 
+    def tail_is_sound(self) -> bool:
+        """False when the journal ends in a torn frame: bytes whose trailer does not parse.
+
+        A kill while HDF5 was writing a commit can leave the journal longer than the frames
+        written into it (zeros, or old bytes of the file). A whole trailer over a payload that
+        does not match its id is damage, not a kill: reading that commit says so.
+        """
+        n = self.journal_len
+        if n == 0:
+            return True
+        if n < TRAILER.size:
+            return False
+        try:
+            self._last = self.frame_at(n)
+        except IntegrityError:
+            return False
+        return True
+
+    def sound_end(self) -> int:
+        """Where the last whole frame ends: the journal without a torn tail (one full read)."""
+        data = self.read_journal()
+        pos = len(data)
+        while True:
+            pos = data.rfind(MAGIC, 0, pos)
+            if pos < 0:
+                return 0
+            end = pos + len(MAGIC)
+            if end >= TRAILER.size:
+                try:
+                    fr = self._parse_trailer(data, end, end)
+                except IntegrityError:
+                    fr = None
+                if fr is not None and xxhash.xxh3_128(
+                        data[fr.start:fr.start + fr.length]).hexdigest() == fr.id:
+                    return end
+
+    def truncate_journal(self, end: int) -> None:
+        """Drop journal bytes after ``end`` (a torn frame no command ever reported)."""
+        self.journal.id.set_extent((end,))
+        self._jlen = end
+
     def read_payload(self, frame: Frame, data: bytes | None = None, base: int = 0) -> dict:
         if data is not None:
             raw = data[frame.start - base: frame.start - base + frame.length]
         else:
             raw = self.read_journal(frame.start, frame.start + frame.length)
         try:
-            return json.loads(raw)
+            if xxhash.xxh3_128(raw).hexdigest() != frame.id:
+                raise ValueError
+            rec = json.loads(raw)
+            if not isinstance(rec, dict) or not isinstance(rec.get("changes"), list):
+                raise ValueError
+            return rec
         except ValueError:
             raise IntegrityError(
-                f"commit {frame.id[:10]} in the h5vc journal is damaged; restore from a backup"
+                f"commit {frame.id[:10]} of {self.f.filename} is damaged (its record does not "
+                "match its id); see `h5vc verify`, and `h5vc repair` to drop it if it is the newest"
             ) from None
 
-    # -- small JSON blobs (refs, state) -----------------------------------------------------
+    # -- records (refs, state) and the intent ---------------------------------------------
 
-    def read_blob(self, name: str) -> Any:
-        return self.read_blob_sized(name)[0]
+    def read_record(self, name: str) -> tuple[Any, int]:
+        """(value, size in bytes) of record ``name``; (None, 0) when absent.
 
-    def read_blob_sized(self, name: str) -> tuple[Any, int]:
-        """(value, size in bytes) of a JSON blob; (None, 0) when absent."""
+        The valid slot with the highest sequence number wins; a torn or damaged slot is passed
+        over. IntegrityError when slots exist and none is valid.
+        """
+        hint = self._load_live()["seq"].get(name)
+        if hint is not None:  # the slot written last: one read when it is sound
+            key = f"{name}.{int(hint) % 2}"
+            if key in self.g:
+                raw = self.g[key][()].tobytes()
+                got = _parse_record(raw)
+                if got is not None and got[0] == int(hint):
+                    self._seq[name] = got[0]
+                    return got[1], len(raw)
+        slots = []
+        for i in (0, 1):
+            key = f"{name}.{i}"
+            if key in self.g:
+                ds = self.g[key]
+                n = ds.shape[0]
+                if n >= REC_TRAILER.size:
+                    seq, _sum, length, magic = REC_TRAILER.unpack(
+                        ds[n - REC_TRAILER.size:n].tobytes())
+                    if magic == REC_MAGIC and length + REC_TRAILER.size == n:
+                        slots.append((seq, ds))
+                        continue
+                slots.append((-1, ds))
+        if not slots:
+            return self._read_legacy(name)
+        for seq, ds in sorted(slots, key=lambda t: -t[0]):
+            if seq < 0:
+                continue
+            raw = ds[()].tobytes()
+            got = _parse_record(raw)
+            if got is None:
+                continue
+            self._seq[name] = got[0]
+            return got[1], len(raw)
+        raise IntegrityError(f"/{META}/{name} is damaged in {self.f.filename}")
+
+    def _read_legacy(self, name: str) -> tuple[Any, int]:
+        """A format-1 blob: plain JSON rewritten in place."""
         if name not in self.g:
             return None, 0
         raw = self.g[name][()].tobytes()
         try:
             return json.loads(raw), len(raw)
         except ValueError:
-            raise IntegrityError(f"/{META}/{name} is damaged; restore the file from a backup") from None
+            raise IntegrityError(f"/{META}/{name} is damaged in {self.f.filename}") from None
 
-    def write_blob(self, name: str, value: Any) -> None:
-        buf = np.frombuffer(canonical_json(value), dtype=np.uint8)
-        if name in self.g:
-            ds = self.g[name]
+    def write_record(self, name: str, value: Any) -> int:
+        """Write ``value`` into the older slot of record ``name``; returns its size."""
+        if name not in self._seq:
+            try:
+                self.read_record(name)
+            except IntegrityError:
+                pass
+        seq = self._seq.get(name, 0) + 1
+        payload = canonical_json(value)
+        check = xxhash.xxh3_64_intdigest(payload + struct.pack("<Q", seq))
+        buf = np.frombuffer(payload + REC_TRAILER.pack(seq, check, len(payload), REC_MAGIC),
+                            dtype=np.uint8)
+        key = f"{name}.{seq % 2}"
+        if key in self.g:
+            ds = self.g[key]
             if ds.shape[0] != buf.size:
                 ds.resize((buf.size,))
             ds[:] = buf
         else:
-            self.g.create_dataset(name, data=buf, maxshape=(None,), chunks=(4096,))
+            self.g.create_dataset(key, data=buf, maxshape=(None,), chunks=(RECORD_CHUNK,))
+        self._seq[name] = seq
+        live = self._load_live()
+        live["seq"][name] = seq
+        if name == "state" and isinstance(value, dict):
+            live["state_journal_len"] = value.get("journal_len")
+            live["state_bytes"] = int(buf.size)
+        self._write_live()
+        return int(buf.size)
+
+    def drop_legacy(self) -> None:
+        """After the first records are written and flushed: format 1 becomes format 2."""
+        if self.version < FORMAT_VERSION:
+            for name in ("refs", "state"):
+                if name in self.g:
+                    del self.g[name]
+            self.g.attrs["format_version"] = np.int64(FORMAT_VERSION)
+            self.version = FORMAT_VERSION
+
+    # The ``live`` attribute of /.h5vc: which slot of each record was written last, where the
+    # snapshot's commit ends, and the intent of an operation under way. One small checksummed
+    # JSON attribute, so that opening a store reads it once.
+
+    def _load_live(self) -> dict[str, Any]:
+        if self._live is None:
+            live: dict[str, Any] = {"seq": {}, "state_journal_len": None, "intent": None}
+            raw = self.g.attrs.get("live")
+            if raw is not None:
+                if isinstance(raw, bytes):
+                    raw = raw.decode("utf-8", "replace")
+                text, _, check = str(raw).rpartition("\n")
+                try:
+                    if xxhash.xxh3_64_hexdigest(text.encode()) != check:
+                        raise ValueError
+                    value = json.loads(text)
+                    if not (isinstance(value, dict) and isinstance(value.get("seq"), dict)):
+                        raise ValueError
+                    live.update(value)
+                except ValueError:
+                    # unreadable: no slot hints (both slots are read), and perhaps an intent
+                    live["intent"] = {"op": "damaged"}
+            self._live = live
+        return self._live
+
+    def _write_live(self) -> None:
+        text = canonical_json(self._load_live()).decode()
+        self.g.attrs["live"] = text + "\n" + xxhash.xxh3_64_hexdigest(text.encode())
+
+    @property
+    def snapshot_end(self) -> int | None:
+        """Where the snapshot's commit ends in the journal, without reading the snapshot."""
+        pos = self._load_live().get("state_journal_len")
+        return int(pos) if isinstance(pos, int) else None
+
+    @property
+    def snapshot_bytes(self) -> int:
+        n = self._load_live().get("state_bytes")
+        return int(n) if isinstance(n, int) else 0
+
+    def read_intent(self) -> dict[str, Any] | None:
+        """The operation that was under way when the process stopped, if any.
+
+        ``{"op": "damaged"}`` when the record that would hold it cannot be read: recovery
+        then checks every dataset.
+        """
+        intent = self._load_live().get("intent")
+        if intent is not None and not (isinstance(intent, dict)
+                                       and isinstance(intent.get("op"), str)):
+            return {"op": "damaged"}
+        return intent
+
+    def write_intent(self, intent: dict[str, Any]) -> None:
+        paths = intent.get("paths")
+        if paths is not None and sum(len(p) + 3 for p in paths) > INTENT_PATH_BYTES:
+            intent = dict(intent, paths=None)  # too many to list: recovery checks every path
+        self._load_live()["intent"] = intent
+        self._write_live()
+
+    def clear_intent(self) -> None:
+        live = self._load_live()
+        if live.get("intent") is not None:
+            live["intent"] = None
+            self._write_live()
 
     # -- preserved content -----------------------------------------------------------------
     #
@@ -222,7 +421,9 @@ class Layout:
                 for h, pk, a, b, sc in zip(rows["hash"].tolist(), rows["pack"].tolist(),
                                            rows["start"].tolist(), rows["stop"].tolist(),
                                            rows["scalar"].tolist(), strict=True):
-                    idx[h.decode()] = (pk.decode(), a, b, bool(sc))
+                    if len(h) == 32 and 0 <= a <= b:  # a row never written (a kill) is skipped
+                        idx[h.decode("ascii", "replace")] = (pk.decode("ascii", "replace"), a, b,
+                                                             bool(sc))
             self._obj_index = idx
         return self._obj_index
 
@@ -232,7 +433,12 @@ class Layout:
     def _pack(self, key: str) -> h5py.Dataset:
         ds = self._packs.get(key)
         if ds is None:
-            ds = self._packs[key] = self.g["packs"][key]
+            try:
+                ds = self._packs[key] = self.g["packs"][key]
+            except KeyError:
+                raise IntegrityError(
+                    f"/{META}/packs/{key} is missing in {self.f.filename}; run `h5vc verify`"
+                ) from None
         return ds
 
     def put_run(self, arr: np.ndarray, dtype: np.dtype, filters: dict[str, Any],
@@ -313,18 +519,38 @@ class Layout:
         return key, self._pack(key)
 
     def _index_objects(self, key: str, entries: list[tuple[str, int, int]], scalar: bool) -> None:
-        rec = np.array([(h.encode(), key.encode(), a, b, scalar) for h, a, b in entries],
-                       dtype=OBJINDEX_DTYPE)
-        if "objindex" not in self.g:
-            self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
-                                  dtype=OBJINDEX_DTYPE)
-        oi = self.g["objindex"]
-        m = oi.shape[0]
-        oi.resize(m + len(rec), axis=0)
-        oi[m:] = rec
+        """Known at once in memory; written to ``objindex`` by :meth:`sync`, after the rows."""
+        self._pending.append((key, entries, scalar))
         index = self._load_object_index()
         for h, a, b in entries:
             index[h] = (key, a, b, scalar)
+
+    @property
+    def unsynced(self) -> bool:
+        """True when preserved rows are not yet in the file's index (call :meth:`sync`)."""
+        return bool(self._pending)
+
+    def sync(self) -> None:
+        """Flush, so preserved rows reach the file before anything that relies on them.
+
+        Pack rows are flushed first and their index rows only then (and flushed again), so
+        a kill can never leave an index row pointing at rows that were not written.
+        """
+        if self._pending:
+            self.f.flush()
+            crash_point("objects.rows-flushed")
+            rec = np.array([(h.encode(), key.encode(), a, b, scalar)
+                            for key, entries, scalar in self._pending for h, a, b in entries],
+                           dtype=OBJINDEX_DTYPE)
+            if "objindex" not in self.g:
+                self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
+                                      dtype=OBJINDEX_DTYPE)
+            oi = self.g["objindex"]
+            m = oi.shape[0]
+            oi.resize(m + len(rec), axis=0)
+            oi[m:] = rec
+            self._pending.clear()
+        self.f.flush()
 
     def read_object(self, h: str, out: np.ndarray | None = None) -> np.ndarray:
         """The rows of object ``h``; into ``out`` (a view of the right shape) when given."""
@@ -338,6 +564,22 @@ class Layout:
             pack.read_direct(out, np.s_[a:b])
             return out
         return pack[a:b]
+
+
+def _parse_record(raw: bytes) -> tuple[int, Any] | None:
+    """(seq, value) of a record slot's bytes, or None when they are torn or damaged."""
+    if len(raw) < REC_TRAILER.size:
+        return None
+    seq, check, length, magic = REC_TRAILER.unpack(raw[-REC_TRAILER.size:])
+    if magic != REC_MAGIC or length + REC_TRAILER.size != len(raw):
+        return None
+    payload = raw[:length]
+    if xxhash.xxh3_64_intdigest(payload + struct.pack("<Q", seq)) != check:
+        return None
+    try:
+        return seq, json.loads(payload)
+    except ValueError:
+        return None
 
 
 OBJINDEX_DTYPE = np.dtype([("hash", "S32"), ("pack", "S16"), ("start", "<i8"), ("stop", "<i8"),

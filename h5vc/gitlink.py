@@ -361,8 +361,38 @@ class StoreState:
                 "commit": self.commit, "head": self.head, "state": self.state, "detail": self.detail}
 
 
-def inspect_pointer(path: Path) -> StoreState:
-    """Read a pointer and its store (read-only): is the store at the pointer's commit?"""
+def outside_work_tree(ptr: Pointer, top: Path) -> str | None:
+    """Why ``ptr`` must not be followed: its store (or the pointer itself) lies outside the
+    git work tree ``top``, by an absolute path, ``..`` or a symbolic link; None when inside.
+
+    A pointer comes with the code, from whoever made the commit: followed blindly, a cloned
+    repository could have h5vc check out any HDF5 store on this machine.
+    """
+    root = top.resolve()
+    real_ptr = ptr.path.resolve()
+    if not real_ptr.is_relative_to(root):
+        return (f"{shown(ptr.path)} is a symbolic link to {real_ptr}, outside the git work tree "
+                f"{root}; h5vc only follows pointer files inside it: replace the link with the "
+                "pointer file itself (`h5vc pointer -s STORE`)")
+    real = ptr.store.resolve()
+    if real.is_relative_to(root):
+        return None
+    try:
+        named = _load_toml(ptr.path.read_text("utf-8")).get("store", str(ptr.store))
+    except (OSError, ValueError):
+        named = str(ptr.store)
+    how = "" if real == Path(os.path.normpath(ptr.store)) else f", which leads to {real}"
+    return (f"{shown(ptr.path)} names the store {named!r}{how}, outside the git work tree "
+            f"{root}, so h5vc leaves it alone; name a store inside the work tree "
+            "(`h5vc pointer -s STORE` rewrites the pointer)")
+
+
+def inspect_pointer(path: Path, top: Path | None = None) -> StoreState:
+    """Read a pointer and its store (read-only): is the store at the pointer's commit?
+
+    ``top`` is the git work tree the pointer was found in (looked up when None): a pointer
+    whose store lies outside it is an ``invalid pointer``, and its store is not opened.
+    """
     from .repository import Repository
     from .state import summary_line
 
@@ -370,6 +400,12 @@ def inspect_pointer(path: Path) -> StoreState:
         ptr = read_pointer(path)
     except H5vcError as e:
         return StoreState(path, None, None, None, "invalid pointer", e.message)
+    if top is None:
+        top = find_work_tree(path.parent)
+    if top is not None:
+        why = outside_work_tree(ptr, top)
+        if why is not None:
+            return StoreState(path, None, None, None, "invalid pointer", why)
     if not ptr.store.exists():
         return StoreState(path, ptr.store, ptr.commit, None, "store missing",
                           f"{shown(ptr.store)} is not here")
@@ -400,7 +436,8 @@ def store_states(start: str | os.PathLike[str] | None = None) -> list[StoreState
     """The state of every pointer file's store in the git work tree holding ``start``."""
     with open_git(start) as g:
         files = pointer_files(g)
-    return [inspect_pointer(p) for p in files]
+        top = Path(g.working_tree_dir or ".")
+    return [inspect_pointer(p, top) for p in files]
 
 
 @dataclass
@@ -436,11 +473,16 @@ def _rev_for(repo: Repository, cid: str, prefer: str | None) -> str:
     return at[0] if len(at) == 1 else cid
 
 
-def sync_pointer(path: Path, *, force: bool = False, prefer_branch: str | None = None) -> SyncOutcome:
-    """Bring the store of one pointer file to the pointer's commit."""
+def sync_pointer(path: Path, *, force: bool = False, prefer_branch: str | None = None,
+                 top: Path | None = None) -> SyncOutcome:
+    """Bring the store of one pointer file to the pointer's commit.
+
+    ``top`` is the git work tree of the pointer (looked up when None); a store outside it is
+    never opened (see :func:`outside_work_tree`).
+    """
     from .repository import Repository
 
-    st = inspect_pointer(path)
+    st = inspect_pointer(path, top)
     store, cid = st.store, st.commit
     if store is None or cid is None:  # not a pointer
         return SyncOutcome(path, store, cid, "error", st.detail)
@@ -493,7 +535,8 @@ def sync(start: str | os.PathLike[str] | None = None, *, force: bool = False) ->
     with open_git(start) as g:
         files = pointer_files(g)
         branch = _git_branch(g)
-    return [sync_pointer(p, force=force, prefer_branch=branch) for p in files]
+        top = Path(g.working_tree_dir or ".")
+    return [sync_pointer(p, force=force, prefer_branch=branch, top=top) for p in files]
 
 
 # -- hooks ---------------------------------------------------------------------------------
@@ -685,9 +728,10 @@ def _pre_commit(out: TextIO) -> int:
         files = pointer_files(g)
         tracked = _listed(g, "ls-files", "--cached")
         unstaged = _listed(g, "diff", "--name-only")
+        top = Path(g.working_tree_dir or ".")
     problems = []
     for p in files:
-        st = inspect_pointer(p)
+        st = inspect_pointer(p, top)
         store = st.store
         if st.state == "invalid pointer":
             problems.append(st.detail)

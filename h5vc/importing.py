@@ -91,6 +91,7 @@ class ImportContext:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     on_progress: Callable[[int], None] | None = None
     on_bad: Callable[[], None] | None = None  # the pipeline takes back a bad file's rows
+    notices: list[str] = field(default_factory=list)
 
     def bad(self, source: Source, reason: str) -> None:
         """Report an unreadable file: skipped with ``--skip-bad``, else the import stops.
@@ -102,6 +103,11 @@ class ImportContext:
         if self.on_bad is not None:
             self.on_bad()
         self.skipped.append((source.rel, reason))
+
+    def notice(self, text: str) -> None:
+        """A one-line note for the user (printed once, however often it is given)."""
+        if text not in self.notices:
+            self.notices.append(text)
 
     def progress(self, files: int = 1) -> None:
         if self.on_progress is not None:
@@ -136,6 +142,7 @@ class AddResult:
     created: list[str]
     importers: dict[str, int]
     dry_run: bool = False
+    notices: list[str] = field(default_factory=list)  # one line each, e.g. a compression fallback
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,6 +150,7 @@ class AddResult:
             "target": self.target, "imported": self.imported, "already_imported": self.already,
             "bad": [{"path": p, "reason": r} for p, r in self.bad], "rows": self.rows,
             "created": self.created, "importers": self.importers, "dry_run": self.dry_run,
+            "notices": self.notices,
         }
 
 
@@ -166,33 +174,126 @@ def compression_kwargs(name: str) -> dict[str, Any]:
     raise InvalidInputError(f"unknown compression {name!r}; choose one of {', '.join(COMPRESSIONS)}")
 
 
+FALLBACK = "gzip"  # for data a chosen filter cannot compress
+
+
+def filters_for(name: str, dtype: Any) -> str:
+    """The ``--compression`` that applies to a new dataset of ``dtype``: ``name`` or a fallback.
+
+    Blosc compresses fixed-size elements only; on variable-length data (strings, vlen arrays,
+    compounds holding them) the HDF5 blosc filter crashes the process (SIGFPE), so such datasets
+    get gzip. gzip, lzf and none apply to every dtype h5py writes.
+    """
+    if name.startswith("blosc") and np.dtype(dtype).hasobject:
+        return FALLBACK
+    return name
+
+
 def _norm_group(to: str) -> str:
-    p = "/" + to.strip("/")
-    if p == "/.h5vc" or p.startswith("/.h5vc/"):
-        raise InvalidInputError("--to cannot be inside /.h5vc")
+    from .paths import normalize_path
+
+    p = normalize_path(to, "--to")
+    if SOURCES in p.split("/"):
+        raise InvalidInputError(f"--to {to!r} names a group {SOURCES}, the name of the dataset where "
+                                "h5vc records the files imported into a group; choose another name")
     return p
 
 
-def collect_sources(paths: list[Path], skip_bad: bool,
-                    skipped: list[tuple[str, str]]) -> list[Source]:
-    """Files named, and files below folders named, with their recorded paths and categories."""
-    out: list[Source] = []
+def collect_sources(paths: list[Path], skip_bad: bool, skipped: list[tuple[str, str]],
+                    follow_symlinks: bool = False) -> list[Source]:
+    """Files named, and files below folders named, with their recorded paths and categories.
+
+    A path named is used whatever it is (a symbolic link named is followed). Below a folder,
+    hidden entries are left out and a symbolic link is only followed if it leads inside the
+    folder (a link to a folder inside is not descended into: its files are found where they
+    are), unless ``follow_symlinks``; a link leading outside is never opened: it stops the
+    import, or is skipped and listed with ``skip_bad``. Special files (FIFOs, devices) are
+    left out.
+    """
+    out: list[Source | None] = []
+    outside: list[tuple[str, str]] = []  # (recorded path, where the link leads)
     for root in paths:
         if not root.exists():
+            if root.is_symlink():
+                raise NotFoundError(f"{root} is a broken symbolic link (to {os.readlink(root)}); "
+                                    "fix or remove it")
             raise NotFoundError(f"{root} does not exist")
         if root.is_dir():
-            files = sorted(p for p in root.rglob("*")
-                           if p.is_file() and not any(part.startswith(".")
-                                                      for part in p.relative_to(root).parts))
-            if not files:
+            before = len(skipped)
+            found = _walk(root, follow_symlinks, outside, skip_bad, skipped)
+            if not found and not outside and len(skipped) == before:
                 raise InvalidInputError(f"folder {root} holds no files to import")
-            for p in files:
-                inner = p.relative_to(root)
-                cat = inner.parts[0] if len(inner.parts) > 1 else None
-                out.append(_source(p, f"{root.name}/{inner.as_posix()}", cat, skip_bad, skipped))
+            for p, inner in found:
+                cat = inner[0] if len(inner) > 1 else None
+                out.append(_source(p, "/".join((root.name, *inner)), cat, skip_bad, skipped))
         else:
             out.append(_source(root, root.name, None, skip_bad, skipped))
+    if outside:
+        shown = ", ".join(f"{rel} -> {to}" for rel, to in outside[:SHOWN_LINKS])
+        more = f" and {len(outside) - SHOWN_LINKS} more" if len(outside) > SHOWN_LINKS else ""
+        one = len(outside) == 1
+        raise InvalidInputError(
+            f"{'a symbolic link leads' if one else 'symbolic links lead'} outside the folder "
+            f"given: {shown}{more}; {'it was' if one else 'they were'} not read. Pass "
+            f"--follow-symlinks to import what {'it leads' if one else 'they lead'} to, "
+            f"or remove {'it' if one else 'them'} (--skip-bad skips {'it' if one else 'them'})")
     return [s for s in out if s is not None]
+
+
+SHOWN_LINKS = 5  # links named in one error
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _walk(root: Path, follow: bool, outside: list[tuple[str, str]], skip_bad: bool,
+          skipped: list[tuple[str, str]]) -> list[tuple[Path, tuple[str, ...]]]:
+    """Regular files below ``root`` (not hidden), sorted, as (path, parts below ``root``)."""
+    real_root = os.path.realpath(root)
+    seen = {real_root}  # real folders walked (a followed link may lead back: no loops)
+    found: list[tuple[Path, tuple[str, ...]]] = []
+
+    def visit(folder: str, inner: tuple[str, ...]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            raise InvalidInputError(f"cannot list the folder {folder}: {e.strerror or e}") from None
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            parts = (*inner, e.name)
+            if e.is_symlink():
+                target = os.path.realpath(e.path)
+                rel = "/".join((root.name, *parts))
+                if not os.path.exists(target):
+                    why = f"a broken symbolic link (to {os.readlink(e.path)})"
+                    if not skip_bad:
+                        raise BadInputError(f"{rel}: {why}; fix or remove it, or pass --skip-bad")
+                    skipped.append((rel, why))
+                elif not follow and not _inside(target, real_root):
+                    if skip_bad:
+                        skipped.append((rel, f"a symbolic link to {target}, outside the folder "
+                                             "given; not read (--follow-symlinks imports it)"))
+                    else:
+                        outside.append((rel, target))
+                elif os.path.isdir(target):
+                    if not _inside(target, real_root) and target not in seen:
+                        seen.add(target)
+                        visit(e.path, parts)
+                elif os.path.isfile(target):
+                    found.append((Path(e.path), parts))
+            elif e.is_dir(follow_symlinks=False):
+                real = os.path.realpath(e.path)
+                if real not in seen:
+                    seen.add(real)
+                    visit(e.path, parts)
+            elif e.is_file(follow_symlinks=False):
+                found.append((Path(e.path), parts))
+
+    visit(str(root), ())
+    found.sort(key=lambda f: f[1])
+    return found
 
 
 def _source(p: Path, rel: str, cat: str | None, skip_bad: bool,
@@ -248,8 +349,13 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
                importer: str | None = None, attrs: dict[str, Any] | None = None,
                compression: str = "gzip", force: bool = False, commit: bool = True,
                dry_run: bool = False, skip_bad: bool = False,
-               options: dict[str, Any] | None = None, progress: bool = True) -> AddResult:
-    """Import files into group ``to`` of ``repo`` as one commit (see ``h5vc add``)."""
+               options: dict[str, Any] | None = None, progress: bool = True,
+               follow_symlinks: bool = False) -> AddResult:
+    """Import files into group ``to`` of ``repo`` as one commit (see ``h5vc add``).
+
+    ``follow_symlinks``: follow symbolic links below a folder named that lead outside it
+    (by default such a link stops the import, or is skipped with ``skip_bad``).
+    """
     from . import plugins
 
     target = _norm_group(to)
@@ -263,7 +369,7 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
     if target in f and isinstance(f[target], h5py.Dataset):
         raise InvalidInputError(f"--to {target} is a dataset; give a group to import into")
     ctx = ImportContext(options=dict(options or {}), skip_bad=skip_bad)
-    sources = collect_sources([Path(p) for p in paths], skip_bad, ctx.skipped)
+    sources = collect_sources([Path(p) for p in paths], skip_bad, ctx.skipped, follow_symlinks)
 
     # provenance: files already imported with the same content are skipped
     known: dict[str, str] = {}
@@ -294,7 +400,8 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
         by_importer.setdefault(info.name, []).append(s)
     hashes = {s.rel: h for s, h in todo}
     result = AddResult(None, target, [], already, ctx.skipped, {}, [],
-                       {k: len(v) for k, v in by_importer.items()}, dry_run)
+                       {k: len(v) for k, v in by_importer.items()}, dry_run, ctx.notices)
+    fallbacks: list[str] = []  # datasets created with FALLBACK instead of `compression`
     if dry_run or not by_importer:
         result.imported = [s.rel for v in by_importer.values() for s in v]
         if not dry_run and not by_importer and not already:
@@ -324,7 +431,7 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
                         if path not in marks:
                             obj = tx[path] if path in tx else None
                             marks[path] = len(obj) if hasattr(obj, "append") else 0
-                    _write_batch(tx, target, batch, comp, result)
+                    _write_batch(tx, target, batch, compression, comp, result, fallbacks)
                     if batch.sources:
                         marks = {p: len(tx[p]) for p in marks if p in tx}
                         done.extend(batch.sources)
@@ -351,6 +458,10 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
         raise BadInputError(f"import failed: {e}; nothing was written") from None
     finally:
         bar.close()
+    if fallbacks:
+        shown = ", ".join(fallbacks[:3]) + (f" and {len(fallbacks) - 3} more" if len(fallbacks) > 3 else "")
+        ctx.notice(f"--compression {compression} cannot compress variable-length data (text, "
+                   f"encoded files): {shown} stored with {FALLBACK} instead")
     result.commit = tx.commit
     result.imported = [s.rel for s in done]
     return result
@@ -360,9 +471,13 @@ def _group_of(target: str, batch: Batch) -> str:
     return target if not batch.group else f"{target.rstrip('/')}/{batch.group.strip('/')}"
 
 
-def _write_batch(tx: Any, target: str, batch: Batch, comp: dict[str, Any],
-                 result: AddResult) -> list[str]:
-    """Append ``batch``; returns the dataset paths written."""
+def _write_batch(tx: Any, target: str, batch: Batch, compression: str, comp: dict[str, Any],
+                 result: AddResult, fallbacks: list[str]) -> list[str]:
+    """Append ``batch``; returns the dataset paths written.
+
+    New datasets get the filter ``comp`` of ``compression``, or :data:`FALLBACK` where that
+    filter cannot apply (their paths are added to ``fallbacks``).
+    """
     group = _group_of(target, batch)
     written: list[str] = []
     if batch.table and group in tx:
@@ -401,8 +516,12 @@ def _write_batch(tx: Any, target: str, batch: Batch, comp: dict[str, Any],
             tail = arr.shape[1:]
             itemsize = arr.dtype.itemsize if dt is None else np.dtype(dt).itemsize
             rows_per_chunk = batch.chunk_rows.get(name) or _auto_chunk_rows(tail, itemsize)
+            use = filters_for(compression, dt if dt is not None else arr.dtype)
+            kw = comp if use == compression else compression_kwargs(use)
+            if use != compression:
+                fallbacks.append(path)
             tx.create_dataset(path, data=arr, dtype=dt, chunks=(rows_per_chunk, *tail),
-                              maxshape=(None, *tail), **comp)
+                              maxshape=(None, *tail), **kw)
             result.created.append(path)
         else:
             ds = tx[path]

@@ -14,16 +14,19 @@ Ranges whose hash is ``None`` (uncommitted rows) are never kept and never preser
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import h5py
 import numpy as np
 
+from .crashpoints import crash_point
 from .errors import DirtyStoreError, IntegrityError
 from .format import Layout
 from .hashing import decode_dtype, decode_value, dtype_key, rows_hash, rows_hash_parts
 from .scan import create_kwargs, live_hash, object_filters, read_rows, row_slices, write_rows
+from .space import ensure_space
 from .state import ROOT, State, block_rows, is_below, row_bytes
 
 __all__ = ["RestoreReport", "create_dataset", "preserve_ranges", "restore"]
@@ -53,23 +56,90 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
 
 
 def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any]) -> int:
+    """Make the attributes of ``obj`` equal ``want`` (encoded), given they now equal ``have``;
+    returns how many were set or deleted.
+
+    Attributes of any size: HDF5 keeps an attribute over 64 KiB in dense storage, which only
+    an object with a version-2 header has (h5py writes one with ``libver=("v108", ...)`` or
+    later), while an object h5vc (re)creates gets the version-1 header of the file's default
+    format. Such an object is rebuilt once, in place, with a version-2 header (HDF5 1.8 and
+    later read it): same name, creation properties, data and links, attribute creation order
+    tracked as h5py's ``track_order`` does. ``obj`` is rebound to the rebuilt object, so the
+    caller's handle stays valid.
+    """
+
+    def create(o: Any, name: str, enc: dict[str, Any]) -> None:
+        arr, dt, shape = decode_value(enc)
+        if shape is None:
+            o.attrs.create(name, h5py.Empty(dt))
+        else:
+            o.attrs.create(name, data=arr, shape=shape, dtype=dt)
+
+    def rebuild(o: Any) -> None:
+        """Replace ``o`` by a copy with a version-2 object header and no attributes."""
+        f, name = o.file, o.name
+        parent = f[name.rsplit("/", 1)[0] or "/"]
+        link = name.rsplit("/", 1)[1].encode()
+        tmp = link + b".h5vc-rebuilding"  # named while built: HDF5 cannot move links into an
+        if tmp in parent.id:  # anonymous group, and a crash leaves it findable
+            parent.id.unlink(tmp)
+        order = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+        new: Any
+        if isinstance(o, h5py.Dataset):
+            dcpl = o.id.get_create_plist()
+            dcpl.set_attr_creation_order(order)
+            new = h5py.Dataset(h5py.h5d.create(parent.id, tmp, o.id.get_type(), o.id.get_space(),
+                                               dcpl=dcpl))
+            elsewhere = dcpl.get_layout() == h5py.h5d.VIRTUAL or dcpl.get_external_count()
+            if o.shape is not None and o.size and not elsewhere:
+                if o.chunks is not None and not o.dtype.hasobject:  # the stored bytes as they are
+                    for i in range(o.id.get_num_chunks()):
+                        at = o.id.get_chunk_info(i).chunk_offset
+                        mask, raw = o.id.read_direct_chunk(at)
+                        new.id.write_direct_chunk(at, raw, mask)
+                elif o.shape == ():
+                    write_rows(new, 0, read_rows(o, 0, 1))
+                else:
+                    for a, b in row_slices(o, 0, o.shape[0]):
+                        write_rows(new, a, o[a:b])
+        else:
+            gcpl = o.id.get_create_plist()
+            gcpl.set_attr_creation_order(order)
+            new = h5py.Group(h5py.h5g.create(parent.id, tmp, gcpl=gcpl))
+            for child in list(o.keys()):  # hard, soft and external links alike
+                o.id.links.move(child.encode(), new.id, child.encode())
+        parent.id.unlink(link)
+        parent.id.links.move(tmp, parent.id, link)
+        type(new).__init__(o, new.id)
+
+    def refused(name: str, e: Exception) -> IntegrityError:
+        return IntegrityError(
+            f"cannot restore attribute {name!r} of {obj.name}: HDF5 refuses to create it "
+            f"({' '.join(str(e).split())}); "
+            "check out another commit with `h5vc checkout --force REV`")
+
     changed = 0
     for name in have:
         if name not in want and name in obj.attrs:
             del obj.attrs[name]
             changed += 1
-    for name, enc in want.items():
-        if have.get(name) == enc:
-            continue
-        arr, dt, shape = decode_value(enc)
+    todo = [(name, enc) for name, enc in want.items() if have.get(name) != enc]
+    for name, enc in todo:
         if name in obj.attrs:
             del obj.attrs[name]
-        if shape is None:
-            obj.attrs.create(name, h5py.Empty(dt))
-        else:
-            obj.attrs.create(name, data=arr, shape=shape, dtype=dt)
-        changed += 1
-    return changed
+        try:
+            create(obj, name, enc)
+        except OSError as e:
+            if obj.name == "/" or h5py.h5o.get_info(obj.id).hdr.version >= 2:
+                raise refused(name, e) from None
+            rebuild(obj)  # its header cannot hold the attribute: all of them on the new one
+            for n, en in want.items():
+                try:
+                    create(obj, n, en)
+                except OSError as e2:
+                    raise refused(n, e2) from None
+            break
+    return changed + len(todo)
 
 
 RUN_BYTES = 64 << 20  # rows read or written at once when preserving or restoring
@@ -87,6 +157,10 @@ def _runs(ranges: list[list[Any]], row_bytes: int) -> list[list[list[Any]]]:
     return runs
 
 
+def _meta_row_bytes(meta: dict[str, Any]) -> int:
+    return row_bytes(meta["tail"], decode_dtype(meta["dtype"]).itemsize)
+
+
 def _row_bytes(ds: h5py.Dataset) -> int:
     return row_bytes(ds.shape[1:] if ds.shape else (), ds.dtype.itemsize)
 
@@ -102,6 +176,8 @@ def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any
     if not todo:
         return 0
     ds = f[path]
+    ensure_space(f.filename, sum(r[1] - r[0] for r in todo) * _row_bytes(ds),
+                 f"preserving {path} before it changes")
     dkey = dtype_key(ds.dtype)
     filters = object_filters(meta)
     scalar = ds.shape == ()
@@ -152,8 +228,14 @@ def _same_shape_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
-            force: bool = False) -> RestoreReport:
-    """Make the store, whose content is described by ``live``, equal to ``target``."""
+            force: bool = False,
+            before_mutate: Callable[[list[str]], None] | None = None) -> RestoreReport:
+    """Make the store, whose content is described by ``live``, equal to ``target``.
+
+    ``before_mutate(paths)`` runs after everything that leaves is preserved and before the
+    first change to tracked content, with the paths that will change (to record an intent).
+    Preserved rows are synced to the file before it runs.
+    """
     report = RestoreReport()
     deletes: list[str] = []
     creates: list[str] = []
@@ -203,6 +285,18 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
     # 3. preserve what leaves
     for p, meta, rs in preserve:
         report.rows_preserved += preserve_ranges(f, layout, p, meta, rs, force=force)
+    changing = sorted(p for p in set(live) | set(target) if live.get(p) != target.get(p))
+    if not changing:
+        return report
+    rows_out = [(p, r[1] - r[0]) for p, _n, rs in resizes for r in rs]
+    rows_out += [(p, target[p]["n"]) for p in creates if target[p]["k"] == "d"]
+    if rows_out:
+        ensure_space(f.filename, sum(k * _meta_row_bytes(target[p]["meta"]) for p, k in rows_out),
+                     "the rows this checkout writes")
+    if layout.unsynced:
+        layout.sync()
+    if before_mutate is not None:
+        before_mutate(changing)
 
     # 4. mutate
     for p in deletes:
@@ -218,6 +312,7 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
         else:
             obj = create_dataset(f, p, node["meta"], node["n"])
             report.rows_written += _write_ranges(obj, layout, node["ranges"])
+        crash_point("restore.created")
         set_attrs(obj, node["attrs"], {})
         report.paths_changed.append(p)
     created = set(creates)
@@ -226,6 +321,7 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
         if ds.shape and ds.shape[0] != n:
             ds.resize(n, axis=0)
         report.rows_written += _write_ranges(ds, layout, writing)
+        crash_point("restore.written")
         report.paths_changed.append(p)
     for p, b in target.items():
         a = live.get(p)

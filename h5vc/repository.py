@@ -7,18 +7,21 @@ import functools
 import getpass
 import os
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 import xxhash
 
 from . import __version__
+from .crashpoints import crash_point
 from .errors import (
+    DataLossError,
     DirtyStoreError,
+    DiskFullError,
     H5vcError,
     IntegrityError,
     InvalidInputError,
@@ -28,10 +31,15 @@ from .errors import (
     ReadOnlyError,
 )
 from .format import META, TRAILER, Frame, Layout, canonical_json, pointer_path
+from .lock import StoreLock, probe_readers
 from .objects import RestoreReport, restore
 from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, read_attrs, scan
+from .space import disk_full, ensure_space
 from .state import State, apply_changes, empty_state, summary_line
+from .verify import Loss, RepairReport, VerifyReport, find_losses
+from .verify import repair as _repair
+from .verify import verify as _verify
 
 __all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
 
@@ -82,10 +90,12 @@ class Status:
     branch: str | None
     changes: list[dict[str, Any]]
     pointer: str | None = None  # the commit the pointer file names, when there is one
+    interrupted: str | None = None  # an h5vc operation a killed process left unfinished
+    lost: list[Loss] = field(default_factory=list)  # committed rows others destroyed
 
     @property
     def clean(self) -> bool:
-        return not self.changes
+        return not self.changes and self.interrupted is None
 
     @property
     def pointer_stale(self) -> bool:
@@ -99,6 +109,45 @@ class CheckoutResult:
     branch: str | None
     discarded: list[dict[str, Any]]
     report: RestoreReport
+
+
+def _is_id(v: Any) -> bool:
+    return isinstance(v, str) and len(v) == 32 and all(c in "0123456789abcdef" for c in v)
+
+
+def _check_refs(refs: Any, journal_len: int) -> None:
+    """IntegrityError unless ``refs`` has the shape h5vc writes and fits the journal."""
+    ok = (isinstance(refs, dict) and isinstance(refs.get("head"), dict)
+          and isinstance(refs.get("branches"), dict) and isinstance(refs.get("tags"), dict)
+          and isinstance(refs.get("journal_len"), int) and 0 <= refs["journal_len"] <= journal_len
+          and isinstance(refs.get("pos", {}), dict))
+    if ok:
+        head = refs["head"]
+        ok = (set(head) == {"branch"} and isinstance(head["branch"], str)) or \
+             (set(head) == {"commit"} and _is_id(head["commit"]))
+        ok = ok and all(isinstance(k, str) and _is_id(v) for kind in ("branches", "tags")
+                        for k, v in refs[kind].items())
+        ok = ok and all(_is_id(k) and isinstance(v, int) for k, v in refs.get("pos", {}).items())
+    if not ok:
+        raise IntegrityError(f"/{META}/refs does not hold valid refs")
+
+
+def _check_snapshot(snap: Any, journal_len: int) -> None:
+    ok = (isinstance(snap, dict) and _is_id(snap.get("commit"))
+          and isinstance(snap.get("journal_len"), int) and 0 < snap["journal_len"] <= journal_len
+          and isinstance(snap.get("state"), dict) and "/" in snap["state"])
+    if not ok:
+        raise IntegrityError(f"/{META}/state does not hold a valid snapshot")
+
+
+def _release(f: h5py.File, lock: StoreLock | None) -> None:
+    """Close the file, then let the next writer in."""
+    try:
+        if f.id.valid:
+            f.close()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,7 +183,7 @@ def _looks_like_hdf5(path: Path) -> bool:
     return bool(h5py.is_hdf5(str(path)))  # the signature may follow a user block
 
 
-def _open_h5(path: Path, mode: str) -> h5py.File:
+def _open_h5(path: Path, mode: str, wait: float = 0.0) -> h5py.File:
     if not path.exists():
         raise NotFoundError(f"no store at {path}; create one with `h5vc init {path}`")
     if path.is_dir():
@@ -146,18 +195,49 @@ def _open_h5(path: Path, mode: str) -> h5py.File:
         raise ReadOnlyError(
             f"{path} is read-only; make it writable (chmod u+w) or use a read-only command"
         )
-    try:
-        return h5py.File(str(path), mode)
-    except OSError as e:
-        text = str(e)
-        if "lock" in text.lower():
+    deadline = time.monotonic() + max(0.0, wait)
+    while True:
+        try:
+            return _configure(h5py.File(str(path), mode))
+        except OSError as e:
+            text = str(e)
+            if "lock" not in text.lower():
+                break
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            who = probe_readers(path) if mode != "r" else \
+                "another process that is writing it without h5vc"
             raise LockedError(
-                f"{path} is open for writing in another process; wait for it to finish "
-                "or close it, then try again"
+                f"{path} is open in {who}; close it there, or pass --wait SECONDS to wait"
             ) from None
-        if "ermission" in text:
-            raise ReadOnlyError(f"{path} cannot be opened for writing: {text}") from None
-        raise NotARepositoryError(f"{path} cannot be opened as HDF5: {text}") from None
+    if "ermission" in text:
+        raise ReadOnlyError(f"{path} cannot be opened for writing: {text}") from None
+    raise NotARepositoryError(
+        f"{path} cannot be opened as HDF5 ({text.splitlines()[0] if text else 'unreadable'});"
+        " it may be damaged: restore it from a backup") from None
+
+
+MDC_BYTES = 32 << 20
+
+
+def _configure(f: h5py.File) -> h5py.File:
+    """A metadata cache large enough that HDF5 writes metadata at h5vc's flushes only.
+
+    HDF5 may write a dirty metadata entry whenever it evicts one; with room for everything an
+    operation touches, entries reach the file at the flushes h5vc orders (rows, then the
+    records that point at them), not in the middle of an operation.
+    """
+    if f.mode == "r+":
+        try:
+            cfg = f.id.get_mdc_config()
+            cfg.max_size = max(cfg.max_size, MDC_BYTES)
+            cfg.set_initial_size = True
+            cfg.initial_size = MDC_BYTES
+            f.id.set_mdc_config(cfg)
+        except (AttributeError, ValueError, RuntimeError):
+            pass  # an older h5py: keep HDF5's defaults
+    return f
 
 
 def _dtype_name(dt: Any) -> str:
@@ -179,9 +259,12 @@ class Repository:
     Open with :meth:`open` or :meth:`init`; use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, f: h5py.File, path: Path) -> None:
+    def __init__(self, f: h5py.File, path: Path, lock: StoreLock | None = None) -> None:
         self._f = f
         self.path = path
+        self._lock = lock
+        # a Repository dropped without close() still releases the file and the lock
+        self._finalizer = weakref.finalize(self, _release, f, lock)
         self._layout = Layout(f)
         self._writable = f.mode == "r+"
         self._active: Any = None  # the open transaction, if any
@@ -202,20 +285,79 @@ class Repository:
         self._author: str | None = None
         self.git_notes: list[str] = []  # what init did in a git work tree (pointer, .gitignore)
         self.in_git = False  # init found the store in a git work tree
+        self.recovered: list[str] = []  # what opening it finished or undid (an interrupted op)
+        self.interrupted: dict[str, Any] | None = None  # read-only: an op left unfinished
+        self.pending: list[str] = []  # read-only: what the next writable open will repair
+
+    def _check_open_state(self, *, recover: bool) -> None:
+        """At open: drop a torn commit record, finish or undo an interrupted operation."""
+        lay = self._layout
+        if not lay.tail_is_sound():
+            end = lay.sound_end()
+            if self._writable:
+                lay.truncate_journal(end)
+                self._f.flush()
+                self.recovered.append("dropped an unfinished commit record (a commit that was "
+                                      "interrupted before it completed)")
+            else:
+                lay._jlen = end  # read the sound prefix
+                self.pending.append("the history ends with an unfinished commit record (an "
+                                    "interrupted commit, never reported): it is ignored")
+        if self._writable and lay.version < 2:
+            self._upgrade()
+        intent = lay.read_intent()
+        if intent is not None:
+            if self._writable and recover:
+                self._recover(intent)
+            else:
+                self.interrupted = intent
+                self.pending.append(f"an interrupted {intent.get('op', 'operation')} is not yet "
+                                    "finished or undone")
+
+    def _upgrade(self) -> None:
+        """Format 1 -> 2: refs and state move into two-slot records, in one flushed step."""
+        lay = self._layout
+        refs, _ = lay.read_record("refs")
+        snap, _ = lay.read_record("state")
+        if refs is not None:
+            lay.write_record("refs", refs)
+        if snap is not None:
+            lay.write_record("state", snap)
+        self._f.flush()
+        lay.drop_legacy()
+        self._f.flush()
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, mode: str = "r+") -> Repository:
-        """Open an existing store; ``mode`` is ``"r"`` (read only) or ``"r+"``."""
+    def open(cls, path: str | os.PathLike[str], *, mode: str = "r+", wait: float = 0.0,
+             recover: bool = True) -> Repository:
+        """Open an existing store; ``mode`` is ``"r"`` (read only) or ``"r+"``.
+
+        A writable open takes h5vc's writer lock (waiting up to ``wait`` seconds for another
+        writer) and finishes or undoes an operation a killed process left unfinished.
+        """
         if mode not in ("r", "r+"):
             raise InvalidInputError(f"mode must be 'r' or 'r+', not {mode!r}")
         p = Path(path)
-        f = _open_h5(p, mode)
+        lock = None
+        if mode == "r+":
+            if not p.is_file():
+                _open_h5(p, mode)  # the error for a missing file, a folder, ...
+            lock = StoreLock(p)
+            lock.acquire(wait)
         try:
-            return cls(f, p)
+            f = _open_h5(p, mode, wait)
         except BaseException:
-            f.close()
+            if lock is not None:
+                lock.release()
+            raise
+        try:
+            repo = cls(f, p, lock)
+            repo._check_open_state(recover=recover)
+            return repo
+        except BaseException:
+            _release(f, lock)
             raise
 
     @classmethod
@@ -228,35 +370,46 @@ class Repository:
         """
         p = Path(path)
         created = not p.exists()
+        lock = None
         if not created:
-            f = _open_h5(p, "r+")
+            if p.is_file():
+                lock = StoreLock(p)
+                lock.acquire()
+            try:
+                f = _open_h5(p, "r+")
+            except BaseException:
+                if lock is not None:
+                    lock.release()
+                raise
             if META in f:
-                f.close()
+                _release(f, lock)
                 raise InvalidInputError(
                     f"{p} is already an h5vc store; see its history with `h5vc log`"
                 )
         else:
             if not p.parent.exists():
                 raise NotFoundError(f"folder {p.parent} does not exist; create it first")
+            lock = StoreLock(p)
+            lock.acquire()
             try:
-                f = h5py.File(str(p), "w-")
+                f = _configure(h5py.File(str(p), "w-"))
             except OSError as e:
+                lock.release()
                 raise ReadOnlyError(f"cannot create {p}: {e}") from None
         try:
             # read everything first: unsupported content stops init before anything is written
             changes = materialize(f, scan(f, empty_state()))
             Layout.create(f, f"h5vc {__version__}")
-            repo = cls(f, p)
+            repo = cls(f, p, lock)
             if pointer is False:
                 repo._pointer = None
             repo._write_refs({"head": {"branch": "main"}, "branches": {}, "tags": {}})
             repo._record(changes, message, author)
         except BaseException:
             # leave the file as it was: no half-made /.h5vc, no new empty file
-            if f.id.valid:
-                if META in f:
-                    del f[META]
-                f.close()
+            if f.id.valid and META in f:
+                del f[META]
+            _release(f, lock)
             if created:
                 p.unlink(missing_ok=True)
             raise
@@ -292,8 +445,8 @@ class Repository:
                     f"`git rm --cached {self.path}` (the pointer file stands in for it)")
 
     def close(self) -> None:
-        if self._f.id.valid:
-            self._f.close()
+        """Close the file and release the writer lock (also done when garbage-collected)."""
+        self._finalizer()
 
     def __enter__(self) -> Repository:
         return self
@@ -318,10 +471,39 @@ class Repository:
     # -- refs ----------------------------------------------------------------------------
 
     def _raw_refs(self) -> dict[str, Any]:
-        refs = self._layout.read_blob("refs")
-        if refs is None:
-            raise IntegrityError(f"/{META}/refs is missing in {self.path}; restore from a backup")
+        try:
+            refs, _ = self._layout.read_record("refs")
+            if refs is None:
+                raise IntegrityError(f"/{META}/refs is missing")
+            _check_refs(refs, self._layout.journal_len)
+        except IntegrityError:
+            if not self._writable:
+                raise IntegrityError(
+                    f"the refs (branches, tags, HEAD) of {self.path} are damaged; rebuild them "
+                    "from the history with `h5vc repair`") from None
+            refs = self._rebuild_refs()
         return refs
+
+    def _rebuild_refs(self) -> dict[str, Any]:
+        """Refs made again from the journal: HEAD on main at the newest commit, every other
+        tip of history on a branch ``recovered-<id>``."""
+        index = self._load_index()
+        parents = {fr.parent for fr in index.values()}
+        tips = sorted((fr for fr in index.values() if fr.id not in parents), key=lambda fr: -fr.end)
+        branches = {}
+        if tips:
+            branches["main"] = tips[0].id
+            for fr in tips[1:]:
+                branches[f"recovered-{fr.id[:10]}"] = fr.id
+        refs = {"head": {"branch": "main"}, "branches": branches, "tags": {}}
+        self._stored_refs = None
+        self._write_refs(refs)
+        self._f.flush()
+        self.recovered.append("rebuilt the damaged refs from the history: HEAD is main at the "
+                              "newest commit" + (f", {len(tips) - 1} other tip(s) kept as "
+                                                 "recovered-* branches" if len(tips) > 1 else "")
+                              + "; tags are lost, set them again with `h5vc tag`")
+        return self._stored_refs  # type: ignore[return-value]
 
     def _refs(self) -> dict[str, Any]:
         """Refs with HEAD (and its branch) advanced over commits appended since last written."""
@@ -349,7 +531,7 @@ class Repository:
             ids.append(refs["head"]["commit"])
         pos = {i: self._frame(i).end for i in sorted(set(ids))}
         refs = dict(refs, journal_len=self._layout.journal_len, pos=pos)
-        self._layout.write_blob("refs", refs)
+        self._layout.write_record("refs", refs)
         self._stored_refs, self._tip = refs, None
 
     def _head_from(self, refs: dict[str, Any]) -> str | None:
@@ -426,8 +608,11 @@ class Repository:
             return self._index[cid]
         end = self._ends.get(cid)
         if end is not None:
-            fr = self._layout.frame_at(end)
-            if fr.id == cid:
+            try:
+                fr = self._layout.frame_at(end)
+            except IntegrityError:
+                fr = None  # a stale position: look the commit up in the index
+            if fr is not None and fr.id == cid:
                 return fr
         try:
             fr = self._load_index()[cid]
@@ -491,7 +676,7 @@ class Repository:
 
     def _state_fast(self, head: str) -> State | None:
         """HEAD's state from the cached snapshot and the frames appended after it."""
-        snap, size = self._layout.read_blob_sized("state")
+        snap, size = self._read_snapshot()
         if snap is None:
             return None
         self._snap_pos, self._snapshot_len = snap["journal_len"], size
@@ -516,7 +701,7 @@ class Repository:
         """The tracked state of any commit: a map of paths to groups and datasets."""
         cid = self.resolve(rev)
         bases: dict[str, State] = {}
-        snap = self._layout.read_blob("state")
+        snap, _ = self._read_snapshot()
         if snap is not None:
             bases[snap["commit"]] = snap["state"]
         if self._head_cache is not None and self._head_cache[0]:
@@ -533,12 +718,21 @@ class Repository:
         state = bases[cur] if cur is not None else empty_state()
         return apply_changes(state, [ch for c in reversed(chain) for ch in self._record_of(c)["changes"]])
 
+    def _read_snapshot(self) -> tuple[dict[str, Any] | None, int]:
+        """The state snapshot, or (None, 0) when it is missing or damaged (then the state is
+        rebuilt from the journal, and a writable store gets a new snapshot at its next commit)."""
+        try:
+            snap, size = self._layout.read_record("state")
+            if snap is not None:
+                _check_snapshot(snap, self._layout.journal_len)
+        except IntegrityError:
+            self._snap_pos = 0  # rewrite it at the next commit
+            return None, 0
+        return snap, size
+
     def _write_snapshot(self, cid: str, state: State) -> None:
         blob = {"commit": cid, "journal_len": self._layout.journal_len, "state": state}
-        self._layout.write_blob("state", blob)
-        ds = self._layout.g["state"]
-        ds.attrs["journal_len"] = np.int64(blob["journal_len"])  # readable without parsing
-        self._snapshot_len = ds.shape[0]
+        self._snapshot_len = self._layout.write_record("state", blob)
         self._snap_pos = blob["journal_len"]
 
     # -- status / commit ----------------------------------------------------------------
@@ -554,18 +748,37 @@ class Repository:
                 pointed = read_pointer(self._pointer).commit
             except H5vcError:
                 pointed = ""  # unreadable (e.g. conflict markers): stale until rewritten
-        return Status(head, self.branch, scan(self._f, state, verify=verify), pointed)
+        interrupted = None
+        if self.interrupted is not None:
+            interrupted = (f"an interrupted {self.interrupted.get('op', 'operation')}: the store "
+                           "may differ from HEAD in ways a metadata scan cannot see; any writing "
+                           "command (or `h5vc repair`) finishes or undoes it")
+        changes = scan(self._f, state, verify=verify)
+        lost = find_losses(self, head, state, changes) if changes else []
+        return Status(head, self.branch, changes, pointed, interrupted, lost)
 
     def commit(self, message: str, *, verify: bool = False, author: str | None = None,
-               allow_empty: bool = False) -> Commit:
-        """Record every change since HEAD (made by any tool) as a new commit."""
+               allow_empty: bool = False, accept_loss: bool = False) -> Commit:
+        """Record every change since HEAD (made by any tool) as a new commit.
+
+        Refuses (DataLossError) when another tool destroyed committed rows that h5vc never
+        preserved (deleted, re-created, cut or, with ``verify``, rewritten in place), since
+        older commits could then no longer be checked out; ``accept_loss`` commits anyway.
+        """
         self._require_writable()
         if not message.strip():
             raise InvalidInputError("a commit needs a message; pass -m 'what changed'")
-        _, state = self._head_state()
+        head, state = self._head_state()
         changes = scan(self._f, state, verify=verify)
         if not changes and not allow_empty:
             raise InvalidInputError("nothing to commit: the store equals HEAD")
+        if changes and not accept_loss:
+            lost = find_losses(self, head, state, changes)
+            if lost:
+                more = f" (and {len(lost) - 1} more dataset(s))" if len(lost) > 1 else ""
+                raise DataLossError(
+                    f"committing would lose committed rows: {lost[0]}{more}; commit anyway with "
+                    "--accept-loss, or restore the file from a backup")
         return self._record(materialize(self._f, changes), message, author)
 
     def _record(self, changes: list[dict[str, Any]], message: str,
@@ -578,7 +791,18 @@ class Repository:
         parent_end = 0
         if head:
             parent_end = self._ends.get(head) or self._frame(head).end
+        ensure_space(self.path, len(payload) + 2 * self._snapshot_len, "the commit record")
+        try:
+            self._f.flush()  # the rows reach the file before the record that commits them
+        except OSError as e:
+            if disk_full(e):
+                raise DiskFullError(f"the disk holding {self.path} is full: the rows of this "
+                                    "commit could not be written, nothing was committed; free "
+                                    "some space and commit again") from None
+            raise
+        crash_point("commit.before-frame")
         end = self._layout.append_frame(payload, cid, head, parent_end)
+        crash_point("commit.frame-written")
         self._ends[cid] = end
         if self._stored_refs is not None:
             self._tip = cid
@@ -590,7 +814,8 @@ class Repository:
         snap_pos = self._snapshot_pos()
         if end - snap_pos > max(SNAPSHOT_MIN_BYTES, self._snapshot_len // 4) or snap_pos == 0:
             self._write_snapshot(cid, new_state)
-        self._f.flush()
+        self._layout.sync()
+        crash_point("commit.flushed")
         if self._pointer is not None:
             self._update_pointer(cid)
         return Commit._from_record(cid, rec)
@@ -635,18 +860,23 @@ class Repository:
             ) from None
 
     def _snapshot_pos(self) -> int:
+        """Where the snapshot's commit ends in the journal (0: no snapshot), without reading it."""
         if self._snap_pos is None:
-            if "state" not in self._layout.g:
+            pos = self._layout.snapshot_end
+            if pos is None:
                 return 0
-            ds = self._layout.g["state"]
-            self._snap_pos = int(ds.attrs["journal_len"])
-            self._snapshot_len = ds.shape[0]
+            self._snap_pos = pos
+            self._snapshot_len = self._layout.snapshot_bytes
         return self._snap_pos
 
     # -- checkout ------------------------------------------------------------------------
 
     def checkout(self, rev: str, *, force: bool = False) -> CheckoutResult:
-        """Make the store equal to ``rev`` in place, preserving whatever it removes."""
+        """Make the store equal to ``rev`` in place, preserving whatever it removes.
+
+        Crash-safe: once everything that leaves is preserved, an intent naming the target is
+        recorded; a kill after that point is finished by the next writable open.
+        """
         self._require_writable()
         refs = self._refs()
         target = self.resolve(rev)
@@ -660,16 +890,147 @@ class Repository:
         live = apply_changes(state, changes) if changes else state
         goal = self.state_of(target)
         self._objcache.clear()
-        report = restore(self._f, self._layout, live, goal, force=force)
-        refs["head"] = {"branch": rev} if rev in refs["branches"] else {"commit": target}
+        new_head = {"branch": rev} if rev in refs["branches"] else {"commit": target}
+
+        def mark(paths: list[str]) -> None:
+            self._begin({"op": "checkout", "from": head, "goal": target, "head": new_head,
+                         "paths": paths})
+
+        report = restore(self._f, self._layout, live, goal, force=force, before_mutate=mark)
+        crash_point("checkout.restored")
+        refs["head"] = new_head
         self._write_refs(refs)
         self._head_cache = (target, goal)
         self._write_snapshot(target, goal)
-        self._f.flush()
+        self._end()
         if self._pointer is not None:
             self._update_pointer(target)
         return CheckoutResult(self.get_commit(target), refs["head"].get("branch"), changes,
                               report)
+
+    # -- integrity -----------------------------------------------------------------------
+
+    def verify(self, rev: str | None = None) -> VerifyReport:
+        """Check the whole store against its history (or what commit ``rev`` needs).
+
+        Rehashes every journal frame, the refs and snapshot, every preserved object and
+        HEAD's live rows; ``report.ok`` is False when anything committed is damaged or lost.
+        """
+        return _verify(self, rev)
+
+    def repair(self) -> RepairReport:
+        """Rebuild refs and snapshot from the journal, finish or undo an interrupted
+        operation, and say what could not be saved. Open the store with ``recover=False``
+        to see the interrupted operation here rather than have the open finish it."""
+        self._require_writable()
+        return _repair(self)
+
+    # -- crash safety --------------------------------------------------------------------
+
+    def _begin(self, intent: dict[str, Any]) -> None:
+        """Record what is about to change, and make it reach the file before any change."""
+        self._layout.write_intent(intent)
+        crash_point("intent.written")
+        self._layout.sync()
+        crash_point("intent.flushed")
+
+    def _end(self) -> None:
+        """The operation is complete in the file: flush it, then drop the intent."""
+        self._layout.sync()
+        crash_point("op.flushed")
+        self._layout.clear_intent()
+        self._f.flush()
+
+    def _recover(self, intent: dict[str, Any]) -> None:
+        """Finish (checkout) or undo (transaction, rollback) what a killed process began."""
+        op = intent.get("op", "damaged")
+        goal = intent.get("goal")
+        refs = self._refs()
+        head = self._head_from(refs)
+        index = self._load_index()
+        targets: list[tuple[str | None, dict[str, Any] | None]] = []
+        if op == "checkout" and goal in index:
+            targets.append((goal, intent.get("head")))
+            if intent.get("from") in index:
+                targets.append((intent["from"], None))  # could not finish: undo instead
+        else:
+            targets.append((head, None))
+        paths = intent.get("paths") if op != "damaged" else None
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            paths = None
+        last: Exception | None = None
+        for cid, new_head in targets:
+            try:
+                self._bring_to(cid, paths)
+            except (H5vcError, OSError, RuntimeError, KeyError, ValueError) as e:
+                last = e  # type: ignore[assignment]
+                continue
+            if new_head is not None:
+                refs["head"] = new_head if "commit" in new_head or \
+                    new_head.get("branch") in refs["branches"] else {"commit": cid}
+                self._write_refs(refs)
+            if cid is not None:
+                self._write_snapshot(cid, self.state_of(cid))
+            self._end()
+            what = {"checkout": "an interrupted checkout", "transaction":
+                    "an interrupted transaction", "rollback": "an interrupted rollback"}.get(
+                        op, "an interrupted operation")
+            done = "finished" if op == "checkout" and cid == goal else "undone"
+            self.recovered.append(f"{done} {what}: the store equals "
+                                  + (f"commit {cid[:10]}" if cid else "the empty store"))
+            self._head_cache = None
+            return
+        raise IntegrityError(
+            f"{self.path}: an interrupted {op} could not be finished or undone ({last}); "
+            "run `h5vc repair`")
+
+    def _bring_to(self, cid: str | None, paths: list[str] | None) -> None:
+        """Make ``paths`` (None: everything) of the store equal to commit ``cid``, reading the
+        live rows to know exactly what they hold: what a killed operation left is unknown."""
+        goal = self.state_of(cid) if cid else empty_state()
+        tops = None
+        if paths is not None:
+            tops = sorted({p for p in paths if not any(
+                p != q and p.startswith(q.rstrip("/") + "/") for q in paths)})
+        self._objcache.clear()
+        self._rebuild_broken_vlen(goal, tops or ["/"])
+        # rows that differ from the commit, or cannot be read (HDF5 may have written a
+        # dataset's rows but not the heap its strings live in), get hash None: never kept,
+        # never preserved (what they held is preserved already), written again from the commit
+        changes = scan(self._f, goal, verify=True, paths=tops, unreadable_differ=True)
+        live = apply_changes(goal, changes)
+        restore(self._f, self._layout, live, goal, force=True)
+
+    def _rebuild_broken_vlen(self, goal: State, tops: list[str]) -> None:
+        """A variable-length dataset whose rows reached the file before the heap holding their
+        values cannot be read, nor overwritten (HDF5 frees the old values first). Its rows that
+        still match the commit are preserved, and the dataset is deleted: restore makes it
+        again from preserved rows."""
+        from .hashing import dtype_key
+        from .scan import live_hash, object_filters, read_rows
+        from .state import block_rows, is_below
+
+        for p, node in goal.items():
+            if node["k"] != "d" or not any(is_below(p, t) for t in tops) or p not in self._f:
+                continue
+            ds = self._f[p]
+            if not isinstance(ds, h5py.Dataset) or not ds.dtype.hasobject or not ds.shape:
+                continue
+            dkey = dtype_key(ds.dtype)
+            good, broken = [], False
+            for s, e, h in node["ranges"]:
+                try:
+                    if e <= ds.shape[0] and live_hash(ds, s, e, dkey) == h:
+                        good.append((s, e, h))
+                except (OSError, RuntimeError, ValueError):
+                    broken = True
+            if not broken:
+                continue
+            for s, e, h in good:
+                self._layout.put_run(read_rows(ds, s, e), ds.dtype, object_filters(node["meta"]),
+                                     block_rows(node["meta"], node["n"]), [(h, 0, e - s)])
+            self._layout.sync()
+            del self._f[p]
 
     # -- browsing ------------------------------------------------------------------------
 
@@ -727,7 +1088,7 @@ class Repository:
             importer: str | None = None, attrs: dict[str, Any] | None = None,
             compression: str = "gzip", force: bool = False, commit: bool = True,
             dry_run: bool = False, skip_bad: bool = False, options: dict[str, Any] | None = None,
-            progress: bool = False) -> Any:
+            progress: bool = False, follow_symlinks: bool = False) -> Any:
         """Import files (images, CSV, npy, ... through importer plugins) as one commit.
 
         Returns an :class:`h5vc.importing.AddResult`. See ``h5vc add --help`` for the options.
@@ -738,4 +1099,5 @@ class Repository:
             self._require_writable()
         return run_import(self, paths, to=to, message=message, importer=importer, attrs=attrs,
                           compression=compression, force=force, commit=commit, dry_run=dry_run,
-                          skip_bad=skip_bad, options=options, progress=progress)
+                          skip_bad=skip_bad, options=options, progress=progress,
+                          follow_symlinks=follow_symlinks)

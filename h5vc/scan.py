@@ -103,6 +103,14 @@ def object_filters(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    """The attributes of ``obj``, encoded (see :func:`h5vc.hashing.encode_value`).
+
+    A large attribute (over 32 KiB) is created once more, from its encoding, in a scratch
+    in-memory file, on a group like those h5vc makes to hold one (version-2 header, see
+    :func:`h5vc.objects.set_attrs`): one that HDF5 would refuse to create there could be
+    committed but never checked out again, so it is refused now, as :class:`InvalidInputError`
+    naming the object and the attribute. Each kind of attribute is tried once per process.
+    """
     out: dict[str, Any] = {}
     attrs = obj.attrs
     for name in attrs:
@@ -113,7 +121,37 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
             continue
         value = attrs[name]
         arr = as_0d(value, dt) if shape == () else np.asarray(value, dtype=dt)
-        out[name] = encode_value(arr, dt, shape)
+        enc = out[name] = encode_value(arr, dt, shape)
+        try:
+            size = aid.get_storage_size()
+        except RuntimeError:  # HDF5 cannot size an empty attribute
+            size = 0
+        if size <= 32 << 10:
+            continue
+        from .errors import InvalidInputError
+        from .hashing import decode_value
+
+        tried: dict[Any, str | None] = read_attrs.__dict__.setdefault("tried", {})
+        key = (name, repr(enc["dtype"]), shape, size)
+        if key not in tried:
+            if len(tried) > 1024:
+                tried.clear()
+            tried[key] = None
+            with h5py.File(f"h5vc-attr-check-{id(key)}", "w", driver="core",
+                           backing_store=False) as scratch:
+                gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+                gcpl.set_attr_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+                g = h5py.Group(h5py.h5g.create(scratch.id, b"g", gcpl=gcpl))
+                a, t, s = decode_value(enc)
+                try:
+                    g.attrs.create(name, data=a, shape=s, dtype=t)
+                except (OSError, ValueError, TypeError) as e:
+                    tried[key] = " ".join(str(e).split())  # one line
+        if tried[key] is not None:
+            raise InvalidInputError(
+                f"attribute {name!r} of {obj.name} cannot be versioned: HDF5 would refuse to create "
+                f"it again ({tried[key]}); make it smaller or keep the value in a dataset, "
+                "then commit")
     return out
 
 
@@ -191,8 +229,17 @@ def live_kinds(f: h5py.File, under: str = ROOT) -> dict[str, str]:
     return out
 
 
+def _same_rows(ds: h5py.Dataset, s: int, e: int, dkey: str, h: str, unreadable_differ: bool) -> bool:
+    if not unreadable_differ:
+        return live_hash(ds, s, e, dkey) == h
+    try:
+        return live_hash(ds, s, e, dkey) == h
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
-                     verify: bool, out: list[dict[str, Any]]) -> None:
+                     verify: bool, out: list[dict[str, Any]], unreadable_differ: bool = False) -> None:
     meta, n = dataset_meta(ds)
     if node is None or node["k"] != "d" or meta != node["meta"]:
         if node is None or node["k"] != "d":
@@ -211,7 +258,7 @@ def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
     if verify:
         dkey = dtype_key(ds.dtype)
         for s, e, h in node["ranges"]:
-            if e <= n and live_hash(ds, s, e, dkey) != h:
+            if e <= n and not _same_rows(ds, s, e, dkey, h, unreadable_differ):
                 ranges.append([s, e, None])
     if n != old_n or ranges:
         out.append({"op": "rows", "path": path, "from": old_n, "to": n, "ranges": sorted(ranges)})
@@ -226,10 +273,13 @@ def attr_changes(path: str, live: dict[str, Any], old: dict[str, Any],
 
 
 def scan(f: h5py.File, state: State, *, verify: bool = False,
-         paths: Iterable[str] | None = None) -> list[dict[str, Any]]:
+         paths: Iterable[str] | None = None,
+         unreadable_differ: bool = False) -> list[dict[str, Any]]:
     """Changes that turn ``state`` into the live store (new ranges carry hash None).
 
     ``paths`` limits the comparison to those subtrees (a transaction's touched paths).
+    ``unreadable_differ``: with ``verify``, committed rows that cannot be read count as
+    changed (recovery after a kill) instead of raising.
     """
     if paths is None:
         live = live_kinds(f)
@@ -260,7 +310,7 @@ def scan(f: h5py.File, state: State, *, verify: bool = False,
             if node is not None and node["k"] != "d":
                 out.append({"op": "delete", "path": p})
                 node = None
-            _dataset_changes(p, obj, node, verify, out)
+            _dataset_changes(p, obj, node, verify, out, unreadable_differ)
         attr_changes(p, read_attrs(obj), node["attrs"] if node else {}, out)
     return out
 

@@ -15,10 +15,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import DirtyStoreError, InvalidInputError, NotFoundError
+from .crashpoints import crash_point
+from .errors import DirtyStoreError, DiskFullError, InvalidInputError, NotFoundError
 from .hashing import dtype_key, rows_hash, text_rows_hash
 from .objects import preserve_ranges, restore, set_attrs
 from .scan import attr_changes, dataset_meta, materialize, read_attrs, row_slices, scan, write_rows
+from .space import disk_full, ensure_space
 from .state import ROOT, apply_changes, block_rows, is_below, parent_of, row_bytes, split_blocks
 
 __all__ = ["ConversionWarning", "Transaction", "TxAttrs", "TxDataset", "TxGroup"]
@@ -31,15 +33,15 @@ class ConversionWarning(UserWarning):
 def _norm(path: str) -> str:
     if type(path) is str and path in _NORMAL:
         return path
-    if not isinstance(path, str) or not path:
-        raise InvalidInputError("paths are non-empty strings such as '/sensors/a'")
-    p = "/" + path.strip("/")
-    if p == "/.h5vc" or p.startswith("/.h5vc/"):
-        raise InvalidInputError("/.h5vc holds h5vc's history and cannot be written directly")
+    from .paths import normalize_path  # imported once, then found in sys.modules
+
+    p = normalize_path(path)
     if p == path and len(_NORMAL) < 4096:
         _NORMAL.add(p)
     return p
 
+
+SPACE_CHECK_BYTES = 1 << 20  # free space is checked once per this many bytes appended
 
 _NORMAL: set[str] = set()  # paths already in normal form (the hot path looks them up once)
 
@@ -74,6 +76,8 @@ class Transaction:
         self.notices: list[str] = []
         self.commit: Any = None
         self._open = True
+        self._intent_paths: set[str] = set()  # paths named in this transaction's intent
+        self._since_check = 0  # bytes appended since free space was last checked
         repo._active = self
 
     # -- context -------------------------------------------------------------------------
@@ -85,7 +89,18 @@ class Transaction:
         if exc_type is not None:
             self.rollback()
             return
-        self.commit = self._finish()
+        try:
+            self.commit = self._finish()
+        except (DiskFullError, OSError) as e:
+            if not (isinstance(e, DiskFullError) or disk_full(e)) or self.commit is not None:
+                raise
+            # nothing was committed: take the rows back out before HDF5 tries to write them
+            self._open = True
+            self.rollback()
+            if isinstance(e, DiskFullError):
+                raise
+            raise DiskFullError(f"the disk holding {self._repo.path} is full; nothing was "
+                                "committed; free some space and try again") from None
 
     def _obj(self, p: str) -> Any:
         obj = self._objs.get(p)
@@ -153,6 +168,7 @@ class Transaction:
             if (is_below(q, p) and node["k"] == "d" and q in self._f
                     and not self._is_recreated(q)):
                 preserve_ranges(self._f, self._repo._layout, q, node["meta"], node["ranges"])
+        self._destroying(p)
         del self._f[p]
         self._forget()
         self._recreated.add(p)
@@ -218,6 +234,21 @@ class Transaction:
         while parent_of(top) != ROOT and parent_of(top) not in self._f:
             top = parent_of(top)
         return top
+
+    def _destroying(self, *paths: str) -> None:
+        """Before overwriting, cutting or deleting committed rows below ``paths``: an intent
+        names every path this transaction touched (a kill is undone at the next open), and the
+        rows preserved for them reach the file first."""
+        lay = self._repo._layout
+        new = [p for p in paths if p not in self._intent_paths]
+        if new:
+            self._intent_paths.update(new)
+            touched = (self._intent_paths | set(self._appended) | set(self._rewritten)
+                       | self._structural | self._attrs)
+            lay.write_intent({"op": "transaction", "goal": None, "paths": sorted(touched)})
+        if new or lay.unsynced:
+            lay.sync()
+            crash_point("transaction.synced")
 
     def _is_recreated(self, p: str) -> bool:
         return any(is_below(p, r) for r in self._recreated)
@@ -339,13 +370,14 @@ class Transaction:
         self._open = False
         self._repo._active = None
         if not self._record:
-            self._f.flush()
+            self._done()
             return None
         fast = self._appends_only()
         if fast is not None:
             return self._repo._record(fast, self._message, self._author) if fast else None
         changes = self._changes()
         if not changes:
+            self._done()
             return None
         known = {p: {(s, e): h for s, e, h in rs
                      if not any(_overlaps((s, e), w) for w in self._rewritten.get(p, []))}
@@ -358,8 +390,33 @@ class Transaction:
                 if (pieces and pieces[0][0] == 0 and pieces[-1][1] == ch["to"]
                         and all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))):
                     ch["ranges"] = pieces
-        return self._repo._record(materialize(self._f, changes, known), self._message,
-                                  self._author)
+        commit = self._repo._record(materialize(self._f, changes, known), self._message,
+                                    self._author)
+        self._done()
+        return commit
+
+    def _done(self) -> None:
+        """Everything is in the file: drop this transaction's intent."""
+        if self._intent_paths:
+            self._repo._end()
+        else:
+            self._f.flush()
+
+    def _drop_appends(self) -> None:
+        """Cut rows this transaction only appended, before anything is flushed: they are not
+        committed, and HDF5 then drops them from its cache unwritten (a full disk cannot take
+        them)."""
+        for p, n in list(self._rows.items()):
+            if p in self._rewritten or any(is_below(p, t) for t in self._structural):
+                continue
+            node = self._state.get(p)
+            if node is None or node["k"] != "d":
+                continue
+            ds = self._obj(p)
+            if ds.shape and ds.shape[0] == n and n > node["n"]:
+                ds.id.set_extent((node["n"], *ds.shape[1:]))
+            self._appended.pop(p, None)
+            self._rows.pop(p, None)
 
     def rollback(self) -> None:
         """Undo every write of this transaction: the store returns to HEAD."""
@@ -367,9 +424,16 @@ class Transaction:
             return
         self._open = False
         self._repo._active = None
+        self._drop_appends()
         live = apply_changes(self._state, self._changes())
-        restore(self._f, self._repo._layout, live, self._state, force=True)
-        self._f.flush()
+        repo = self._repo
+
+        def mark(paths: list[str]) -> None:
+            repo._begin({"op": "rollback", "goal": None,
+                         "paths": sorted(set(paths) | self._intent_paths)})
+
+        restore(self._f, repo._layout, live, self._state, force=True, before_mutate=mark)
+        repo._end()
 
 
 class TxAttrs:
@@ -499,6 +563,11 @@ class TxDataset(_TxObject):
         k = arr.shape[0]
         if k == 0:
             return
+        if arr.nbytes > SPACE_CHECK_BYTES or tx._since_check + arr.nbytes > SPACE_CHECK_BYTES:
+            ensure_space(tx._repo.path, arr.nbytes + tx._since_check, f"{k:,} rows for {p}")
+            tx._since_check = 0
+        else:
+            tx._since_check += arr.nbytes
         n0 = shape[0]
         chunks, maxshape, dt = tx._layout_of(p, ds)
         if chunks is None or (maxshape[0] is not None and n0 + k > maxshape[0]):
@@ -552,6 +621,8 @@ class TxDataset(_TxObject):
         if node is not None:
             hit = [r for r in node["ranges"] if _overlaps((r[0], r[1]), (lo, hi))]
             preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], hit)
+            if hit:
+                tx._destroying(p)
         try:
             ds[key] = value
         except (TypeError, ValueError) as e:
@@ -568,6 +639,8 @@ class TxDataset(_TxObject):
         if node is not None and node["k"] == "d" and not tx._is_recreated(p):
             cut = [r for r in node["ranges"] if r[1] > n]
             preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], cut)
+            if cut:
+                tx._destroying(p)
         tx._structural_touch(p)
         tx._appended.pop(p, None)  # rows may be cut and regrown: hash them from the file
         tx._rows.pop(p, None)
@@ -586,8 +659,10 @@ class TxDataset(_TxObject):
         tx = self._tx
         p = self.name
         node = tx._state.get(p)
+        tmp = f"{p}.h5vc-converting"
         if node is not None and node["k"] == "d" and not tx._is_recreated(p):
             preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], node["ranges"])
+        tx._destroying(p, tmp)
         tx._structural_touch(p)
         tx._appended.pop(p, None)
         old = tx._f[p]
@@ -597,7 +672,6 @@ class TxDataset(_TxObject):
         meta = dict(meta, chunks=list(_guess_chunks(old.shape, old.dtype)),
                     maxshape=[None, *meta["tail"]])
         # copy slice by slice under a temporary name, then swap: memory stays bounded
-        tmp = f"{p}.h5vc-converting"
         new = create_dataset(tx._f, tmp, meta, n)
         for a, b in row_slices(old, 0, n):
             write_rows(new, a, old[a:b])

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from h5vc import IntegrityError, Repository
+from h5vc import DataLossError, IntegrityError, Repository
 
 META = ".h5vc"
 
@@ -589,7 +589,11 @@ def test_status_verify_detects_plain_overwrite(tmp_path: Path, dtype: Any, data:
         assert ch["op"] == "rows" and ch["path"] == "/d"
         assert ch["from"] == ch["to"] == 10
         assert [r[:2] for r in ch["ranges"]] == [[3, 6]]
-        c = repo.commit("fix", verify=True)
+        st = repo.status(verify=True)
+        assert [(lo.path, lo.ranges) for lo in st.lost] == [("/d", [(3, 6)])]
+        with pytest.raises(DataLossError, match="rows 3:6 changed in place"):
+            repo.commit("fix", verify=True)
+        c = repo.commit("fix", verify=True, accept_loss=True)
         assert [r[:2] for r in c.changes[0]["ranges"]] == [[3, 6]]
         assert repo.status(verify=True).changes == []
         before = file_snapshot(path)

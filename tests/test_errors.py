@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from h5vc import (
     FormatVersionError,
     H5vcError,
     IntegrityError,
+    InvalidInputError,
     LockedError,
     NotARepositoryError,
     NotFoundError,
@@ -141,7 +143,7 @@ def test_locked_by_another_process(store: Path) -> None:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         line = fails_cleanly(["commit", "-m", "m", "--allow-empty", "-s", str(store)], store,
                              "another process")
-        assert "try again" in line
+        assert "writing it without h5vc" in line and "--wait SECONDS" in line
         with pytest.raises(LockedError):
             Repository.open(store)
     finally:
@@ -160,17 +162,47 @@ def test_damaged_metadata(store: Path) -> None:
         Repository.open(store)
 
 
-def test_truncated_journal(store: Path) -> None:
+def test_torn_journal_end_is_dropped_with_a_note(store: Path) -> None:
+    """A journal whose last frame lost its trailer (what a kill during a commit's flush leaves)
+    ends at the frame before it: that commit was never reported done."""
     with h5py.File(store, "a") as f:
         j = f[".h5vc/journal"]
         j.resize((j.shape[0] - 3,))
-    fails_cleanly(["log", "-s", str(store)], store, "journal is damaged")
+    r = runner.invoke(app, ["log", "--json", "-s", str(store)])
+    assert r.exit_code == 0, r.output
+    assert "Recovered: dropped an unfinished commit record" in r.output
+    assert [c["message"] for c in json.loads(r.output[r.output.index("["):])] == ["init"]
+    r = runner.invoke(app, ["verify", "-s", str(store)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["status", "-s", str(store)])
+    assert "+10 rows /x" in r.output or "/x" in r.output  # the rows are uncommitted again
 
 
-def test_corrupt_refs_blob(store: Path) -> None:
+def test_damaged_commit_record(store: Path) -> None:
+    """A flipped byte in a commit's message is caught by its id, never shown as that commit."""
     with h5py.File(store, "a") as f:
-        f[".h5vc/refs"][0:2] = np.frombuffer(b"@@", "u1")
-    fails_cleanly(["log", "-s", str(store)], store, "refs is damaged")
+        j = f[".h5vc/journal"]
+        data = j[()].tobytes()
+        at = data.index(b'"rows"')  # the newest commit's message
+        j[at + 1] = ord("R")
+    fails_cleanly(["log", "-s", str(store)], store, "damaged", "h5vc verify")
+    r = runner.invoke(app, ["verify", "-s", str(store)])
+    assert r.exit_code == 1 and "does not match its id" in r.output, r.output
+
+
+def test_corrupt_refs_rebuilt(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        for i in (0, 1):
+            if f".h5vc/refs.{i}" in f:
+                f[f".h5vc/refs.{i}"][0:2] = np.frombuffer(b"@@", "u1")
+    with Repository.open(store, mode="r") as repo:
+        with pytest.raises(IntegrityError, match="h5vc repair"):
+            repo.head  # noqa: B018
+    r = runner.invoke(app, ["repair", "-s", str(store)])
+    assert r.exit_code == 0, r.output
+    assert "rebuilt the damaged refs" in r.output
+    with Repository.open(store, mode="r") as repo:
+        assert repo.branch == "main" and repo.head is not None and repo.head.message == "rows"
 
 
 def test_newer_format_version(store: Path) -> None:
@@ -189,7 +221,7 @@ def test_missing_preserved_content(tmp_path: Path) -> None:
     with h5py.File(path, "a") as f:  # a plain h5py overwrite destroys committed rows
         f["x"][0] = 42
     with Repository.open(path) as repo:
-        repo.commit("overwrite", verify=True)
+        repo.commit("overwrite", verify=True, accept_loss=True)
     fails_cleanly(["checkout", "HEAD~1", "-s", str(path)], path, "no longer in the store")
 
 
@@ -202,3 +234,22 @@ def test_init_of_unsupported_content_changes_nothing(tmp_path: Path) -> None:
     assert "string" in line
     with h5py.File(p, "r") as f:
         assert ".h5vc" not in f
+
+
+def test_history_group_is_out_of_reach(store: Path, tmp_path: Path) -> None:
+    arr = tmp_path / "a.npy"
+    np.save(arr, np.arange(3))
+    for to in ("/.h5vc", "/./.h5vc", "//.h5vc/x", ".h5vc", "/x/../.h5vc"):
+        fails_cleanly(["add", str(arr), "--to", to, "-s", str(store)], store, f"--to {to!r}")
+    with Repository.open(store) as repo:
+        for path in ("/./.h5vc/y", "/x\0y"):
+            with pytest.raises(InvalidInputError, match="y"), repo.transaction("m") as tx:
+                tx.create_dataset(path, data=[1])
+    with h5py.File(store, "r") as f:
+        assert sorted(f) == [".h5vc", "x"] and "a" not in f[".h5vc"]
+    # and through a real process: one line, no traceback
+    bad = subprocess.run([sys.executable, "-m", "h5vc", "add", str(arr), "--to", "/./.h5vc", "-s",
+                          str(store)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: --to '/./.h5vc' (that is /.h5vc)")

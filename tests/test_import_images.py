@@ -62,7 +62,7 @@ def test_plugin_is_listed() -> None:
     r = h5vc("plugins")
     assert r.exit_code == 0, r.output
     line = next(ln for ln in r.output.splitlines() if ln.startswith("images"))
-    for suffix in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+    for suffix in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"):
         assert suffix in line
     assert "h5vc-images" in line
 
@@ -293,3 +293,204 @@ def test_bad_options(tmp_path: Path, store: Path, pets) -> None:
         with pytest.raises(InvalidInputError, match="positive"):
             repo.add([tmp_path / "train"], to="/t", message="m", options={"resize": (0, 4)})
         assert repo.status().clean
+
+
+# -- multi-frame files ---------------------------------------------------------------------
+
+
+def save_frames(path: Path, frames: list[np.ndarray], **kw) -> list[np.ndarray]:
+    """Write a multi-frame file (TIFF pages, GIF/WebP/PNG animation); return what Pillow
+    decodes for each frame (converted as the importer stores it: palette frames to RGB/RGBA)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ims = [Image.fromarray(f) for f in frames]
+    ims[0].save(path, save_all=True, append_images=ims[1:], **kw)
+    return decoded_frames(path)
+
+
+def decoded_frames(path: Path, mode: str | None = None) -> list[np.ndarray]:
+    out = []
+    with Image.open(path) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            fr = im.convert(mode or ("RGB" if im.mode == "P" else im.mode))
+            out.append(np.asarray(fr))
+    return out
+
+
+def test_multipage_tiff_imports_every_page(tmp_path: Path, store: Path) -> None:
+    d = tmp_path / "scope"
+    pages = save_frames(d / "stack.tif", [rgb(10, 12) for _ in range(3)])
+    single = save(d / "one.png", rgb(10, 12))
+    lzw = save_frames(d / "z.tiff", [rgb(10, 12) for _ in range(2)], compression="tiff_lzw")
+    r = h5vc("add", d, "--to", "/s", "-m", "stacks", "--store", store)
+    assert r.exit_code == 0, r.output
+    assert "3 file(s)" in r.stdout
+    with Repository.open(store) as repo:
+        got = names(repo.file["/s/names"])
+        assert got == ["scope/one.png", "scope/stack.tif#0", "scope/stack.tif#1", "scope/stack.tif#2",
+                       "scope/z.tiff#0", "scope/z.tiff#1"]
+        ds = repo.file["/s/images"]
+        assert ds.shape == (6, 10, 12, 3) and ds.chunks == (1, 10, 12, 3)
+        for i, want in enumerate([single, *pages, *lzw]):
+            np.testing.assert_array_equal(ds[i], want)
+        prov = repo.file["/s/_h5vc_sources"][()]
+        assert sorted(p.decode() for p in prov["path"]) == ["scope/one.png", "scope/stack.tif",
+                                                            "scope/z.tiff"]  # files, not frames
+        assert repo.status().clean
+
+
+def test_16bit_microscopy_stack(tmp_path: Path, store: Path) -> None:
+    frames = [RNG.integers(0, 65536, (6, 5)).astype(np.uint16) for _ in range(4)]
+    got = save_frames(tmp_path / "m" / "cells.tif", frames)
+    for a, b in zip(got, frames, strict=True):
+        np.testing.assert_array_equal(a, b)  # Pillow keeps 16-bit pages exactly
+    with Repository.open(store) as repo:
+        repo.add([tmp_path / "m"], to="/m", message="cells")
+        ds = repo.file["/m/images"]
+        assert ds.dtype == np.uint16 and ds.shape == (4, 6, 5)
+        np.testing.assert_array_equal(ds[()], np.stack(frames))
+        assert names(repo.file["/m/names"]) == [f"m/cells.tif#{i}" for i in range(4)]
+
+
+def test_animated_gif_imports_every_frame(tmp_path: Path, store: Path) -> None:
+    d = tmp_path / "anim"
+    frames = save_frames(d / "opaque" / "run.gif", [rgb(10, 12) for _ in range(4)], duration=80, loop=0)
+    assert len(frames) == 4 and all(f.shape == (10, 12, 3) for f in frames)
+    still = save(d / "opaque" / "still.gif", rgb(10, 12))  # one frame: no #0
+    # transparency: the first frame is a palette image with a transparent colour, the later
+    # ones RGBA: all stored as RGBA
+    ims = []
+    for _ in range(3):
+        px = rgb(10, 12)
+        im = Image.fromarray(px)
+        im.putalpha(Image.fromarray((RNG.integers(0, 2, (10, 12)) * 255).astype(np.uint8)))
+        ims.append(im)
+    (d / "clear").mkdir()
+    ims[0].save(d / "clear" / "blink.gif", save_all=True, append_images=ims[1:], disposal=2)
+    clear = decoded_frames(d / "clear" / "blink.gif", "RGBA")
+    r = h5vc("add", d, "--to", "/a", "-m", "gifs", "--store", store)
+    assert r.exit_code == 0, r.output
+    with Repository.open(store) as repo:
+        f = repo.file
+        assert names(f["/a/opaque/names"]) == [*(f"anim/opaque/run.gif#{i}" for i in range(4)),
+                                               "anim/opaque/still.gif"]
+        ds = f["/a/opaque/images"]
+        assert ds.shape == (5, 10, 12, 3)
+        for i, want in enumerate(frames):
+            np.testing.assert_array_equal(ds[i], want)
+        with Image.open(d / "opaque" / "still.gif") as im:
+            np.testing.assert_array_equal(ds[4], np.asarray(im.convert("RGB")))
+        assert still.ndim == 2  # Pillow reads a one-frame GIF as a palette image
+        assert f["/a/clear/images"].shape == (3, 10, 12, 4)
+        for i, want in enumerate(clear):
+            np.testing.assert_array_equal(f["/a/clear/images"][i], want)
+
+
+def test_animated_webp_and_png(tmp_path: Path, store: Path) -> None:
+    d = tmp_path / "anim"
+    webp = save_frames(d / "a.webp", [rgb(8, 9) for _ in range(3)], lossless=True)
+    apng = save_frames(d / "b.png", [rgb(8, 9) for _ in range(2)])
+    with Repository.open(store) as repo:
+        repo.add([d], to="/w", message="anim")
+        assert names(repo.file["/w/names"]) == ["anim/a.webp#0", "anim/a.webp#1", "anim/a.webp#2",
+                                                "anim/b.png#0", "anim/b.png#1"]
+        for i, want in enumerate([*webp, *apng]):
+            np.testing.assert_array_equal(repo.file["/w/images"][i], want)
+
+
+def test_frames_of_another_size_follow_the_size_rule(tmp_path: Path, store: Path) -> None:
+    d = tmp_path / "odd"
+    ims = [Image.fromarray(rgb(10, 12)), Image.fromarray(rgb(4, 5)), Image.fromarray(rgb(10, 12))]
+    d.mkdir()
+    ims[0].save(d / "s.tif", save_all=True, append_images=ims[1:])
+    save(d / "p.png", rgb(10, 12))
+    with Repository.open(store) as repo:
+        head = repo.head.id
+    r = h5vc("add", d, "--to", "/o", "-m", "odd", "--store", store)
+    assert r.exit_code == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: images of different sizes")
+    assert "odd/s.tif#1 is 5x4 RGB" in lines[0] and "12x10 RGB, 3 of 4 images" in lines[0]
+    assert "--resize" in lines[0] and "--encoded" in lines[0]
+    with Repository.open(store) as repo:
+        assert repo.head.id == head and repo.status().clean
+
+    r = h5vc("add", d, "--to", "/o", "-m", "odd", "--resize", "12x10", "--store", store)
+    assert r.exit_code == 0, r.output
+    with Repository.open(store) as repo:
+        ds = repo.file["/o/images"]
+        assert ds.shape == (4, 10, 12, 3)
+        assert names(repo.file["/o/names"])[2] == "odd/s.tif#1"
+        np.testing.assert_array_equal(ds[2], np.asarray(ims[1].resize((12, 10), Image.Resampling.LANCZOS)))
+        np.testing.assert_array_equal(ds[1], np.asarray(ims[0]))
+
+    # and against an existing dataset: a stack of another size is refused like a file
+    save_frames(tmp_path / "more" / "t.tif", [rgb(6, 6), rgb(6, 6)])
+    with Repository.open(store) as repo, pytest.raises(InvalidInputError, match="holds rows of"):
+        repo.add([tmp_path / "more"], to="/o", message="6x6")
+
+
+def test_large_stack_in_parts_and_a_bad_page_is_taken_back(tmp_path: Path, store: Path,
+                                                           monkeypatch) -> None:
+    monkeypatch.setattr(h5vc_images, "BATCH_IMAGES", 2)
+    monkeypatch.setattr(h5vc_images, "PART_BYTES", 1)  # one page per part
+    d = tmp_path / "lab"
+    a, b = save(d / "a.png", rgb(10, 12)), save(d / "b.png", rgb(10, 12))
+    good = save_frames(d / "good.tif", [rgb(10, 12) for _ in range(5)], compression="tiff_adobe_deflate")
+    save_frames(d / "s.tif", [rgb(10, 12) for _ in range(5)], compression="tiff_adobe_deflate")
+    z = save(d / "z.png", rgb(10, 12))
+    with Image.open(d / "s.tif") as im:  # break the pixels of page 3 (its header stays valid)
+        im.seek(3)
+        off, n = im.tag_v2[273][0], im.tag_v2[279][0]
+    raw = bytearray((d / "s.tif").read_bytes())
+    raw[off:off + n] = b"\xff" * n
+    (d / "s.tif").write_bytes(bytes(raw))
+    with Repository.open(store) as repo:
+        head = repo.head.id
+    r = h5vc("add", d, "--to", "/lab", "-m", "lab", "--store", store)
+    assert r.exit_code == 1 and r.stderr.startswith("Error: lab/s.tif: cannot decode the image")
+    assert len(r.stderr.strip().splitlines()) == 1 and "--skip-bad" in r.stderr
+    with Repository.open(store) as repo:
+        assert repo.head.id == head and repo.status().clean and "/lab" not in repo.file
+
+    r = h5vc("add", d, "--to", "/lab", "-m", "lab", "--skip-bad", "--store", store)
+    assert r.exit_code == 0, r.output
+    assert "skipped lab/s.tif: cannot decode the image" in r.stderr
+    with Repository.open(store) as repo:
+        got = names(repo.file["/lab/names"])
+        assert got == ["lab/a.png", "lab/b.png", *(f"lab/good.tif#{i}" for i in range(5)), "lab/z.png"]
+        ds = repo.file["/lab/images"]
+        assert ds.shape == (8, 10, 12, 3)  # the first pages of s.tif were written, then taken back
+        for i, want in enumerate([a, b, *good, z]):
+            np.testing.assert_array_equal(ds[i], want)
+        prov = repo.file["/lab/_h5vc_sources"][()]
+        assert "lab/s.tif" not in {p.decode() for p in prov["path"]}
+        assert repo.status(verify=True).clean
+
+
+def test_mpo_jpeg_gives_its_first_picture_and_says_so(tmp_path: Path, store: Path) -> None:
+    d = tmp_path / "cam"
+    d.mkdir()
+    first, second = Image.fromarray(rgb(10, 12)), Image.fromarray(rgb(20, 24))
+    first.save(d / "shot.jpg", format="MPO", save_all=True, append_images=[second], quality=95)
+    with Image.open(d / "shot.jpg") as im:
+        assert im.format == "MPO" and im.n_frames == 2
+        want = np.asarray(im.convert("RGB"))
+    r = h5vc("add", d, "--to", "/c", "-m", "cam", "--store", store)
+    assert r.exit_code == 0, r.output
+    notes = [ln for ln in r.stderr.splitlines() if ln.startswith("note: ")]
+    assert len(notes) == 1 and "cam/shot.jpg" in notes[0] and "only the first picture" in notes[0]
+    assert "--encoded" in notes[0]
+    with Repository.open(store) as repo:
+        assert names(repo.file["/c/names"]) == ["cam/shot.jpg"]
+        np.testing.assert_array_equal(repo.file["/c/images"][0], want)
+
+
+def test_encoded_keeps_a_stack_as_one_file(tmp_path: Path, store: Path) -> None:
+    save_frames(tmp_path / "e" / "s.tif", [rgb(4, 4) for _ in range(3)])
+    save_frames(tmp_path / "e" / "g.gif", [rgb(5, 4) for _ in range(2)])
+    with Repository.open(store) as repo:
+        repo.add([tmp_path / "e"], to="/e", message="raw", options={"encoded": True})
+        assert names(repo.file["/e/names"]) == ["e/g.gif", "e/s.tif"]
+        for i, n in enumerate(("g.gif", "s.tif")):
+            assert repo.file["/e/images"][i].tobytes() == (tmp_path / "e" / n).read_bytes()

@@ -201,7 +201,7 @@ def test_vlen_rows_given_as_a_list_stay_one_dimensional(tmp_path: Path, store: P
             rows = [np.zeros(3, np.uint8), np.ones(3, np.uint8)]
             result = type("R", (), {"rows": {}, "created": []})()
             _write_batch(tx, "/v", Batch({"blobs": rows}, dtypes={"blobs": h5py.vlen_dtype(np.uint8)}),
-                         {}, result)
+                         "none", {}, result, [])
         assert repo.file["/v/blobs"].shape == (2,)
         assert repo.file["/v/blobs"][1].tolist() == [1, 1, 1]
     assert ImportContext(options={}).skip_bad is False

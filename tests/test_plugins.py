@@ -149,8 +149,9 @@ def test_a_table_that_lost_a_column_is_refused(tmp_path: Path) -> None:
     with Repository.init(tmp_path / "s.h5") as repo:
         with repo.transaction("t") as tx:
             res = type("R", (), {"rows": {}, "created": []})()
-            _write_batch(tx, "/m", Batch({"a": np.arange(2), "b": np.arange(2)}, table=True), {}, res)
+            _write_batch(tx, "/m", Batch({"a": np.arange(2), "b": np.arange(2)}, table=True),
+                         "gzip", {}, res, [])
         with pytest.raises(Exception, match=r"/m holds the columns a, b; the new data lacks b"):
             with repo.transaction("t2") as tx:
-                _write_batch(tx, "/m", Batch({"a": np.arange(1)}, table=True), {}, res)
+                _write_batch(tx, "/m", Batch({"a": np.arange(1)}, table=True), "gzip", {}, res, [])
         assert repo.file["/m/a"].shape == (2,) and repo.status().clean

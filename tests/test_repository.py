@@ -11,6 +11,7 @@ import pytest
 from h5vc import (
     AmbiguousRevError,
     ConversionWarning,
+    DataLossError,
     DirtyStoreError,
     InvalidInputError,
     NotFoundError,
@@ -36,7 +37,7 @@ def test_init_new_file(tmp_path: Path) -> None:
         assert r.head is not None
         assert list(r.file.keys()) == [".h5vc"]
     with h5py.File(tmp_path / "new.h5", "r") as f:
-        assert f[".h5vc"].attrs["format_version"] == 1
+        assert f[".h5vc"].attrs["format_version"] == 2
 
 
 def test_transaction_append_and_attrs_commit(repo: Repository) -> None:
@@ -96,7 +97,9 @@ def test_verify_finds_in_place_overwrite(repo: Repository) -> None:
     changes = repo.status(verify=True).changes
     assert changes == [{"op": "rows", "path": "/sensors/a", "from": 250, "to": 250,
                         "ranges": [[0, 100, None]]}]
-    c = repo.commit("fix", verify=True)
+    with pytest.raises(DataLossError, match="changed in place outside h5vc"):
+        repo.commit("fix", verify=True)  # the committed rows 0:100 were never preserved
+    c = repo.commit("fix", verify=True, accept_loss=True)
     assert c.summary == "~100 rows rewritten"
     assert repo.status(verify=True).clean
 

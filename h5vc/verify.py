@@ -1,0 +1,412 @@
+"""Check a whole store against its own history, and repair what can be rebuilt.
+
+``verify`` trusts nothing it can recompute: every journal frame is rehashed against its commit
+id, refs must name commits of the journal, the state snapshot must equal the state rebuilt
+from the journal, every preserved object is rehashed, HEAD's live rows are rehashed, and every
+branch and tag tip must be restorable from what is left (live rows that match, or objects).
+Each problem names where it is (a path and row range, a commit, an object) and what to do.
+
+Rows that differ from HEAD but whose committed content is preserved elsewhere are not
+problems: history is intact, the store merely holds an uncommitted in-place change (a note).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+import xxhash
+
+from .errors import H5vcError, IntegrityError
+from .format import TRAILER, Frame, Layout
+from .hashing import dtype_key, rows_hash, rows_hash_parts
+from .scan import as_0d, dataset_meta, live_hash, row_slices
+from .state import State, apply_changes, empty_state
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+__all__ = ["Loss", "Problem", "RepairReport", "VerifyReport", "find_losses", "repair", "verify"]
+
+_READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the store: where, what, and what to do."""
+
+    where: str
+    what: str
+    fix: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"where": self.where, "what": self.what, "fix": self.fix}
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}; {self.fix}"
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` checked and found."""
+
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    commits: int = 0
+    objects: int = 0
+    live_rows: int = 0
+    bytes_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "problems": [p.to_json() for p in self.problems],
+                "notes": self.notes, "checked": {"commits": self.commits,
+                                                  "objects": self.objects,
+                                                  "live_rows": self.live_rows,
+                                                  "bytes": self.bytes_read}}
+
+
+@dataclass
+class RepairReport:
+    """What ``repair`` did, and what it could not save."""
+
+    actions: list[str] = field(default_factory=list)
+    unsaved: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"actions": self.actions, "unsaved": [p.to_json() for p in self.unsaved]}
+
+
+REPAIR = "run `h5vc repair`"
+BACKUP = "restore the store from a backup or a remote copy"
+
+
+def _frames(data: bytes, report: VerifyReport) -> dict[str, tuple[Frame, dict[str, Any]]]:
+    """Every frame of the journal, newest first, each checked against its id."""
+    out: dict[str, tuple[Frame, dict[str, Any]]] = {}
+    end = len(data)
+    while end > 0:
+        try:
+            fr = Layout._parse_trailer(data, end, end)
+        except IntegrityError:
+            fr = None
+        if fr is None or end < TRAILER.size:
+            report.problems.append(Problem(
+                f"journal (byte {end:,})", "a commit record there is damaged: it and every older "
+                "commit can no longer be read", BACKUP))
+            break
+        raw = data[fr.start:fr.start + fr.length]
+        if xxhash.xxh3_128(raw).hexdigest() != fr.id:
+            report.problems.append(Problem(
+                f"commit {fr.id[:10]}", "its record does not match its id (its message, author, "
+                "time or changes were altered or damaged)", BACKUP))
+        else:
+            try:
+                rec = json.loads(raw)
+                if not (isinstance(rec, dict) and isinstance(rec.get("changes"), list)
+                        and isinstance(rec.get("parents"), list)):
+                    raise ValueError
+                out[fr.id] = (fr, rec)
+            except ValueError:
+                report.problems.append(Problem(f"commit {fr.id[:10]}",
+                                               "its record is not a valid commit", BACKUP))
+        end = fr.start
+    for cid, (fr, _rec) in out.items():
+        if fr.parent is not None and fr.parent not in out:
+            report.problems.append(Problem(f"commit {cid[:10]}", f"its parent {fr.parent[:10]} "
+                                           "is missing or damaged", BACKUP))
+    return out
+
+
+def _state(cid: str, frames: dict[str, tuple[Frame, dict[str, Any]]]) -> State | None:
+    chain = []
+    cur: str | None = cid
+    while cur is not None:
+        if cur not in frames:
+            return None
+        chain.append(cur)
+        cur = frames[cur][0].parent
+    return apply_changes(empty_state(), [ch for c in reversed(chain) for ch in frames[c][1]["changes"]])
+
+
+def _object_rows(layout: Layout, h: str) -> tuple[Any, int, int, bool]:
+    key, a, b, scalar = layout._where(h)
+    return layout._pack(key), a, b, scalar
+
+
+def _check_objects(layout: Layout, wanted: set[str] | None,
+                   report: VerifyReport) -> set[str]:
+    """Rehash preserved objects (all, or those in ``wanted``); the hashes that are sound."""
+    good: set[str] = set()
+    index = layout._load_object_index()
+    for h in sorted(index if wanted is None else wanted & set(index)):
+        try:
+            pack, a, b, scalar = _object_rows(layout, h)
+            dkey = dtype_key(pack.dtype)
+            if scalar:
+                got = rows_hash(as_0d(pack[a], pack.dtype), dkey)
+            elif b > pack.shape[0]:
+                raise IntegrityError("rows beyond its pack")
+            else:
+                got = rows_hash_parts((pack[x:y] for x, y in row_slices(pack, a, b)),
+                                      (b - a, *pack.shape[1:]), dkey)
+                report.bytes_read += (b - a) * pack.dtype.itemsize * int(np.prod(pack.shape[1:]))
+        except (H5vcError, *_READ_ERRORS) as e:
+            report.problems.append(Problem(f"object {h[:10]}", f"cannot be read ({e})", BACKUP))
+            continue
+        report.objects += 1
+        if got == h:
+            good.add(h)
+        else:
+            report.problems.append(Problem(f"object {h[:10]}", "preserved rows do not match "
+                                           "their hash (damaged)", BACKUP))
+    return good
+
+
+def _check_live(f: h5py.File, state: State, objects: set[str], report: VerifyReport,
+                only: set[tuple[str, int, int, str]] | None = None) -> set[tuple[str, int, int, str]]:
+    """Rehash the live rows ``state`` commits; the (path, start, stop, hash) that match."""
+    good: set[tuple[str, int, int, str]] = set()
+    for p, node in sorted(state.items()):
+        if node["k"] != "d":
+            continue
+        ranges = [r for r in node["ranges"] if only is None or (p, r[0], r[1], r[2]) in only]
+        if not ranges:
+            continue
+        try:
+            ds = f[p] if p in f else None
+            if ds is not None and not isinstance(ds, h5py.Dataset):
+                ds = None
+            meta, n = dataset_meta(ds) if ds is not None else (None, 0)
+        except _READ_ERRORS as e:
+            report.problems.append(Problem(p, f"cannot be read ({e})", BACKUP))
+            continue
+        same = ds is not None and meta == node["meta"]
+        dkey = dtype_key(ds.dtype) if same else ""
+        for s, e, h in ranges:
+            if same and e <= n:
+                try:
+                    got = live_hash(ds, s, e, dkey)
+                    report.live_rows += e - s
+                    report.bytes_read += (e - s) * max(ds.dtype.itemsize, 1) * int(
+                        np.prod(ds.shape[1:] if ds.shape else ()))
+                except _READ_ERRORS as err:
+                    report.problems.append(Problem(f"{p} rows {s}:{e}", f"cannot be read ({err})",
+                                                   BACKUP))
+                    continue
+                if got == h:
+                    good.add((p, s, e, h))
+                    continue
+            if h in objects:
+                report.notes.append(f"{p} rows {s}:{e} differ from the commit, whose rows are "
+                                    "preserved (an uncommitted change)")
+            else:
+                why = ("the dataset was deleted or re-created outside h5vc" if not same
+                       else "the rows were cut" if e > n
+                       else "they were changed in place by another tool, or are damaged")
+                report.problems.append(Problem(
+                    f"{p} rows {s}:{e}", f"the committed rows are no longer in the store ({why})",
+                    BACKUP))
+    return good
+
+
+def verify(repo: Repository, rev: str | None = None) -> VerifyReport:
+    """Check the whole store (or what commit ``rev`` needs); see the module docstring."""
+    report = VerifyReport()
+    layout = repo._layout
+    f = repo.file
+    try:
+        data = layout.read_journal()
+    except _READ_ERRORS as e:
+        report.problems.append(Problem("journal", f"cannot be read ({e})", BACKUP))
+        return report
+    extent = int(layout.journal.shape[0])
+    if extent > len(data):
+        report.notes.append("the history ends with an unfinished commit record (an interrupted "
+                            "commit, never reported); any writing command drops it")
+    frames = _frames(data, report)
+    report.commits = len(frames)
+    if repo.interrupted is not None:
+        report.problems.append(Problem("store", f"an interrupted {repo.interrupted.get('op')} "
+                                       "is not finished or undone", REPAIR))
+
+    # refs and the snapshot
+    tips: dict[str, str] = {}
+    try:
+        refs = repo._refs()
+        head = repo._head_from(refs)
+        for kind in ("branches", "tags"):
+            for name, cid in refs[kind].items():
+                tips[f"{kind[:-2] if kind == 'branches' else 'tag'} {name}"] = cid
+        if head is not None:
+            tips["HEAD"] = head
+        for name, cid in tips.items():
+            if cid not in frames:
+                report.problems.append(Problem(f"refs ({name})", f"names commit {cid[:10]}, "
+                                               "which is not in the history", REPAIR))
+    except H5vcError as e:
+        report.problems.append(Problem("refs", str(e), REPAIR))
+        head = None
+    try:
+        snap, _ = layout.read_record("state")
+    except IntegrityError:
+        snap = None
+        report.problems.append(Problem("state snapshot", "damaged (h5vc rebuilds the state "
+                                       "from the history meanwhile)", REPAIR))
+    if snap is not None and rev is None:
+        cid = snap.get("commit") if isinstance(snap, dict) else None
+        built = _state(cid, frames) if isinstance(cid, str) else None
+        if built is None or built != snap.get("state"):
+            report.problems.append(Problem("state snapshot", "does not match the history "
+                                           f"(commit {str(cid)[:10]})", REPAIR))
+
+    # what to check: everything, or what one commit needs
+    if rev is not None:
+        target = repo.resolve(rev)
+        tips = {rev: target}
+    states: dict[str, State] = {}
+    for name, cid in tips.items():
+        st = _state(cid, frames) if cid in frames else None
+        if st is not None:
+            states[name] = st
+    wanted = None if rev is None else {r[2] for st in states.values() for node in st.values()
+                                       if node["k"] == "d" for r in node["ranges"]}
+    objects = _check_objects(layout, wanted, report)
+    # the live rows: HEAD's (or, for ``rev``, those of its ranges the store holds now)
+    first = "HEAD" if rev is None else rev
+    live_good = _check_live(f, states[first], objects, report) if first in states else set()
+    reported = {pr.where for pr in report.problems}
+    for name, st in states.items():
+        if name == first:
+            continue
+        missing = sorted((p, s, e) for p, node in st.items() if node["k"] == "d"
+                         for s, e, h in node["ranges"]
+                         if h not in objects and (p, s, e, h) not in live_good)
+        for p, s, e in missing[:20]:
+            if f"{p} rows {s}:{e}" not in reported:
+                report.problems.append(Problem(f"{p} rows {s}:{e}", f"needed by {name}, "
+                                               "is neither preserved nor live", BACKUP))
+        if len(missing) > 20:
+            report.problems.append(Problem(name, f"{len(missing) - 20} more ranges missing",
+                                           BACKUP))
+    return report
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Committed rows that another tool destroyed and h5vc never preserved."""
+
+    path: str
+    ranges: list[tuple[int, int]]
+    why: str
+    commits: int  # commits on HEAD's line that can no longer be fully checked out
+    since: str | None  # the oldest of them
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "ranges": [list(r) for r in self.ranges], "why": self.why,
+                "commits": self.commits, "since": self.since}
+
+    def __str__(self) -> str:
+        rows = ", ".join(f"{s}:{e}" for s, e in self.ranges[:3]) + (" …" if len(self.ranges) > 3
+                                                                     else "")
+        since = f" (since {self.since[:10]})" if self.since else ""
+        return (f"{self.path} rows {rows} {self.why}: {self.commits} commit(s){since} can no "
+                "longer be fully checked out")
+
+
+def find_losses(repo: Repository, head: str | None, state: State,
+                changes: list[dict[str, Any]]) -> list[Loss]:
+    """Which of ``changes`` (a scan of the store against HEAD's ``state``) destroy committed
+    rows that are not preserved: deleted, re-created or cut by another tool, or (with a
+    verifying scan) rewritten in place."""
+    gone: dict[str, tuple[list[list[Any]], str]] = {}
+    for ch in changes:
+        op, p = ch["op"], ch["path"]
+        if op == "delete":
+            for q, node in state.items():
+                if node["k"] == "d" and (q == p or q.startswith(p.rstrip("/") + "/")):
+                    gone[q] = (node["ranges"], "deleted outside h5vc")
+        elif op == "redefine":
+            node = state.get(p)
+            if node is not None and node["k"] == "d":
+                gone[p] = (node["ranges"], "re-created with another type or layout outside h5vc")
+        elif op == "rows" and p in state and state[p]["k"] == "d" and p not in gone:
+            node = state[p]
+            cut = [r for r in node["ranges"] if r[1] > ch["to"]]
+            rewritten = {(r[0], r[1]) for r in ch["ranges"] if r[0] < ch["from"]}
+            hit = [r for r in node["ranges"] if (r[0], r[1]) in rewritten and r not in cut]
+            if cut:
+                gone[p] = (cut, "cut off outside h5vc")
+            if hit:
+                gone[p] = (gone.get(p, ([], ""))[0] + hit,
+                           "changed in place outside h5vc" if not cut else
+                           "cut off or changed in place outside h5vc")
+    layout = repo._layout
+    lost = {p: ([r for r in rs if r[2] is not None and not layout.has_object(r[2])], why)
+            for p, (rs, why) in gone.items()}
+    lost = {p: v for p, v in lost.items() if v[0]}
+    if not lost:
+        return []
+    wanted = {(p, r[2]) for p, (rs, _why) in lost.items() for r in rs}
+    since: dict[str, tuple[int, str]] = {}  # path -> (commits back, the commit)
+    count = 0
+    fr = repo._frame(head) if head else None
+    while fr is not None and wanted:
+        count += 1
+        for ch in repo._record_of(fr.id)["changes"]:
+            if ch["op"] == "rows":
+                for r in ch["ranges"]:
+                    if (ch["path"], r[2]) in wanted:
+                        wanted.discard((ch["path"], r[2]))
+                        since[ch["path"]] = (count, fr.id)
+        fr = repo._parent_frame(fr)
+    return [Loss(p, [(r[0], r[1]) for r in rs], why, since.get(p, (count, None))[0],
+                 since.get(p, (count, None))[1])
+            for p, (rs, why) in sorted(lost.items())]
+
+
+def repair(repo: Repository) -> RepairReport:
+    """Rebuild refs and snapshot from the journal, finish or undo an interrupted operation."""
+    out = RepairReport()
+    out.actions += repo.recovered
+    repo.recovered = []
+    layout = repo._layout
+    refs = repo._refs()  # a writable repository rebuilds damaged refs as it reads them
+    out.actions += repo.recovered
+    repo.recovered = []
+    repo._write_refs(refs)  # also overwrites a torn slot
+    intent = layout.read_intent()
+    if intent is not None:
+        try:
+            repo._recover(intent)
+            out.actions += repo.recovered
+        except H5vcError as e:
+            layout.clear_intent()
+            out.unsaved.append(Problem("store", f"an interrupted {intent.get('op')} could not be "
+                                       f"finished or undone ({e}); the intent was dropped",
+                                       "check the store with `h5vc verify` and `h5vc status`"))
+        repo.recovered = []
+    head = repo._head_from(repo._refs())
+    if head is not None:
+        repo._head_cache = None
+        index = repo._load_index()
+        chain = []
+        cur: str | None = head
+        while cur is not None:
+            chain.append(cur)
+            cur = index[cur].parent
+        state = apply_changes(empty_state(), [ch for c in reversed(chain)
+                                              for ch in repo._record_of(c)["changes"]])
+        repo._write_snapshot(head, state)
+        out.actions.append(f"rebuilt the state snapshot of {head[:10]} from the history")
+    layout.sync()
+    rep = verify(repo)
+    out.unsaved += rep.problems
+    return out
+

@@ -1,0 +1,182 @@
+"""Kills at every named point of checkout, transactions, rollback and commit.
+
+Each case runs the operation in a child process told to SIGKILL itself at one point
+(``H5VC_CRASH_AT``, see h5vc/crashpoints.py), then checks from the outside, as a user would:
+the next command recovers by itself, ``verify`` is clean, the store holds exactly the source
+or the target version (never a mix), ``status`` is clean exactly when the store equals HEAD,
+and every commit made before the kill checks out to its data.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import xxhash
+
+from h5vc import Repository
+
+H5VC = [sys.executable, "-m", "h5vc"]
+
+
+def digest(path: Path) -> str:
+    """Every tracked dataset's bytes, shape, dtype and every attribute, outside /.h5vc."""
+    h = xxhash.xxh3_128()
+    with h5py.File(path, "r") as f:
+        def visit(name: str, obj: object) -> None:
+            if name.startswith(".h5vc"):
+                return
+            h.update(name.encode())
+            for k in sorted(obj.attrs):  # type: ignore[attr-defined]
+                h.update(k.encode() + repr(obj.attrs[k]).encode())  # type: ignore[attr-defined]
+            if isinstance(obj, h5py.Dataset):
+                h.update(str((obj.shape, obj.dtype)).encode())
+                data = obj[()]
+                if obj.dtype.hasobject:  # variable-length: the values, not their pointers
+                    for v in np.asarray(data).ravel():
+                        h.update(v if isinstance(v, bytes) else repr(v).encode())
+                else:
+                    h.update(np.ascontiguousarray(data).tobytes())
+        for k in sorted(f.attrs):
+            h.update(k.encode() + repr(f.attrs[k]).encode())
+        f.visititems(visit)
+    return h.hexdigest()
+
+
+def run(args: list[str], crash: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("H5VC_CRASH_AT", None)
+    if crash:
+        env["H5VC_CRASH_AT"] = crash
+    r = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert "Traceback" not in r.stderr, r.stderr
+    if check and crash is None:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str, str, str]:
+    """A store whose commits A and B differ in every way a checkout handles."""
+    d = tmp_path_factory.mktemp("versions")
+    path = d / "s.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("/t/a", data=rng.random((4000, 8)), maxshape=(None, 8), chunks=(500, 8))
+        f.create_dataset("/t/b", data=rng.integers(0, 9, 3000), maxshape=(None,), chunks=(256,))
+        f.create_dataset("/gone", data=np.arange(1000.0), chunks=(100,), maxshape=(None,))
+        f.create_dataset("/names", data=np.array([f"n{i}" for i in range(300)], dtype=object),
+                         dtype=h5py.string_dtype(), maxshape=(None,), chunks=(64,))
+        f["/t"].attrs["split"] = "train"
+    with Repository.init(path, pointer=False) as repo:
+        a = repo.head.id  # type: ignore[union-attr]
+        with repo.transaction("B") as tx:
+            tx["/t/a"][100:1300] = rng.random((1200, 8))
+            tx["/t/a"].append(rng.random((2000, 8)))
+            tx["/t/b"].resize(1000)
+            tx["/names"][5:80] = np.array([f"x{i}" for i in range(75)], dtype=object)
+            del tx["/gone"]
+            tx.create_dataset("/new/c", data=rng.random((700, 3)))
+            tx["/t"].attrs["split"] = "test"
+            tx["/t"].attrs["extra"] = 3
+        b = repo.head.id  # type: ignore[union-attr]
+    db = digest(path)
+    fresh = d / "fresh.h5"  # B, nothing of B preserved yet: every point of B -> A is reached
+    fresh.write_bytes(path.read_bytes())
+    run(H5VC + ["checkout", a, "-s", str(path)])
+    da = digest(path)
+    assert da != db
+    return path, a, b, da, db, fresh
+
+
+CHECKOUT_POINTS = ["objects.rows-flushed", "intent.written", "intent.flushed", "restore.created",
+                   "restore.written", "restore.written:2", "restore.written:3",
+                   "checkout.restored", "op.flushed"]
+
+
+@pytest.mark.parametrize("point", CHECKOUT_POINTS)
+@pytest.mark.parametrize("direction", ["fresh", "forward", "back"])
+def test_checkout_killed_is_finished_or_undone(two_versions: tuple, tmp_path: Path, point: str,
+                                               direction: str) -> None:
+    src, a, b, da, db, fresh = two_versions
+    path = tmp_path / "s.h5"
+    path.write_bytes((fresh if direction == "fresh" else src).read_bytes())
+    start, goal, d_start, d_goal = (a, b, da, db) if direction == "forward" else (b, a, db, da)
+    if direction == "back":
+        run(H5VC + ["checkout", b, "-s", str(path)])
+    r = run(H5VC + ["checkout", goal, "-s", str(path)], crash=point)
+    if direction == "fresh":  # nothing is preserved yet: the checkout passes every point
+        assert r.returncode == -signal.SIGKILL, (point, r.returncode, r.stderr)
+    else:  # the rows that leave may be preserved already: some points are passed by
+        assert r.returncode in (0, -signal.SIGKILL), (point, r.returncode, r.stderr)
+    st = run(H5VC + ["status", "--json", "-s", str(path)])  # the next command recovers
+    import json
+
+    status = json.loads(st.stdout)
+    now = digest(path)
+    assert now in (d_start, d_goal), f"{point}: a mix of both versions"
+    assert status["clean"], status
+    assert status["head"] == (goal if now == d_goal else start), (point, status["head"])
+    run(H5VC + ["verify", "-s", str(path)])
+    for cid, d in ((a, da), (b, db)):  # both versions still check out exactly
+        run(H5VC + ["checkout", cid, "-s", str(path)])
+        assert digest(path) == d
+        run(H5VC + ["verify", "-s", str(path)])
+
+
+TX = """
+import sys, numpy as np
+from h5vc import Repository
+rng = np.random.default_rng(1)
+with Repository.open(sys.argv[1]) as repo:
+    with repo.transaction("tx") as tx:
+        tx["/t/a"][0:700] = rng.random((700, 8))
+        tx["/t/b"].resize(10)
+        tx["/names"][0:3] = np.array(["p", "q", "r"], dtype=object)
+        del tx["/new"]
+        if sys.argv[2] == "raise":
+            raise SystemExit(3)
+"""
+
+ROLLBACK_ONLY = {"intent.written", "intent.flushed", "restore.written"}
+COMMIT_ONLY = {"commit.frame-written", "commit.flushed"}
+TX_POINTS = ["transaction.synced", "transaction.synced:2", "transaction.synced:3",
+             "objects.rows-flushed", "objects.rows-flushed:2", "commit.frame-written",
+             "commit.flushed", "intent.written", "intent.flushed", "restore.written", "op.flushed"]
+
+
+@pytest.mark.parametrize("point", TX_POINTS)
+@pytest.mark.parametrize("ending", ["commit", "raise"])
+def test_transaction_killed_is_undone(two_versions: tuple, tmp_path: Path, point: str,
+                                      ending: str) -> None:
+    src, a, b, da, db, fresh = two_versions
+    path = tmp_path / "s.h5"
+    path.write_bytes(fresh.read_bytes())
+    r = run([sys.executable, "-c", TX, str(path), ending], crash=point, check=False)
+    # killed; or, at a point only the other ending passes, committed (0) or rolled back (3)
+    expect = -signal.SIGKILL
+    if ending == "commit" and point in ROLLBACK_ONLY:
+        expect = 0
+    elif ending == "raise" and point in COMMIT_ONLY:
+        expect = 3
+    assert r.returncode == expect, (point, r.returncode, r.stderr)
+    import json
+
+    status = json.loads(run(H5VC + ["status", "--json", "-s", str(path)]).stdout)
+    now = digest(path)
+    log = json.loads(run(H5VC + ["log", "--json", "-s", str(path)]).stdout)
+    if status["head"] == b:
+        assert now == db, f"{point}: the transaction was not undone"
+    else:  # the commit was recorded before the kill
+        assert ending == "commit" and log[0]["message"] == "tx" and log[1]["id"] == b
+    assert status["clean"], status
+    run(H5VC + ["verify", "-s", str(path)])
+    for cid, d in ((a, da), (b, db)):
+        run(H5VC + ["checkout", cid, "-s", str(path)])
+        assert digest(path) == d
