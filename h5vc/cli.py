@@ -483,6 +483,9 @@ def _parse_attr(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     if not key:
         raise InvalidInputError(f"--attr {text!r} has an empty key")
+    from .paths import check_text
+
+    check_text(key, "--attr name")
     low = raw.lower()
     if low in ("true", "false"):
         return key, low == "true"
@@ -681,7 +684,7 @@ def sync(
                 for line in change_lines(o.discarded):
                     typer.echo(f"  {line}")
             if o.outcome != "in sync":
-                typer.echo(o.message, err=not o.ok)
+                typer.echo(o.message if o.ok else f"Error: {o.message}", err=not o.ok)
         if outcomes and all(o.outcome == "in sync" for o in outcomes):
             typer.echo("stores are in sync with their pointer files")
     if not all(o.ok for o in outcomes):

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import H5vcError, InvalidInputError, NotARepositoryError, NotFoundError
 from .format import POINTER_SUFFIX, pointer_path
+from .lock import lock_path
 
 if TYPE_CHECKING:
     import git
@@ -269,20 +270,24 @@ def _identity_cached(folder: str, name: str | None, email: str | None) -> str | 
 
 
 def ignore_store(g: git.Repo, store: Path) -> Path | None:
-    """Add ``/<store name>`` to the .gitignore beside the store unless git ignores it already.
+    """Add ``/<store name>`` (and h5vc's lock file beside it) to the .gitignore beside the
+    store unless git ignores them already.
 
     Returns the .gitignore written, or None.
     """
-    if is_ignored(g, store):
+    todo = [p for p in (store, lock_path(store)) if not is_ignored(g, p)]
+    if not todo:
         return None
     gi = store.parent / ".gitignore"
     text = gi.read_text("utf-8") if gi.exists() else ""
     if text and not text.endswith("\n"):
         text += "\n"
-    name = store.name
-    for ch in "\\*?[!#":  # a literal file name, not a pattern
-        name = name.replace(ch, "\\" + ch) if ch in name else name
-    gi.write_text(text + f"/{name}\n", "utf-8")
+    for p in todo:
+        name = p.name
+        for ch in "\\*?[!#":  # a literal file name, not a pattern
+            name = name.replace(ch, "\\" + ch) if ch in name else name
+        text += f"/{name}\n"
+    gi.write_text(text, "utf-8")
     return gi
 
 

@@ -225,6 +225,11 @@ def collect_sources(paths: list[Path], skip_bad: bool, skipped: list[tuple[str, 
                 raise InvalidInputError(f"folder {root} holds no files to import")
             for p, inner in found:
                 cat = inner[0] if len(inner) > 1 else None
+                if cat == SOURCES:
+                    raise InvalidInputError(
+                        f"{root / cat} is a category folder named {SOURCES}, the name of the "
+                        "dataset where h5vc records the files imported into a group; rename the "
+                        "folder")
                 out.append(_source(p, "/".join((root.name, *inner)), cat, skip_bad, skipped))
         else:
             out.append(_source(root, root.name, None, skip_bad, skipped))

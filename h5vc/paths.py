@@ -17,7 +17,7 @@ import re
 
 from .errors import InvalidInputError
 
-__all__ = ["HISTORY_GROUP", "normalize_path"]
+__all__ = ["HISTORY_GROUP", "check_text", "normalize_path"]
 
 HISTORY_GROUP = ".h5vc"  # h5vc.format.META, the hidden group that holds the history
 
@@ -63,3 +63,18 @@ def normalize_path(path: object, what: str = "path") -> str:
             f"{what} {path!r}{same} lies in /{HISTORY_GROUP}, which holds h5vc's history and "
             "cannot be written directly; choose another group, such as '/data'")
     return p
+
+
+def check_text(text: object, what: str, *, empty_ok: bool = False) -> str:
+    """``text`` (an attribute name, an author, a message line) if it is printable on one line;
+    :class:`InvalidInputError` naming ``what`` and the fix otherwise."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{what} must be a string, not {type(text).__name__}")
+    if not text.strip() and not empty_ok:
+        raise InvalidInputError(f"{what} is empty; give some text")
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        ch = bad.group()
+        name = _CONTROL_NAMES.get(ch, f"the control character {ch!r}")
+        raise InvalidInputError(f"{what} {text!r} contains {name}; remove it")
+    return text

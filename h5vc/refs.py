@@ -13,8 +13,8 @@ MIN_PREFIX = 4
 
 
 def check_ref_name(name: str, what: str) -> None:
-    if (not _NAME.match(name) or name == "HEAD" or ".." in name or name.endswith("/")
-            or name.endswith(".")):
+    if (not _NAME.fullmatch(name) or name == "HEAD" or ".." in name or name.endswith("/")
+            or name.endswith(".") or "//" in name):
         raise InvalidInputError(
             f"{name!r} is not a valid {what} name; use letters, digits, '.', '_', '-' and '/'"
         )

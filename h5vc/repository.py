@@ -33,6 +33,7 @@ from .errors import (
 from .format import META, TRAILER, Frame, Layout, canonical_json, pointer_path
 from .lock import StoreLock, probe_readers
 from .objects import RestoreReport, restore
+from .paths import check_text, normalize_path
 from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, read_attrs, scan
 from .space import disk_full, ensure_space
@@ -368,6 +369,10 @@ class Repository:
         ``pointer``: write the pointer file ``<store>.h5vc`` (and ignore the store in git):
         None does so when the store lies in a git work tree, True always, False never.
         """
+        if not isinstance(message, str) or not message.strip():
+            raise InvalidInputError("the first commit needs a message; pass -m 'what this is'")
+        if author is not None:
+            check_text(author, "--author")
         p = Path(path)
         created = not p.exists()
         lock = None
@@ -784,6 +789,10 @@ class Repository:
     def _record(self, changes: list[dict[str, Any]], message: str,
                 author: str | None) -> Commit:
         head, state = self._head_state()
+        if not message.strip():
+            raise InvalidInputError("a commit needs a message; pass -m 'what changed'")
+        if author is not None:
+            check_text(author, "--author")
         rec = {"v": 1, "parents": [head] if head else [], "author": author or self._default_author(),
                "time": _now(), "message": message, "changes": changes}
         payload = canonical_json(rec)
@@ -1038,7 +1047,10 @@ class Repository:
         """The groups and datasets under ``path``: names, shapes, dtypes, attributes."""
         from .hashing import decode_value
 
-        p = "/" + path.strip("/")
+        try:
+            p = normalize_path(path)
+        except InvalidInputError:
+            raise NotFoundError(f"{path} does not exist in {self.path}; see `h5vc ls /`") from None
         f = self._f
         if p == f"/{META}" or p.startswith(f"/{META}/") or p not in f:
             raise NotFoundError(f"{p} does not exist in {self.path}; see `h5vc ls /`")

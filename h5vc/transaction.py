@@ -17,8 +17,9 @@ import numpy as np
 
 from .crashpoints import crash_point
 from .errors import DirtyStoreError, DiskFullError, InvalidInputError, NotFoundError
-from .hashing import dtype_key, rows_hash, text_rows_hash
+from .hashing import dtype_key, encode_value, rows_hash, text_rows_hash
 from .objects import preserve_ranges, restore, set_attrs
+from .paths import check_text
 from .scan import attr_changes, dataset_meta, materialize, read_attrs, row_slices, scan, write_rows
 from .space import disk_full, ensure_space
 from .state import ROOT, apply_changes, block_rows, is_below, parent_of, row_bytes, split_blocks
@@ -429,8 +430,11 @@ class Transaction:
         repo = self._repo
 
         def mark(paths: list[str]) -> None:
-            repo._begin({"op": "rollback", "goal": None,
-                         "paths": sorted(set(paths) | self._intent_paths)})
+            # only objects this transaction created go away: a kill would leave them as
+            # uncommitted additions, plain to see, so no intent (and no extra flush) is needed
+            if self._intent_paths or any(p in self._state for p in paths):
+                repo._begin({"op": "rollback", "goal": None,
+                             "paths": sorted(set(paths) | self._intent_paths)})
 
         restore(self._f, repo._layout, live, self._state, force=True, before_mutate=mark)
         repo._end()
@@ -451,11 +455,20 @@ class TxAttrs:
 
     def __setitem__(self, name: str, value: Any) -> None:
         self._tx._require_open()
+        check_text(name, f"the attribute name on {self._path}")
         self._tx._check_attrs(self._path)
         try:
             self._attrs[name] = value
         except (TypeError, ValueError) as e:
             raise InvalidInputError(f"cannot store attribute {name!r} on {self._path}: {e}") from None
+        except OSError:
+            # too large for the object's header (over 64 KiB): set_attrs rebuilds the object
+            # with a header that holds it
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+            self._tx._forget()
+            obj = self._tx._f[self._path]
+            set_attrs(obj, {name: encode_value(arr, arr.dtype, arr.shape)}, {})
+            self._tx._forget()
 
     def __delitem__(self, name: str) -> None:
         self._tx._require_open()

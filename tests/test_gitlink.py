@@ -157,11 +157,12 @@ def test_init_in_git_writes_pointer_and_ignores_store(tmp_path: Path) -> None:
         assert any("ignored a.h5" in n for n in repo.git_notes)
     with Repository.init(proj / "b.h5") as repo:
         assert repo.pointer == proj / "b.h5.h5vc"
-    assert (proj / ".gitignore").read_text() == "*.log\n/b.h5\n"
-    assert (proj / "sub" / ".gitignore").read_text() == "/a.h5\n"
+    assert (proj / ".gitignore").read_text() == "*.log\n/b.h5\n/b.h5.h5vc-lock\n"
+    assert (proj / "sub" / ".gitignore").read_text() == "/a.h5\n/a.h5.h5vc-lock\n"
     status = git(proj, "status", "--porcelain", "--untracked-files=all")
     assert "a.h5.h5vc" in status and "b.h5.h5vc" in status
     assert "a.h5\n" not in status and "b.h5\n" not in status
+    assert "h5vc-lock" not in status  # the writer lock beside each store is ignored too
     # the author of the first commit is git's identity
     with Repository.open(proj / "b.h5", mode="r") as repo:
         assert repo.head.author in ("Grace Hopper <grace@example.org>",

@@ -361,7 +361,15 @@ def _resize_option(value: Any) -> tuple[int, int] | None:
         raise InvalidInputError(f"resize={value!r}: give (width, height), e.g. --resize 128x128") from None
     if w <= 0 or h <= 0:
         raise InvalidInputError(f"--resize {w}x{h}: width and height must be positive")
+    if w * h > MAX_RESIZE_PIXELS:
+        raise InvalidInputError(
+            f"--resize {w}x{h}: {w * h:,} pixels per image is more than this importer makes "
+            f"({MAX_RESIZE_PIXELS:,}, Pillow's own limit against decompression bombs); give a "
+            "smaller size")
     return w, h
+
+
+MAX_RESIZE_PIXELS = 89_478_485  # Image.MAX_IMAGE_PIXELS: what Pillow decodes without a warning
 
 
 def _mode_option(value: Any) -> str | None:
