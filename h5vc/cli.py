@@ -135,9 +135,14 @@ def _open(store: Path | None, *, write: bool, recover: bool = True) -> Repositor
         repo = Repository.open(path, mode="r")
         if repo.pending and recover and os.access(path, os.W_OK):
             # what a killed process left is finished or undone by any command that can write
+            from .errors import LockedError
+
             repo.close()
-            with Repository.open(path, mode="r+", wait=_WAIT[0]) as fixer:
-                _echo_recovered(fixer.recovered)
+            try:
+                with Repository.open(path, mode="r+", wait=_WAIT[0]) as fixer:
+                    _echo_recovered(fixer.recovered)
+            except LockedError:
+                pass  # a writer is at work: it finishes what it started; read as it is
             repo = Repository.open(path, mode="r")
         for note in repo.pending:
             typer.echo(f"Note: {note}", err=True)
