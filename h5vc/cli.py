@@ -30,6 +30,8 @@ class _ErrorBoundary(TyperGroup):
             return super().invoke(ctx)
         except H5vcError as e:
             typer.echo(f"Error: {e.message}", err=True)
+            if getattr(e, "hdf5_failed", False):
+                _exit_now()
             raise typer.Exit(1) from None
         except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException):
             raise  # click's own control flow (--help, usage errors)
@@ -43,11 +45,24 @@ class _ErrorBoundary(TyperGroup):
             if disk_full(e):
                 typer.echo("Error: the disk holding the store is full; free some space and try "
                            "again (`h5vc verify` checks that history is intact)", err=True)
+                _exit_now()
             else:
                 typer.echo(f"Error: unexpected failure ({type(e).__name__}: {text}); the store "
                            "may be damaged: check it with `h5vc verify` (set H5VC_DEBUG=1 to see "
                            "the traceback)", err=True)
             raise typer.Exit(1) from None
+
+
+def _exit_now() -> None:
+    """End the process without closing the store: after HDF5 failed to write (a full disk) it
+    may crash while closing; committed history never depends on that close (a kill at any
+    moment is survived), and the next command finishes or undoes what was under way."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 app = typer.Typer(
@@ -797,8 +812,64 @@ def version() -> None:
     typer.echo(f"h5vc {__version__}")
 
 
+def _quiet_unraisable(hook: Any) -> Any:
+    """h5py closes objects in their destructors; after a write failed because the disk is
+    full, those closes fail too, and Python would print each as a traceback. The command's
+    one-line error says it all."""
+
+    def quiet(unraisable: Any) -> None:
+        from .space import disk_full
+
+        if unraisable.exc_value is not None and disk_full(unraisable.exc_value):
+            return
+        hook(unraisable)
+
+    return quiet
+
+
+class _DiskFullNoise:
+    """stderr, without the tracebacks h5py prints (and swallows) when closing an object fails
+    because the disk is full: each such close is a write HDF5 could not make, which the
+    command's own one-line error already reports. Every other text passes through."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self._held: list[str] = []
+
+    def write(self, text: str) -> int:
+        if self._held or text.startswith("Traceback (most recent call last)"):
+            self._held.append(text)
+            block = "".join(self._held)
+            lines = block.splitlines()
+            last = [ln for ln in lines[1:] if ln and not ln.startswith(" ")]
+            if last and block.endswith("\n"):
+                self._held = []
+                from .space import disk_full
+
+                noise = "h5py/_objects.pyx" in block and disk_full(RuntimeError(block))
+                if not noise:
+                    self._out.write(block)
+            return len(text)
+        if text.startswith("Exception ignored in: 'h5py._objects"):
+            return len(text)
+        return self._out.write(text)
+
+    def flush(self) -> None:
+        if self._held:
+            self._out.write("".join(self._held))
+            self._held = []
+        self._out.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
+
+
 def main() -> None:
     """Entry point of the ``h5vc`` script."""
+    import sys
+
+    sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    sys.stderr = _DiskFullNoise(sys.stderr)  # type: ignore[assignment]
     app()
 
 

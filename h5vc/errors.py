@@ -94,7 +94,17 @@ class ReadOnlyError(H5vcError):
 
 
 class DiskFullError(H5vcError):
-    """The disk holding the store has not enough free space for a write."""
+    """The disk holding the store has not enough free space for a write.
+
+    ``hdf5_failed`` is True when HDF5 itself failed to write (the disk filled up during the
+    operation): the library may then be unable to close the file cleanly, and the process is
+    best ended without closing it (committed history does not depend on it; see
+    docs/reliability.md).
+    """
+
+    def __init__(self, message: str, *, hdf5_failed: bool = False) -> None:
+        super().__init__(message)
+        self.hdf5_failed = hdf5_failed
 
 
 class PluginError(H5vcError):

@@ -25,7 +25,8 @@ import h5py
 import numpy as np
 import xxhash
 
-from .errors import H5vcError, InvalidInputError, NotFoundError
+from .errors import DiskFullError, H5vcError, InvalidInputError, NotFoundError
+from .space import disk_full
 from .state import row_bytes
 
 __all__ = ["AddResult", "Batch", "BadInputError", "ImportContext", "Importer", "Source",
@@ -460,6 +461,10 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
     except H5vcError:
         raise
     except (OSError, ValueError, TypeError) as e:
+        if disk_full(e):
+            raise DiskFullError(f"the disk holding {repo.path} is full; nothing was imported or "
+                                "committed; free some space and try again",
+                                hdf5_failed=True) from None
         raise BadInputError(f"import failed: {e}; nothing was written") from None
     finally:
         bar.close()

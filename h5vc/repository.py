@@ -456,8 +456,19 @@ class Repository:
     def __enter__(self) -> Repository:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is not None and getattr(exc, "hdf5_failed", False):
+            self.abandon()
+            return
         self.close()
+
+    def abandon(self) -> None:
+        """Let go of the lock but not the file, after HDF5 failed to write (a full disk):
+        closing could crash the library, and committed history never depends on the close.
+        The process should end soon; the next open recovers as after a kill."""
+        self._finalizer.detach()
+        if self._lock is not None:
+            self._lock.release()
 
     @property
     def file(self) -> h5py.File:
@@ -807,7 +818,7 @@ class Repository:
             if disk_full(e):
                 raise DiskFullError(f"the disk holding {self.path} is full: the rows of this "
                                     "commit could not be written, nothing was committed; free "
-                                    "some space and commit again") from None
+                                    "some space and commit again", hdf5_failed=True) from None
             raise
         crash_point("commit.before-frame")
         end = self._layout.append_frame(payload, cid, head, parent_end)

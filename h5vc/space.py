@@ -8,9 +8,12 @@ the rows (counted uncompressed) plus a margin for HDF5's metadata do not fit.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import DiskFullError
 
@@ -20,24 +23,69 @@ MARGIN = 1 << 20  # room kept for HDF5's own metadata and h5vc's records
 
 
 def ensure_space(path: Path | str, nbytes: int, what: str) -> None:
-    """DiskFullError unless ``nbytes`` (plus MARGIN) fit on the file system of ``path``."""
+    """DiskFullError unless ``nbytes`` (plus MARGIN) fit on the file system of ``path``.
+
+    The space is also reserved: blocks are allocated past the end of the store file (without
+    changing its size), so that HDF5's writes land in them, and a disk that another program
+    fills meanwhile cannot make HDF5 fail halfway through writing its metadata.
+    """
     try:
         st = os.statvfs(path)
     except OSError:
         return  # no way to know (e.g. the path is gone): let the write say what it finds
     free = st.f_bavail * st.f_frsize
-    if nbytes + MARGIN > free:
-        raise DiskFullError(
-            f"not enough space for {what}: it needs about {_size(nbytes + MARGIN)}, the disk "
-            f"holding {path} has {_size(free)} free; free some space and try again (nothing "
-            "was changed)"
-        )
+    if nbytes + MARGIN <= free and _reserve(path, nbytes + MARGIN):
+        return
+    free = os.statvfs(path).f_bavail * st.f_frsize
+    raise DiskFullError(
+        f"not enough space for {what}: it needs about {_size(nbytes + MARGIN)}, the disk "
+        f"holding {path} has {_size(free)} free; free some space and try again (nothing "
+        "was changed)"
+    )
+
+
+_FALLOC_FL_KEEP_SIZE = 1
+
+
+@functools.lru_cache(maxsize=1)
+def _fallocate() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        f = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    f.restype = ctypes.c_int
+    return f
+
+
+def _reserve(path: Path | str, nbytes: int) -> bool:
+    """Allocate ``nbytes`` past the end of ``path``, keeping its size; False when the disk
+    has not the room (True when the file system cannot reserve: nothing more to do)."""
+    fall = _fallocate()
+    if fall is None:
+        return True
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        size = os.fstat(fd).st_size
+        if fall(fd, _FALLOC_FL_KEEP_SIZE, size, nbytes) == 0:
+            return True
+        return ctypes.get_errno() != errno.ENOSPC
+    finally:
+        os.close(fd)
 
 
 def disk_full(e: BaseException) -> bool:
     """True when ``e`` (an OSError from HDF5 or the OS) says the disk is full."""
-    return isinstance(e, OSError) and (e.errno == errno.ENOSPC or "No space left" in str(e)
-                                       or "errno = 28" in str(e))
+    if isinstance(e, DiskFullError):
+        return True
+    text = str(e)
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or (
+        isinstance(e, (OSError, RuntimeError))
+        and ("No space left" in text or "errno = 28" in text or "file write failed" in text))
 
 
 def _size(n: int) -> str:

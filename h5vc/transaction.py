@@ -88,20 +88,31 @@ class Transaction:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
+            if disk_full(exc) and not (isinstance(exc, DiskFullError) and not exc.hdf5_failed):
+                # HDF5 failed to write: a rollback would write again, into a library that
+                # may not survive it; the file is left as a kill would leave it (uncommitted
+                # appends, or an intent the next open finishes)
+                self._open = False
+                self._repo._active = None
+                raise DiskFullError(f"the disk holding {self._repo.path} is full; nothing was "
+                                    "committed; free some space and try again",
+                                    hdf5_failed=True) from None
             self.rollback()
             return
         try:
             self.commit = self._finish()
-        except (DiskFullError, OSError) as e:
-            if not (isinstance(e, DiskFullError) or disk_full(e)) or self.commit is not None:
+        except (DiskFullError, OSError, RuntimeError) as e:
+            if not disk_full(e) or self.commit is not None:
                 raise
-            # nothing was committed: take the rows back out before HDF5 tries to write them
-            self._open = True
-            self.rollback()
-            if isinstance(e, DiskFullError):
+            if isinstance(e, DiskFullError) and not e.hdf5_failed:
+                # refused before writing: take the rows back out before HDF5 tries to write them
+                self._open = True
+                self.rollback()
                 raise
+            # HDF5 failed to write: touch the file no more (see DiskFullError.hdf5_failed)
             raise DiskFullError(f"the disk holding {self._repo.path} is full; nothing was "
-                                "committed; free some space and try again") from None
+                                "committed; free some space and try again",
+                                hdf5_failed=True) from None
 
     def _obj(self, p: str) -> Any:
         obj = self._objs.get(p)
@@ -212,6 +223,8 @@ class Transaction:
             kwargs["maxshape"] = (None, *shp[1:])
             kwargs.setdefault("chunks", True)
         self._structural_touch(self._first_missing(p))
+        if arr is not None:
+            ensure_space(self._repo.path, arr.nbytes, f"creating {p}")
         try:
             ds = self._f.create_dataset(p, data=data, shape=shape, dtype=dtype, **kwargs)
         except (TypeError, ValueError) as e:

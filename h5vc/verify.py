@@ -207,8 +207,13 @@ def _check_live(f: h5py.File, state: State, objects: set[str], report: VerifyRep
                     good.add((p, s, e, h))
                     continue
             if h in objects:
-                report.notes.append(f"{p} rows {s}:{e} differ from the commit, whose rows are "
-                                    "preserved (an uncommitted change)")
+                # the committed rows are safe as a preserved copy, but the store does not hold
+                # what HEAD says: damage, or an in-place edit no metadata scan can see
+                report.problems.append(Problem(
+                    f"{p} rows {s}:{e}", "differ from the commit checked out (changed in place "
+                    "by another tool, or damaged); the committed rows are preserved",
+                    "`h5vc checkout --force HEAD` puts them back, or `h5vc commit --verify` "
+                    "records the change"))
             else:
                 why = ("the dataset was deleted or re-created outside h5vc" if not same
                        else "the rows were cut" if e > n

@@ -1,0 +1,1 @@
+"""Fault injection for h5vc: kills, two writers, a full disk, bit flips (see docs/reliability.md)."""
