@@ -37,6 +37,7 @@ from .paths import check_text, normalize_path
 from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, read_attrs, scan
 from .space import disk_full, ensure_space
+from .space import forget as forget_reserved
 from .state import State, apply_changes, empty_state, summary_line
 from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
@@ -343,6 +344,7 @@ class Repository:
         p = Path(path)
         lock = None
         if mode == "r+":
+            forget_reserved(p)
             if not p.is_file():
                 _open_h5(p, mode)  # the error for a missing file, a folder, ...
             lock = StoreLock(p)
@@ -374,6 +376,7 @@ class Repository:
         if author is not None:
             check_text(author, "--author")
         p = Path(path)
+        forget_reserved(p)
         created = not p.exists()
         lock = None
         if not created:
@@ -811,7 +814,8 @@ class Repository:
         parent_end = 0
         if head:
             parent_end = self._ends.get(head) or self._frame(head).end
-        ensure_space(self.path, len(payload) + 2 * self._snapshot_len, "the commit record")
+        ensure_space(self.path, len(payload) + 2 * self._snapshot_len, "the commit record",
+                     size=self._f.id.get_filesize())
         try:
             self._f.flush()  # the rows reach the file before the record that commits them
         except OSError as e:

@@ -590,7 +590,8 @@ class TxDataset(_TxObject):
         if k == 0:
             return
         if arr.nbytes > SPACE_CHECK_BYTES or tx._since_check + arr.nbytes > SPACE_CHECK_BYTES:
-            ensure_space(tx._repo.path, arr.nbytes + tx._since_check, f"{k:,} rows for {p}")
+            ensure_space(tx._repo.path, arr.nbytes + tx._since_check, f"{k:,} rows for {p}",
+                         size=tx._f.id.get_filesize())
             tx._since_check = 0
         else:
             tx._since_check += arr.nbytes
