@@ -279,8 +279,9 @@ def init(
 @app.command()
 def status(
     store: StoreOpt = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Rehash committed rows to find in-place "
-                                         "overwrites made by other tools.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Rehash committed rows even when the "
+                                         "file's seal says only h5vc wrote it (done anyway "
+                                         "when another program did).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show what differs from HEAD: created/deleted objects, rows, attributes."""
@@ -321,8 +322,9 @@ def status(
 def commit(
     message: Annotated[str, typer.Option("--message", "-m", help="What changed.")],
     store: StoreOpt = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Also record in-place overwrites "
-                                         "(rehash committed rows).")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Rehash committed rows even when the "
+                                         "file's seal says only h5vc wrote it (done anyway "
+                                         "when another program did).")] = False,
     author: Annotated[str | None, typer.Option("--author", help="Author (default: $H5VC_AUTHOR; "
                                                "in a git work tree git's user.name and user.email; "
                                                "else your user name).")] = None,

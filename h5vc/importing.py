@@ -371,7 +371,7 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
     if not (message or "").strip():
         names = [Path(p).name or str(p) for p in paths]
         message = f"add {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} to {target}"
-    f = repo.file
+    f = repo._f
     if target in f and isinstance(f[target], h5py.Dataset):
         raise InvalidInputError(f"--to {target} is a dataset; give a group to import into")
     ctx = ImportContext(options=dict(options or {}), skip_bad=skip_bad)

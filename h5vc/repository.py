@@ -38,6 +38,7 @@ from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, read_attrs, scan
 from .space import disk_full, ensure_space
 from .space import forget as forget_reserved
+from .stamp import is_sealed, seal
 from .state import State, apply_changes, empty_state, summary_line
 from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
@@ -142,11 +143,66 @@ def _check_snapshot(snap: Any, journal_len: int) -> None:
         raise IntegrityError(f"/{META}/state does not hold a valid snapshot")
 
 
-def _release(f: h5py.File, lock: StoreLock | None) -> None:
-    """Close the file, then let the next writer in."""
+class _Seal:
+    """Whether a session can vouch for the store's committed rows (see :mod:`h5vc.stamp`).
+
+    ``trusted``: every committed row in the file is as HEAD records it, apart from changes a
+    metadata scan sees (the seal was intact at open, or this session rehashed or rewrote
+    them). A writable session that still vouches at close seals the file. ``reseal``: a
+    read-only session that rehashed and found the rows intact seals the file at close if
+    its modification time is still this one.
+    """
+
+    __slots__ = ("path", "reseal", "trusted")
+
+    def __init__(self, path: Path, trusted: bool) -> None:
+        self.path = path
+        self.trusted = trusted
+        self.reseal: int | None = None
+
+    @classmethod
+    def at_open(cls, path: Path) -> _Seal:
+        try:
+            return cls(path, is_sealed(os.stat(path)))
+        except OSError:
+            return cls(path, False)
+
+    def close(self, writable: bool, lock: StoreLock | None) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        if is_sealed(st):
+            return
+        if writable:
+            if self.trusted:
+                seal(self.path)
+            return
+        if self.reseal is None or st.st_mtime_ns != self.reseal:
+            return
+        # read-only: seal only while no h5vc writer can be writing
+        other = StoreLock(self.path)
+        try:
+            other.acquire(0)
+        except H5vcError:
+            return
+        try:
+            if os.stat(self.path).st_mtime_ns == self.reseal:
+                seal(self.path)
+        except OSError:
+            pass
+        finally:
+            other.release()
+
+
+def _release(f: h5py.File, lock: StoreLock | None, sealing: _Seal | None = None) -> None:
+    """Close the file, seal it when this session vouches for it, let the next writer in."""
     try:
+        writable = f.id.valid and f.mode == "r+"
         if f.id.valid:
             f.close()
+        if sealing is not None:
+            sealing.close(writable, lock)
     finally:
         if lock is not None:
             lock.release()
@@ -261,12 +317,14 @@ class Repository:
     Open with :meth:`open` or :meth:`init`; use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, f: h5py.File, path: Path, lock: StoreLock | None = None) -> None:
+    def __init__(self, f: h5py.File, path: Path, lock: StoreLock | None = None,
+                 sealing: _Seal | None = None) -> None:
         self._f = f
         self.path = path
         self._lock = lock
+        self._seal = sealing if sealing is not None else _Seal(path, False)
         # a Repository dropped without close() still releases the file and the lock
-        self._finalizer = weakref.finalize(self, _release, f, lock)
+        self._finalizer = weakref.finalize(self, _release, f, lock, self._seal)
         self._layout = Layout(f)
         self._writable = f.mode == "r+"
         self._active: Any = None  # the open transaction, if any
@@ -349,6 +407,7 @@ class Repository:
                 _open_h5(p, mode)  # the error for a missing file, a folder, ...
             lock = StoreLock(p)
             lock.acquire(wait)
+        sealing = _Seal.at_open(p)  # before anything of this session can write
         try:
             f = _open_h5(p, mode, wait)
         except BaseException:
@@ -356,7 +415,7 @@ class Repository:
                 lock.release()
             raise
         try:
-            repo = cls(f, p, lock)
+            repo = cls(f, p, lock, sealing)
             repo._check_open_state(recover=recover)
             return repo
         except BaseException:
@@ -408,7 +467,7 @@ class Repository:
             # read everything first: unsupported content stops init before anything is written
             changes = materialize(f, scan(f, empty_state()))
             Layout.create(f, f"h5vc {__version__}")
-            repo = cls(f, p, lock)
+            repo = cls(f, p, lock, _Seal(p, True))  # every row was just read and hashed
             if pointer is False:
                 repo._pointer = None
             repo._write_refs({"head": {"branch": "main"}, "branches": {}, "tags": {}})
@@ -475,7 +534,13 @@ class Repository:
 
     @property
     def file(self) -> h5py.File:
-        """The open h5py file (read it freely; write through a transaction)."""
+        """The open h5py file (read it freely; write through a transaction).
+
+        Writes made through it directly are not seen by a metadata scan when they rewrite
+        rows in place, so a writable repository that has handed out its file no longer
+        vouches for its rows: the next ``status`` or ``commit`` rehashes them."""
+        if self._writable:
+            self._seal.trusted = False
         return self._f
 
     def _require_writable(self) -> None:
@@ -772,9 +837,38 @@ class Repository:
             interrupted = (f"an interrupted {self.interrupted.get('op', 'operation')}: the store "
                            "may differ from HEAD in ways a metadata scan cannot see; any writing "
                            "command (or `h5vc repair`) finishes or undoes it")
-        changes = scan(self._f, state, verify=verify)
+        changes = self._scan(state, verify)
         lost = find_losses(self, head, state, changes) if changes else []
         return Status(head, self.branch, changes, pointed, interrupted, lost)
+
+    @property
+    def rows_trusted(self) -> bool:
+        """True when the committed rows need no rehash to be believed: the file carries the
+        seal h5vc set after its own last write (nothing else wrote it since), or this session
+        rehashed or wrote them itself. When False, ``status``, ``commit`` and ``checkout``
+        rehash every committed row, so that rows rewritten in place are never missed."""
+        return self._seal.trusted
+
+    def _scan(self, state: State, verify: bool) -> list[dict[str, Any]]:
+        """The changes since ``state``: by metadata while the rows are trusted, else rehashing
+        every committed row; a rehash that finds them intact makes them trusted."""
+        if self._seal.trusted and not verify:
+            return scan(self._f, state)
+        try:
+            m0 = os.stat(self.path).st_mtime_ns
+        except OSError:
+            m0 = None
+        t0 = time.time_ns()
+        changes = scan(self._f, state, verify=True)
+        if not any(r[0] < min(ch["from"], ch["to"]) for ch in changes if ch["op"] == "rows"
+                   for r in ch["ranges"]):
+            if self._writable:
+                self._seal.trusted = True
+            elif m0 is not None and m0 < t0 - 1_000_000_000:
+                # a write during or after this rehash would move the time past m0
+                self._seal.trusted = True
+                self._seal.reseal = m0
+        return changes
 
     def commit(self, message: str, *, verify: bool = False, author: str | None = None,
                allow_empty: bool = False, accept_loss: bool = False) -> Commit:
@@ -788,7 +882,7 @@ class Repository:
         if not message.strip():
             raise InvalidInputError("a commit needs a message; pass -m 'what changed'")
         head, state = self._head_state()
-        changes = scan(self._f, state, verify=verify)
+        changes = self._scan(state, verify)
         if not changes and not allow_empty:
             raise InvalidInputError("nothing to commit: the store equals HEAD")
         if changes and not accept_loss:
@@ -798,7 +892,9 @@ class Repository:
                 raise DataLossError(
                     f"committing would lose committed rows: {lost[0]}{more}; commit anyway with "
                     "--accept-loss, or restore the file from a backup")
-        return self._record(materialize(self._f, changes), message, author)
+        commit = self._record(materialize(self._f, changes), message, author)
+        self._seal.trusted = True  # whatever differed is now HEAD
+        return commit
 
     def _record(self, changes: list[dict[str, Any]], message: str,
                 author: str | None) -> Commit:
@@ -905,7 +1001,7 @@ class Repository:
         refs = self._refs()
         target = self.resolve(rev)
         head, state = self._head_state()
-        changes = scan(self._f, state)
+        changes = self._scan(state, False)
         if changes and not force:
             raise DirtyStoreError(
                 f"the store has {len(changes)} uncommitted change(s) ({summary_line(changes)}); "
@@ -927,6 +1023,7 @@ class Repository:
         self._head_cache = (target, goal)
         self._write_snapshot(target, goal)
         self._end()
+        self._seal.trusted = True  # every row now is the target's
         if self._pointer is not None:
             self._update_pointer(target)
         return CheckoutResult(self.get_commit(target), refs["head"].get("branch"), changes,

@@ -384,6 +384,9 @@ class Transaction:
         self._open = False
         self._repo._active = None
         if not self._record:
+            # uncommitted writes may rewrite committed rows in place: a metadata scan would
+            # not see them, so this session no longer vouches for the rows
+            self._repo._seal.trusted = False
             self._done()
             return None
         fast = self._appends_only()

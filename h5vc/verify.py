@@ -263,7 +263,7 @@ def verify(repo: Repository, rev: str | None = None) -> VerifyReport:
     """Check the whole store (or what commit ``rev`` needs); see the module docstring."""
     report = VerifyReport()
     layout = repo._layout
-    f = repo.file
+    f = repo._f
     try:
         data = layout.read_journal()
     except _READ_ERRORS as e:
