@@ -176,7 +176,7 @@ class _Seal:
             return
         if writable:
             if self.trusted:
-                seal(self.path)
+                seal(self.path, st)
             return
         if self.reseal is None or st.st_mtime_ns != self.reseal:
             return

@@ -38,14 +38,24 @@ def is_sealed(st: os.stat_result) -> bool:
     return ns == _mark(seconds, st.st_size)
 
 
-def seal(path: Path | str) -> bool:
-    """Seal the file as it is now; False when the file system could not keep the seal."""
+_keeps_ns: set[int] = set()  # devices seen to keep a sealed time exactly
+
+
+def seal(path: Path | str, st: os.stat_result | None = None) -> bool:
+    """Seal the file as it is now (``st``: a stat of it just taken); False when the file
+    system could not keep the seal."""
     try:
-        st = os.stat(path)
+        if st is None:
+            st = os.stat(path)
         # in the past, so that no write from now on can produce the same time
         seconds = time.time_ns() // _NS - 2
         mtime = seconds * _NS + _mark(seconds, st.st_size)
         os.utime(path, ns=(st.st_atime_ns, mtime))
-        return os.stat(path).st_mtime_ns == mtime
+        if st.st_dev in _keeps_ns:
+            return True
+        if os.stat(path).st_mtime_ns != mtime:
+            return False
+        _keeps_ns.add(st.st_dev)
+        return True
     except OSError:
         return False  # not ours to change (another owner, a read-only mount): no seal
