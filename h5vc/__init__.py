@@ -23,8 +23,7 @@ from .errors import (
     PluginError,
     ReadOnlyError,
 )
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "AmbiguousRevError",

@@ -809,7 +809,7 @@ def git_hook(
 @app.command()
 def version() -> None:
     """Print the h5vc version."""
-    from . import __version__
+    from .version import __version__
 
     typer.echo(f"h5vc {__version__}")
 

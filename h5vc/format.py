@@ -26,11 +26,9 @@ replaced by the two slots at the first write.
 from __future__ import annotations
 
 import json
-import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import h5py
@@ -40,21 +38,15 @@ import xxhash
 from .crashpoints import crash_point
 from .errors import FormatVersionError, IntegrityError, NotARepositoryError
 from .hashing import encode_dtype
+from .rows import as_0d, row_slices, write_rows
 from .state import row_bytes
 
 META = ".h5vc"
-POINTER_SUFFIX = ".h5vc"  # the pointer file beside a store, for git: data.h5 -> data.h5.h5vc
-
-
-def pointer_path(store: str | os.PathLike[str]) -> Path:
-    """The pointer file of ``store``: ``data.h5`` -> ``data.h5.h5vc``."""
-    p = Path(store)
-    return p.with_name(p.name + POINTER_SUFFIX)
-
 FORMAT_VERSION = 2
 TRAILER = struct.Struct("<16s16sQI4s")
 MAGIC = b"H5VC"
 JOURNAL_CHUNK = 1 << 12
+_READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError)  # what HDF5 raises on bad bytes
 REC_TRAILER = struct.Struct("<QQI4s")  # seq, xxh3-64 of payload + seq, payload length, magic
 REC_MAGIC = b"H5VR"
 RECORD_CHUNK = 1 << 12
@@ -241,13 +233,23 @@ class Layout:
             return False
         try:
             self._last = self.frame_at(n)
-        except IntegrityError:
-            return False
+        except (IntegrityError, *_READ_ERRORS):
+            return False  # a whole trailer that cannot be read is as torn as one never written
         return True
 
     def sound_end(self) -> int:
-        """Where the last whole frame ends: the journal without a torn tail (one full read)."""
-        data = self.read_journal()
+        """Where the last whole frame ends: the journal without a torn tail (one full read;
+        chunk by chunk up to the first unreadable one when a kill left some unwritten)."""
+        try:
+            data = self.read_journal()
+        except _READ_ERRORS:
+            parts = []
+            for a in range(0, self.journal_len, JOURNAL_CHUNK):
+                try:
+                    parts.append(self.read_journal(a, min(a + JOURNAL_CHUNK, self.journal_len)))
+                except _READ_ERRORS:
+                    break
+            data = b"".join(parts)
         pos = len(data)
         while True:
             pos = data.rfind(MAGIC, 0, pos)
@@ -491,7 +493,6 @@ class Layout:
         if not todo:
             return 0
         rows = arr.reshape(1) if scalar else arr
-        from .scan import write_rows  # scan imports this module
 
         key, pack = self._pack_for(dtype, tuple(rows.shape[1:]), filters, block_rows)
         n0 = pack.shape[0]
@@ -515,7 +516,6 @@ class Layout:
     def put_slices(self, h: str, src: h5py.Dataset, start: int, stop: int, filters: dict[str, Any],
                    block_rows: int) -> int:
         """Preserve rows [start, stop) of ``src`` as object ``h``, copied slice by slice."""
-        from .scan import row_slices, write_rows
 
         if h in self._load_object_index():
             return 0
@@ -592,7 +592,6 @@ class Layout:
         key, a, b, scalar = self._where(h)
         pack = self._pack(key)
         if scalar:
-            from .scan import as_0d
 
             return as_0d(pack[a], pack.dtype)
         if out is not None and not pack.dtype.hasobject and out.flags.c_contiguous:

@@ -23,325 +23,68 @@ few ``stat`` calls.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import H5vcError, InvalidInputError, NotARepositoryError, NotFoundError
-from .format import POINTER_SUFFIX, pointer_path
-from .lock import lock_path
+from .errors import H5vcError, InvalidInputError, NotFoundError
+from .gitenv import (
+    find_work_tree,
+    git_identity,
+    git_or_none,
+    git_paths,
+    ignore_store,
+    is_ignored,
+    is_tracked,
+    listed_pointer_files,
+    open_git,
+    pointer_files,
+)
+from .paths import quoted, shown
+from .pointer import Pointer, load_toml, pointer_path, read_pointer, write_pointer
+from .repository import Repository
+from .state import summary_line
 
 if TYPE_CHECKING:
     import git
 
-    from .repository import Repository
-
+# also the pointer, git-environment and path-display names the CLI and hooks use with these
 __all__ = [
     "HOOKS",
     "HookState",
     "Pointer",
     "StoreState",
     "SyncOutcome",
-    "find_work_tree",
     "git_identity",
+    "git_or_none",
+    "hooks_dir_is_shared",
     "hooks_status",
+    "ignore_store",
     "install_hooks",
+    "is_ignored",
+    "is_tracked",
     "pointer_path",
+    "quoted",
     "read_pointer",
     "run_hook",
+    "shown",
     "store_states",
     "sync",
     "uninstall_hooks",
+    "write_pointer",
 ]
 
-POINTER_FORMAT = 1
 HOOKS = ("pre-commit", "post-checkout", "post-merge", "post-rewrite", "pre-push")
 SHIM_MARKER = "# h5vc-hook-shim"
 CHAINED_SUFFIX = ".h5vc-chained"
 _STDIN_HOOKS = ("pre-push", "post-rewrite")  # git feeds these on stdin: both hooks must see it
-_HEX = re.compile(r"[0-9a-f]{32}")
-_HEADER = (
-    "# h5vc pointer: the version of the HDF5 store that goes with this code.\n"
-    "# Track it with git; `h5vc sync` (or the git hooks) bring the store to it.\n"
-)
-
-
-# -- pointer files ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Pointer:
-    """A parsed pointer file: where it is, the store it names (absolute) and the commit."""
-
-    path: Path
-    store: Path
-    commit: str
-    format: int = POINTER_FORMAT
-
-
-def _toml_str(s: str) -> str:
-    # JSON without ASCII escaping is a valid TOML basic string: only ", \ and control
-    # characters are escaped, with escapes TOML shares
-    return json.dumps(s, ensure_ascii=False)
-
-
-def render_pointer(store_rel: str, commit: str) -> str:
-    return (f"{_HEADER}format = {POINTER_FORMAT}\nstore = {_toml_str(store_rel)}\n"
-            f"commit = {_toml_str(commit)}\n")
-
-
-def _load_toml(text: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    return tomllib.loads(text)
-
-
-def read_pointer(path: str | os.PathLike[str]) -> Pointer:
-    """Parse a pointer file; :class:`InvalidInputError` naming the problem if it is not one."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise NotFoundError(f"no pointer file {p}; write one with `h5vc pointer`") from None
-    except OSError as e:
-        raise InvalidInputError(f"cannot read pointer file {p}: {e.strerror}") from None
-    fix = "check it out again from git (git checkout -- FILE) or rewrite it with `h5vc pointer`"
-    if b"\n<<<<<<< " in b"\n" + raw:
-        raise InvalidInputError(
-            f"{p} is not a valid h5vc pointer: it has git conflict markers; keep one side's "
-            "commit, or record the store's version with `h5vc pointer`, then `git add` it"
-        )
-    try:
-        doc = _load_toml(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        reason = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else f"bad TOML: {e}"
-        raise InvalidInputError(f"{p} is not a valid h5vc pointer ({reason}); {fix}") from None
-    fmt, store, commit = doc.get("format"), doc.get("store"), doc.get("commit")
-    if not isinstance(fmt, int) or not isinstance(store, str) or not isinstance(commit, str):
-        raise InvalidInputError(
-            f"{p} is not a valid h5vc pointer (it needs format, store and commit); {fix}"
-        )
-    if fmt > POINTER_FORMAT:
-        raise InvalidInputError(
-            f"{p} has pointer format {fmt}, newer than this h5vc reads ({POINTER_FORMAT}); "
-            "upgrade h5vc"
-        )
-    if not _HEX.fullmatch(commit) or not store:
-        raise InvalidInputError(
-            f"{p} is not a valid h5vc pointer (commit must be a full 32-digit id and store a "
-            f"path); {fix}"
-        )
-    return Pointer(p, (p.parent / store).absolute(), commit, fmt)
-
-
-def write_pointer(store: Path, commit: str, *, path: Path | None = None) -> bool:
-    """Write ``store``'s pointer file naming ``commit``; False when it already said so."""
-    path = path or pointer_path(store)
-    rel = Path(os.path.relpath(Path(store).absolute(), path.absolute().parent)).as_posix()
-    text = render_pointer(rel, commit)
-    try:
-        if path.read_text("utf-8") == text:
-            return False
-    except (OSError, UnicodeDecodeError):
-        pass
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return True
-
-
-@functools.lru_cache(maxsize=1)
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# -- git discovery and identity ------------------------------------------------------------
-
-def _has_dot_git(start: Path) -> bool:
-    """Cheap pre-check: is there a ``.git`` in ``start`` or above? (no gitpython import)"""
-    if os.environ.get("GIT_DIR"):
-        return True
-    for d in (start, *start.parents):
-        if os.path.lexists(os.path.join(d, ".git")):
-            return True
-    return False
-
-
-@contextlib.contextmanager
-def git_or_none(start: str | os.PathLike[str]) -> Iterator[git.Repo | None]:
-    """The git repository whose work tree holds ``start``, or None; closed on exit.
-
-    Outside git this costs a few ``stat`` calls: gitpython is imported only when a ``.git``
-    is found above ``start``.
-    """
-    s = Path(start).absolute()
-    if not s.is_dir():
-        s = s.parent
-    if not _has_dot_git(s):
-        yield None
-        return
-    import git
-
-    try:
-        g = git.Repo(s, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        yield None
-        return
-    try:
-        yield None if g.working_tree_dir is None else g
-    finally:
-        g.close()
-
-
-def find_work_tree(start: str | os.PathLike[str]) -> Path | None:
-    """The top folder of the git work tree holding ``start``, or None."""
-    with git_or_none(start) as g:
-        return None if g is None else Path(g.working_tree_dir or ".")
-
-
-@contextlib.contextmanager
-def open_git(start: str | os.PathLike[str] | None = None) -> Iterator[git.Repo]:
-    """The git repository of the work tree holding ``start`` (default: the current folder).
-
-    Closed on exit: gitpython keeps ``git cat-file`` processes alive until then.
-    """
-    import git
-
-    s = Path(start) if start is not None else Path.cwd()
-    try:
-        g = git.Repo(s, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise NotARepositoryError(
-            f"{s} is not inside a git work tree; run this in your project's git repository "
-            "(or `git init` one)"
-        ) from None
-    try:
-        if g.working_tree_dir is None:
-            raise NotARepositoryError(f"{g.git_dir} is a bare git repository; use a clone of it")
-        yield g
-    finally:
-        g.close()
-
-
-def git_identity(start: str | os.PathLike[str]) -> str | None:
-    """``Name <email>`` as git would author a commit in the work tree holding ``start``.
-
-    Remembered per folder and environment for the life of the process (a script that opens
-    a store for every commit pays for reading git's configuration once).
-    """
-    s = Path(start).absolute()
-    return _identity_cached(str(s if s.is_dir() else s.parent),
-                            os.environ.get("GIT_AUTHOR_NAME"), os.environ.get("GIT_AUTHOR_EMAIL"))
-
-
-@functools.lru_cache(maxsize=64)
-def _identity_cached(folder: str, name: str | None, email: str | None) -> str | None:
-    with git_or_none(folder) as g:
-        if g is None:
-            return None
-        if not (name and email):
-            cfg = g.config_reader()
-            name = name or cfg.get_value("user", "name", default="") or None
-            email = email or cfg.get_value("user", "email", default="") or None
-    if not name:
-        return None
-    return f"{name} <{email}>" if email else str(name)
-
-
-def ignore_store(g: git.Repo, store: Path) -> Path | None:
-    """Add ``/<store name>`` (and h5vc's lock file beside it) to the .gitignore beside the
-    store unless git ignores them already.
-
-    Returns the .gitignore written, or None.
-    """
-    todo = [p for p in (store, lock_path(store)) if not is_ignored(g, p)]
-    if not todo:
-        return None
-    gi = store.parent / ".gitignore"
-    text = gi.read_text("utf-8") if gi.exists() else ""
-    if text and not text.endswith("\n"):
-        text += "\n"
-    for p in todo:
-        name = p.name
-        for ch in "\\*?[!#":  # a literal file name, not a pattern
-            name = name.replace(ch, "\\" + ch) if ch in name else name
-        text += f"/{name}\n"
-    gi.write_text(text, "utf-8")
-    return gi
-
-
-def is_ignored(g: git.Repo, path: Path) -> bool:
-    import git as gitmod
-
-    try:
-        g.git.check_ignore("-q", "--no-index", "--", str(path))
-        return True
-    except gitmod.GitCommandError:
-        return False
-
-
-def is_tracked(g: git.Repo, path: Path) -> bool:
-    return bool(g.git.ls_files("--", str(path)).strip())
 
 
 # -- store states, sync --------------------------------------------------------------------
-
-def shown(p: Path) -> str:
-    """``p`` as messages show it: relative to the current folder unless that climbs far."""
-    try:
-        r = os.path.relpath(p, Path.cwd())
-    except ValueError:  # another drive
-        return str(p)
-    return str(p) if r.startswith(".." + os.sep + "..") else r
-
-
-def quoted(p: Path) -> str:
-    """``p`` as a shell word in a command to copy: shown, then quoted."""
-    import shlex
-
-    return shlex.quote(shown(p))
-
-
-def _git_path(g: git.Repo, *names: str) -> list[Path]:
-    """``git rev-parse --git-path NAME`` for each name, absolute."""
-    args = [a for n in names for a in ("--git-path", n)]
-    top = Path(g.working_tree_dir or ".")
-    return [top / line for line in g.git.rev_parse(*args).splitlines()]  # absolute lines stay
-
-
-def _listed(g: git.Repo, *args: str) -> set[Path]:
-    """The pointer files a git listing command names (``-z``, paths from the top)."""
-    top = Path(g.working_tree_dir or ".")
-    out = g.git.execute([g.git.GIT_PYTHON_GIT_EXECUTABLE, *args, "-z", "--", "*" + POINTER_SUFFIX])
-    return {top / r for r in out.split("\0") if r}
-
-
-def pointer_files(g: git.Repo) -> list[Path]:
-    """Pointer files of the work tree: tracked or untracked (not ignored), present on disk."""
-    found = _listed(g, "ls-files", "--cached", "--others", "--exclude-standard")
-    return [p for p in sorted(found) if p.is_file()]
-
 
 @dataclass
 class StoreState:
@@ -383,7 +126,7 @@ def outside_work_tree(ptr: Pointer, top: Path) -> str | None:
     if real.is_relative_to(root):
         return None
     try:
-        named = _load_toml(ptr.path.read_text("utf-8")).get("store", str(ptr.store))
+        named = load_toml(ptr.path.read_text("utf-8")).get("store", str(ptr.store))
     except (OSError, ValueError):
         named = str(ptr.store)
     how = "" if real == Path(os.path.normpath(ptr.store)) else f", which leads to {real}"
@@ -398,8 +141,6 @@ def inspect_pointer(path: Path, top: Path | None = None) -> StoreState:
     ``top`` is the git work tree the pointer was found in (looked up when None): a pointer
     whose store lies outside it is an ``invalid pointer``, and its store is not opened.
     """
-    from .repository import Repository
-    from .state import summary_line
 
     try:
         ptr = read_pointer(path)
@@ -485,7 +226,6 @@ def sync_pointer(path: Path, *, force: bool = False, prefer_branch: str | None =
     ``top`` is the git work tree of the pointer (looked up when None); a store outside it is
     never opened (see :func:`outside_work_tree`).
     """
-    from .repository import Repository
 
     st = inspect_pointer(path, top)
     store, cid = st.store, st.commit
@@ -548,7 +288,7 @@ def sync(start: str | os.PathLike[str] | None = None, *, force: bool = False) ->
 
 def hooks_dir(g: git.Repo) -> Path:
     """Where git looks for hooks: ``core.hooksPath``, the common dir of linked worktrees."""
-    return _git_path(g, "hooks")[0]
+    return git_paths(g, "hooks")[0]
 
 
 def hooks_dir_is_shared(start: str | os.PathLike[str] | None = None) -> bool:
@@ -714,7 +454,7 @@ def hooks_status(start: str | os.PathLike[str] | None = None) -> tuple[Path, lis
 def _in_rebase(g: git.Repo) -> bool:
     if "rebase" in os.environ.get("GIT_REFLOG_ACTION", ""):
         return True
-    return any(p.exists() for p in _git_path(g, "rebase-merge", "rebase-apply"))
+    return any(p.exists() for p in git_paths(g, "rebase-merge", "rebase-apply"))
 
 
 def _say(out: TextIO, text: str) -> None:
@@ -731,8 +471,8 @@ def _post_sync(out: TextIO) -> None:
 def _pre_commit(out: TextIO) -> int:
     with open_git() as g:
         files = pointer_files(g)
-        tracked = _listed(g, "ls-files", "--cached")
-        unstaged = _listed(g, "diff", "--name-only")
+        tracked = listed_pointer_files(g, "ls-files", "--cached")
+        unstaged = listed_pointer_files(g, "diff", "--name-only")
         top = Path(g.working_tree_dir or ".")
     problems = []
     for p in files:

@@ -482,14 +482,13 @@ def _group_of(target: str, batch: Batch) -> str:
 
 
 def _write_batch(tx: Any, target: str, batch: Batch, compression: str, comp: dict[str, Any],
-                 result: AddResult, fallbacks: list[str]) -> list[str]:
-    """Append ``batch``; returns the dataset paths written.
+                 result: AddResult, fallbacks: list[str]) -> None:
+    """Append ``batch``.
 
     New datasets get the filter ``comp`` of ``compression``, or :data:`FALLBACK` where that
     filter cannot apply (their paths are added to ``fallbacks``).
     """
     group = _group_of(target, batch)
-    written: list[str] = []
     if batch.table and group in tx:
         have = {k for k in tx[group].keys() if k != SOURCES and hasattr(tx[f"{group}/{k}"], "append")}
         cols = set(batch.columns)
@@ -548,5 +547,3 @@ def _write_batch(tx: Any, target: str, batch: Batch, compression: str, comp: dic
                     f"is {arr.shape[1:]} {want}; import into another --to group, or convert the data")
             ds.append(arr)
         result.rows[path] = result.rows.get(path, 0) + len(arr)
-        written.append(path)
-    return written

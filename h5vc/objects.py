@@ -25,7 +25,8 @@ from .crashpoints import crash_point
 from .errors import DirtyStoreError, IntegrityError
 from .format import Layout
 from .hashing import decode_dtype, decode_value, dtype_key, rows_hash, rows_hash_parts
-from .scan import create_kwargs, live_hash, object_filters, read_rows, row_slices, write_rows
+from .rows import live_hash, read_rows, row_slices, write_rows
+from .scan import create_kwargs, object_filters
 from .space import ensure_space
 from .state import ROOT, State, block_rows, is_below, row_bytes
 

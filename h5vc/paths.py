@@ -13,11 +13,13 @@ This module imports nothing heavy: the command line may use it before h5py is lo
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from .errors import InvalidInputError
 
-__all__ = ["HISTORY_GROUP", "check_text", "normalize_path"]
+__all__ = ["HISTORY_GROUP", "check_text", "normalize_path", "quoted", "shown"]
 
 HISTORY_GROUP = ".h5vc"  # h5vc.format.META, the hidden group that holds the history
 
@@ -78,3 +80,19 @@ def check_text(text: object, what: str, *, empty_ok: bool = False) -> str:
         name = _CONTROL_NAMES.get(ch, f"the control character {ch!r}")
         raise InvalidInputError(f"{what} {text!r} contains {name}; remove it")
     return text
+
+
+def shown(p: Path) -> str:
+    """``p`` as messages show it: relative to the current folder unless that climbs far."""
+    try:
+        r = os.path.relpath(p, Path.cwd())
+    except ValueError:  # another drive
+        return str(p)
+    return str(p) if r.startswith(".." + os.sep + "..") else r
+
+
+def quoted(p: Path) -> str:
+    """``p`` as a shell word in a command to copy: shown, then quoted."""
+    import shlex
+
+    return shlex.quote(shown(p))

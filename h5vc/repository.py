@@ -16,7 +16,6 @@ from typing import Any
 import h5py
 import xxhash
 
-from . import __version__
 from .crashpoints import crash_point
 from .errors import (
     DataLossError,
@@ -30,10 +29,13 @@ from .errors import (
     NotFoundError,
     ReadOnlyError,
 )
-from .format import META, TRAILER, Frame, Layout, canonical_json, pointer_path
+from .format import META, TRAILER, Frame, Layout, canonical_json
+from .gitenv import git_identity, git_or_none, ignore_store, is_ignored, is_tracked
+from .hdf5lib import extend_to_eof
 from .lock import StoreLock, probe_readers
 from .objects import RestoreReport, restore
-from .paths import check_text, normalize_path
+from .paths import check_text, normalize_path, shown
+from .pointer import pointer_path, read_pointer, write_pointer
 from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, read_attrs, scan
 from .space import disk_full, ensure_space
@@ -43,6 +45,7 @@ from .state import State, apply_changes, empty_state, summary_line
 from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
 from .verify import verify as _verify
+from .version import __version__
 
 __all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
 
@@ -415,7 +418,16 @@ class Repository:
                 lock.release()
             raise
         try:
+            short = extend_to_eof(f)  # a flush cut short by a kill (see h5vc/hdf5lib.py)
             repo = cls(f, p, lock, sealing)
+            if short:
+                if repo._writable:
+                    repo.recovered.append("extended the file's recorded end over data that an "
+                                          "interrupted write left past it")
+                else:
+                    repo.pending.append("the file's recorded end is short of data an "
+                                        "interrupted write left past it (read as it is; the "
+                                        "next writing command records it)")
             repo._check_open_state(recover=recover)
             return repo
         except BaseException:
@@ -490,23 +502,21 @@ class Repository:
 
     def _link_git(self, *, always: bool) -> None:
         """After init: write the pointer file; in a git work tree, keep the store out of git."""
-        from . import gitlink
-
         store = self.path.absolute()
-        with gitlink.git_or_none(store.parent) as g:
+        with git_or_none(store.parent) as g:
             self.in_git = g is not None
             if g is None and not always:
                 return
-            if g is not None and not always and gitlink.is_ignored(g, pointer_path(store)):
+            if g is not None and not always and is_ignored(g, pointer_path(store)):
                 return  # git would not track the pointer (an ignored folder): none is written
             ptr = self.write_pointer()
-            self.git_notes.append(f"wrote pointer {gitlink.shown(ptr)}")
+            self.git_notes.append(f"wrote pointer {shown(ptr)}")
             if g is None:
                 return
-            gi = gitlink.ignore_store(g, store)
+            gi = ignore_store(g, store)
             if gi is not None:
-                self.git_notes.append(f"ignored {self.path.name} in {gitlink.shown(gi)}")
-            if gitlink.is_tracked(g, store):
+                self.git_notes.append(f"ignored {self.path.name} in {shown(gi)}")
+            if is_tracked(g, store):
                 self.git_notes.append(
                     f"{self.path} is tracked by git; stop tracking it with "
                     f"`git rm --cached {self.path}` (the pointer file stands in for it)")
@@ -826,8 +836,6 @@ class Repository:
         head, state = self._head_state()
         pointed = None
         if self._pointer is not None:
-            from .gitlink import read_pointer
-
             try:
                 pointed = read_pointer(self._pointer).commit
             except H5vcError:
@@ -946,8 +954,6 @@ class Repository:
             env = os.environ.get("H5VC_AUTHOR")
             if env:
                 return env
-            from .gitlink import git_identity
-
             self._author = git_identity(self.path.parent) or _login_name()
         return self._author
 
@@ -968,8 +974,6 @@ class Repository:
         return self._pointer
 
     def _update_pointer(self, cid: str) -> None:
-        from .gitlink import write_pointer
-
         assert self._pointer is not None
         try:
             write_pointer(self.path, cid, path=self._pointer)
@@ -1128,7 +1132,8 @@ class Repository:
         still match the commit are preserved, and the dataset is deleted: restore makes it
         again from preserved rows."""
         from .hashing import dtype_key
-        from .scan import live_hash, object_filters, read_rows
+        from .rows import live_hash, read_rows
+        from .scan import object_filters
         from .state import block_rows, is_below
 
         for p, node in goal.items():

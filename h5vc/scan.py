@@ -14,15 +14,12 @@ import h5py
 import numpy as np
 
 from .format import META
-from .hashing import dtype_key, encode_dtype, encode_value, rows_hash, rows_hash_parts
-from .state import ROOT, State, block_rows, is_below, row_bytes, split_blocks
+from .hashing import dtype_key, encode_dtype, encode_value
+from .rows import as_0d, live_hash
+from .state import ROOT, State, block_rows, is_below, split_blocks
 
-__all__ = ["as_0d", "attr_changes", "create_kwargs", "dataset_meta", "live_hash", "live_kinds",
-           "materialize", "object_filters", "read_attrs", "read_rows", "row_slices", "scan",
-           "write_rows"]
-
-_FILTER_NAMES = {1: "gzip", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit",
-                 6: "scaleoffset", 32000: "lzf"}
+__all__ = ["attr_changes", "create_kwargs", "dataset_meta", "live_kinds", "materialize",
+           "object_filters", "read_attrs", "scan"]
 
 
 _BUILTIN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
@@ -153,52 +150,6 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
                 f"it again ({tried[key]}); make it smaller or keep the value in a dataset, "
                 "then commit")
     return out
-
-
-def as_0d(value: Any, dt: np.dtype) -> np.ndarray:
-    """A 0-d array of ``dt`` holding ``value`` (a vlen element stays one element)."""
-    if dt.hasobject:
-        out = np.empty((), dtype=dt)
-        out[()] = value
-        return out
-    return np.asarray(value, dtype=dt)
-
-
-def read_rows(ds: h5py.Dataset, start: int, stop: int) -> np.ndarray:
-    if ds.shape == ():
-        return as_0d(ds[()], ds.dtype)
-    return ds[start:stop]
-
-
-SLICE_BYTES = 64 << 20  # larger ranges are read, hashed and copied in slices of about this size
-
-
-def row_slices(ds: h5py.Dataset, start: int, stop: int) -> list[tuple[int, int]]:
-    """[start, stop) cut into slices of at most SLICE_BYTES of rows."""
-    step = max(1, SLICE_BYTES // row_bytes(ds.shape[1:] if ds.shape else (), ds.dtype.itemsize))
-    return [(a, min(a + step, stop)) for a in range(start, stop, step)] or [(start, stop)]
-
-
-def live_hash(ds: h5py.Dataset, start: int, stop: int, dkey: str) -> str:
-    """The hash of live rows [start, stop), read slice by slice: memory stays bounded."""
-    if ds.shape == ():
-        return rows_hash(read_rows(ds, 0, 1), dkey)
-    shape = (stop - start, *ds.shape[1:])
-    return rows_hash_parts((ds[a:b] for a, b in row_slices(ds, start, stop)), shape, dkey)
-
-
-def write_rows(ds: h5py.Dataset, start: int, arr: np.ndarray) -> None:
-    if ds.shape == ():
-        ds[()] = arr[()] if arr.dtype.hasobject else arr
-    elif len(arr):
-        try:
-            ds[start:start + len(arr)] = arr
-        except TypeError:
-            if not arr.dtype.hasobject:
-                raise
-            # h5py may read an object array of equal-length vlen rows as one more dimension
-            for i, row in enumerate(arr):
-                ds[start + i] = row
 
 
 def live_kinds(f: h5py.File, under: str = ROOT) -> dict[str, str]:

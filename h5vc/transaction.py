@@ -20,7 +20,8 @@ from .errors import DirtyStoreError, DiskFullError, InvalidInputError, NotFoundE
 from .hashing import dtype_key, encode_value, rows_hash, text_rows_hash
 from .objects import preserve_ranges, restore, set_attrs
 from .paths import check_text
-from .scan import attr_changes, dataset_meta, materialize, read_attrs, row_slices, scan, write_rows
+from .rows import row_slices, write_rows
+from .scan import attr_changes, dataset_meta, materialize, read_attrs, scan
 from .space import disk_full, ensure_space
 from .state import ROOT, apply_changes, block_rows, is_below, parent_of, row_bytes, split_blocks
 

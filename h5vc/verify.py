@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
@@ -23,11 +23,31 @@ import xxhash
 from .errors import H5vcError, IntegrityError
 from .format import TRAILER, Frame, Layout
 from .hashing import dtype_key, rows_hash, rows_hash_parts
-from .scan import as_0d, dataset_meta, live_hash, row_slices
+from .rows import as_0d, live_hash, row_slices
+from .scan import dataset_meta
 from .state import State, apply_changes, empty_state
 
-if TYPE_CHECKING:
-    from .repository import Repository
+
+class RepositoryLike(Protocol):
+    """What verify and repair use of a :class:`h5vc.Repository` (which sits above this module:
+    the facade calls these functions with itself)."""
+
+    _f: h5py.File
+    _layout: Layout
+    _head_cache: Any
+    interrupted: dict[str, Any] | None
+    recovered: list[str]
+
+    def resolve(self, rev: str) -> str: ...
+    def _refs(self) -> dict[str, Any]: ...
+    def _write_refs(self, refs: dict[str, Any]) -> None: ...
+    def _head_from(self, refs: dict[str, Any]) -> str | None: ...
+    def _load_index(self) -> dict[str, Frame]: ...
+    def _frame(self, cid: str) -> Frame: ...
+    def _parent_frame(self, fr: Frame) -> Frame | None: ...
+    def _record_of(self, cid: str) -> dict[str, Any]: ...
+    def _write_snapshot(self, cid: str, state: State) -> None: ...
+    def _recover(self, intent: dict[str, Any]) -> None: ...
 
 __all__ = ["Loss", "Problem", "RepairReport", "VerifyReport", "find_losses", "repair", "verify"]
 
@@ -259,7 +279,7 @@ def _run_hashes(ds: h5py.Dataset, ranges: list[list[Any]], n: int, dkey: str,
     return out
 
 
-def verify(repo: Repository, rev: str | None = None) -> VerifyReport:
+def verify(repo: RepositoryLike, rev: str | None = None) -> VerifyReport:
     """Check the whole store (or what commit ``rev`` needs); see the module docstring."""
     report = VerifyReport()
     layout = repo._layout
@@ -363,7 +383,7 @@ class Loss:
                 "longer be fully checked out")
 
 
-def find_losses(repo: Repository, head: str | None, state: State,
+def find_losses(repo: RepositoryLike, head: str | None, state: State,
                 changes: list[dict[str, Any]]) -> list[Loss]:
     """Which of ``changes`` (a scan of the store against HEAD's ``state``) destroy committed
     rows that are not preserved: deleted, re-created or cut by another tool, or (with a
@@ -414,7 +434,7 @@ def find_losses(repo: Repository, head: str | None, state: State,
             for p, (rs, why) in sorted(lost.items())]
 
 
-def repair(repo: Repository) -> RepairReport:
+def repair(repo: RepositoryLike) -> RepairReport:
     """Rebuild refs and snapshot from the journal, finish or undo an interrupted operation."""
     out = RepairReport()
     out.actions += repo.recovered

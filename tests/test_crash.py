@@ -180,3 +180,55 @@ def test_transaction_killed_is_undone(two_versions: tuple, tmp_path: Path, point
     for cid, d in ((a, da), (b, db)):
         run(H5VC + ["checkout", cid, "-s", str(path)])
         assert digest(path) == d
+
+
+def _cut_eoa(path: Path, eoa: int) -> None:
+    """Leave the superblock's end of allocation at ``eoa``, as a kill in the middle of HDF5's
+    flush can (the objects written past it, and the links to them, are on disk)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    assert data[:8] == b"\x89HDF\r\n\x1a\n" and data[8] == 0  # superblock version 0
+    (old,) = struct.unpack_from("<Q", data, 40)
+    assert old == len(data) > eoa
+    struct.pack_into("<Q", data, 40, eoa)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_objects_past_a_short_end_of_allocation_are_recovered(tmp_path: Path,
+                                                              committed: bool) -> None:
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f["a"] = np.arange(10)
+    Repository.init(path, message="init", pointer=False).close()
+    eoa = path.stat().st_size
+    rows = np.arange(50_000, dtype="i8")
+    with Repository.open(path) as repo, repo.transaction("more", commit=committed) as tx:
+        tx.create_group("g").create_dataset("big", data=rows, chunks=(4096,), maxshape=(None,))
+    _cut_eoa(path, eoa)
+    with h5py.File(path, "r") as f, pytest.raises(KeyError, match="EOA"):
+        f["g/big"]  # plain h5py: the data is there, but past the recorded end
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(path.read_bytes())
+    with Repository.open(copy, mode="r") as repo:  # read-only: read as it is, not changed
+        assert any("recorded end" in p for p in repo.pending)
+        assert np.array_equal(repo.file["g/big"][()], rows)
+        assert [c["path"] for c in repo.status().changes][:1] == ([] if committed else ["/g"])
+        assert repo.verify().ok
+    assert copy.read_bytes() == path.read_bytes()
+    # the next command, as a user runs it, records the end by itself
+    st = subprocess.run([*H5VC, "status", "-s", str(path)], capture_output=True, text=True)
+    assert st.returncode == 0 and "Traceback" not in st.stderr, st.stderr
+    assert "recorded end" in st.stdout + st.stderr, st.stdout + st.stderr
+    assert ("/g" in st.stdout) == (not committed), st.stdout
+    with h5py.File(path, "r") as f:  # now plain h5py reads it too
+        assert np.array_equal(f["g/big"][()], rows)
+    v = subprocess.run([*H5VC, "verify", "-s", str(path)], capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout + v.stderr
+    with Repository.open(path) as repo:
+        assert repo.verify().ok
+        if not committed:
+            repo.commit("the rows")
+        assert repo.status().clean
+        assert repo.log(limit=1).__next__().message == ("more" if committed else "the rows")

@@ -330,7 +330,7 @@ def test_one_transaction_at_a_time(repo: Repository) -> None:
 
 
 def test_large_ranges_are_hashed_and_converted_in_slices(tmp_path: Path, monkeypatch) -> None:
-    import h5vc.scan as scan_mod
+    import h5vc.rows as scan_mod
 
     data = np.arange(3000, dtype="f8").reshape(1000, 3)
     hashes = []
@@ -391,7 +391,7 @@ def test_text_rows_are_hashed_as_stored(repo: Repository) -> None:
 
 def test_one_huge_range_is_preserved_and_restored_in_slices(tmp_path: Path, monkeypatch) -> None:
     import h5vc.objects as objects_mod
-    import h5vc.scan as scan_mod
+    import h5vc.rows as scan_mod
 
     monkeypatch.setattr(objects_mod, "RUN_BYTES", 256)  # the dataset's one range is "huge"
     monkeypatch.setattr(scan_mod, "SLICE_BYTES", 100)
