@@ -631,20 +631,36 @@ class Monitor:
             self.first_write[self._cur] = now
 
 
+def _stat_fields(path: str) -> list[str]:
+    try:
+        with open(path) as fh:
+            stat = fh.read()
+    except OSError:
+        return []
+    return stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "
+
+
 def _group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs (zombies are done: their files and
-    locks are closed)."""
+    """Whether a process of group ``pgid`` still runs. A zombie is done only when all its
+    threads are: the leader of a killed multi-threaded process (numpy's BLAS threads) turns
+    zombie first, while the others, which share its open files and their locks, may still
+    be exiting."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
+        fields = _stat_fields(f"/proc/{name}/stat")
+        if len(fields) <= 2 or int(fields[2]) != pgid:
+            continue
+        if fields[0] not in "ZX":
+            return True
         try:
-            with open(f"/proc/{name}/stat") as fh:
-                stat = fh.read()
+            tasks = os.listdir(f"/proc/{name}/task")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in "ZX":
-            return True
+        for t in tasks:
+            tf = _stat_fields(f"/proc/{name}/task/{t}/stat")
+            if tf and tf[0] not in "ZX":
+                return True
     return False
 
 
