@@ -27,6 +27,7 @@ from .version import __version__
 
 __all__ = [
     "AmbiguousRevError",
+    "Batch",
     "CheckoutResult",
     "Commit",
     "ConversionWarning",
@@ -35,6 +36,8 @@ __all__ = [
     "DiskFullError",
     "FormatVersionError",
     "H5vcError",
+    "ImportContext",
+    "Importer",
     "IntegrityError",
     "InvalidInputError",
     "LockedError",
@@ -43,6 +46,7 @@ __all__ = [
     "PluginError",
     "ReadOnlyError",
     "Repository",
+    "Source",
     "Status",
     "Transaction",
     "__version__",
@@ -51,6 +55,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .hookspecs import hookimpl
+    from .importing import Batch, ImportContext, Importer, Source
     from .repository import CheckoutResult, Commit, Repository, Status
     from .transaction import ConversionWarning, Transaction
 
@@ -59,6 +64,8 @@ _LAZY = {
     "Repository": "repository", "Commit": "repository", "Status": "repository",
     "CheckoutResult": "repository", "Transaction": "transaction",
     "ConversionWarning": "transaction",
+    "Importer": "importing", "Batch": "importing", "Source": "importing",
+    "ImportContext": "importing",
 }
 
 

@@ -94,6 +94,16 @@ class ImportContext:
     on_bad: Callable[[], None] | None = None  # the pipeline takes back a bad file's rows
     notices: list[str] = field(default_factory=list)
 
+    @property
+    def by_category(self) -> bool:
+        """True unless ``--category-from none``: a file's sub-folder names its group."""
+        return self.options.get("category_from", "parent") == "parent"
+
+    def group_of(self, source: Source) -> str:
+        """The sub-group of the target that ``source``'s rows go to: its category (the
+        sub-folder it was found in) unless ``--category-from none``; ``""`` for the target."""
+        return source.category if self.by_category and source.category else ""
+
     def bad(self, source: Source, reason: str) -> None:
         """Report an unreadable file: skipped with ``--skip-bad``, else the import stops.
 

@@ -84,9 +84,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from h5vc import hookimpl
+from h5vc import Batch, ImportContext, Importer, Source, hookimpl
 from h5vc.errors import InvalidInputError
-from h5vc.importing import BadInputError, Batch, ImportContext, Importer, Source
+from h5vc.importing import BadInputError
 
 __all__ = ["CsvImporter", "register_importers"]
 
@@ -113,7 +113,6 @@ class _Options:
     strings: set[str]
     category_column: str | None
     keep_category_column: bool
-    folders: bool
 
     @classmethod
     def parse(cls, options: dict[str, Any]) -> _Options:
@@ -144,8 +143,7 @@ class _Options:
         keep = options.get("keep_category_column", False)
         if isinstance(keep, str):
             keep = keep.strip().lower() in ("1", "true", "yes", "on")
-        return cls(delim, encoding, block, floats, strings, str(cat) if cat else None, bool(keep),
-                   options.get("category_from", "parent") == "parent")
+        return cls(delim, encoding, block, floats, strings, str(cat) if cat else None, bool(keep))
 
 
 def _names(value: Any) -> set[str]:
@@ -186,7 +184,7 @@ class CsvImporter(Importer):
 
     def _file(self, src: Source, ctx: ImportContext, opts: _Options,
               state: dict[str, _Schema]) -> Iterator[Batch]:
-        folder = src.category if opts.folders and src.category else ""
+        folder = ctx.group_of(src)
         try:
             schema = self._schema(src, opts, state)
             if schema is None:  # a header and no rows

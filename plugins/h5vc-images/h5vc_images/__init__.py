@@ -81,9 +81,8 @@ import h5py
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from h5vc import hookimpl
+from h5vc import Batch, ImportContext, Importer, Source, hookimpl
 from h5vc.errors import InvalidInputError
-from h5vc.importing import Batch, ImportContext, Importer, Source
 
 __all__ = ["ImagesImporter"]
 
@@ -195,13 +194,11 @@ class ImagesImporter(Importer):
 
     def read(self, sources: list[Source], ctx: ImportContext) -> Iterator[Batch]:
         opts = ctx.options
-        group_of = opts.get("category_from", "parent")
         encoded = bool(opts.get("encoded", False))
         resize = _resize_option(opts.get("resize"))
         forced = _mode_option(opts.get("mode"))
 
-        def group(src: Source) -> str:
-            return src.category if group_of == "parent" and src.category else ""
+        group = ctx.group_of
 
         # order by group, keeping the given order inside each (so a batch never spans groups)
         order: dict[str, int] = {}

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from h5vc import hookimpl
-from h5vc.importing import Batch, ImportContext, Importer, Source
+from h5vc import Batch, ImportContext, Importer, Source, hookimpl
 
 STREAM_BYTES = 64 << 20  # .npy rows are appended in slices of about this size
 
@@ -24,9 +23,8 @@ class NpyImporter(Importer):
     description = "NumPy .npy (streamed via memory map) and .npz (one dataset per key)"
 
     def read(self, sources: list[Source], ctx: ImportContext) -> Iterator[Batch]:
-        group_of = ctx.options.get("category_from", "parent")
         for src in sources:
-            group = src.category if group_of == "parent" and src.category else ""
+            group = ctx.group_of(src)
             if src.path.suffix.lower() == ".npz":
                 yield from self._npz(src, group, ctx)
             else:
