@@ -38,6 +38,7 @@ __all__ = [
     "H5vcError",
     "ImportContext",
     "Importer",
+    "ImporterOption",
     "IntegrityError",
     "InvalidInputError",
     "LockedError",
@@ -55,7 +56,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .hookspecs import hookimpl
-    from .importing import Batch, ImportContext, Importer, Source
+    from .importing import Batch, ImportContext, Importer, ImporterOption, Source
     from .repository import CheckoutResult, Commit, Repository, Status
     from .transaction import ConversionWarning, Transaction
 
@@ -65,7 +66,7 @@ _LAZY = {
     "CheckoutResult": "repository", "Transaction": "transaction",
     "ConversionWarning": "transaction",
     "Importer": "importing", "Batch": "importing", "Source": "importing",
-    "ImportContext": "importing",
+    "ImportContext": "importing", "ImporterOption": "importing",
 }
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import H5vcError, InvalidInputError, NotARepositoryError
 
@@ -527,7 +527,55 @@ def _parse_attr(text: str) -> tuple[str, Any]:
     return key, raw
 
 
-@app.command()
+_PLUGIN_PARAM = "plugin_option_"  # click parameter names of importer-declared options
+
+
+class _AddCommand(TyperCommand):
+    """``h5vc add``, plus the options the installed importers declare (loaded when ``add``
+    runs or shows its help, so other commands never load plugins)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not getattr(self, "_with_importers", False):
+            self._with_importers = True
+            self.params.extend(_importer_params({o for p in self.params
+                                                 for o in p.opts if o.startswith("--")}))
+        return super().get_params(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from . import plugins as plugins_mod
+
+        core = {o[2:] for p in self.params if not (p.name or "").startswith(_PLUGIN_PARAM)
+                for o in p.opts if o.startswith("--")}
+        plugins_mod.importer_options(core)  # a plugin's bad declaration: one clear error
+        ctx.meta["importer_options"] = {
+            k[len(_PLUGIN_PARAM):]: ctx.params.pop(k) for k in list(ctx.params)
+            if k.startswith(_PLUGIN_PARAM)}
+        return super().invoke(ctx)
+
+
+def _importer_params(taken: set[str]) -> list[click.Parameter]:
+    from . import plugins as plugins_mod
+
+    try:
+        declared = plugins_mod.importer_options({t[2:] for t in taken})
+    except H5vcError:
+        return []  # a broken plugin: `h5vc add` itself reports it when it loads the importers
+    out: list[click.Parameter] = []
+    for d in declared:
+        who = ", ".join(d.importers)
+        what = "importer" if len(d.importers) == 1 else "importers"
+        text = f"{d.help} (the {who} {what})" if d.help else f"(the {who} {what})"
+        if d.kind == "flag":
+            out.append(click.Option([f"--{d.name}", _PLUGIN_PARAM + d.key], is_flag=True,
+                                    default=None, help=text))
+        else:
+            kind = {"str": click.STRING, "int": click.INT, "float": click.FLOAT}[d.kind]
+            out.append(click.Option([f"--{d.name}", _PLUGIN_PARAM + d.key], type=kind,
+                                    default=None, help=text, metavar=d.metavar or None))
+    return out
+
+
+@app.command(cls=_AddCommand)
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to import.")],
     to: Annotated[str, typer.Option("--to", help="Group to import into (created if needed).")] = "/",
@@ -542,12 +590,6 @@ def add(
     category_from: Annotated[str, typer.Option("--category-from", help="parent: a file's "
                                                "sub-folder becomes a sub-group; none: no "
                                                "categories.")] = "parent",
-    category_column: Annotated[str | None, typer.Option("--category-column", help="CSV: split "
-                                                        "rows into sub-groups by this column.")] = None,
-    resize: Annotated[str | None, typer.Option("--resize", help="Images: resize every image to "
-                                               "WxH.")] = None,
-    encoded: Annotated[bool, typer.Option("--encoded", help="Images: store the original file "
-                                          "bytes (mixed sizes allowed, bit-exact).")] = False,
     compression: Annotated[str, typer.Option("--compression", help="gzip (level 1), lzf, none, "
                                              "blosc-zstd, blosc-lz4 (these need hdf5plugin).")] = "gzip",
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="key=value option "
@@ -565,18 +607,15 @@ def add(
                                                   "(by default such a link stops the import).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import images, CSV, npy ... into the store by category and attribute, as one commit."""
+    """Import images, CSV, npy ... into the store by category and attribute, as one commit.
+
+    Options whose help ends in "(the ... importer)" are declared by the installed importers
+    (`h5vc plugins` lists them)."""
     if category_from not in ("parent", "none"):
         raise InvalidInputError("--category-from is parent or none")
-    options: dict[str, Any] = {"category_from": category_from, "encoded": encoded}
-    if category_column:
-        options["category_column"] = category_column
-    if resize:
-        try:
-            w, h = (int(x) for x in resize.lower().split("x"))
-        except ValueError:
-            raise InvalidInputError(f"--resize {resize!r}: give WIDTHxHEIGHT, e.g. 128x128") from None
-        options["resize"] = (w, h)
+    options: dict[str, Any] = {"category_from": category_from}
+    declared = click.get_current_context().meta.get("importer_options", {})
+    options.update({k: v for k, v in declared.items() if v is not None})
     for o in option or []:
         k, v = _parse_attr(o)
         options[k] = v
@@ -649,7 +688,10 @@ def plugins(as_json: JsonOpt = False) -> None:
 
     table = plugins_mod.importers()
     rows = [{"name": i.name, "suffixes": list(i.suffixes), "description": i.description,
-             "plugin": i.plugin, "package": i.distribution, "version": i.version}
+             "plugin": i.plugin, "package": i.distribution, "version": i.version,
+             "options": [{"name": f"--{o.name}", "kind": o.kind, "key": o.option_key,
+                          "metavar": o.metavar or o.kind.upper(), "help": o.help}
+                         for o in getattr(i.importer, "options", ()) or ()]}
             for i in table.values()]
     if as_json:
         _echo_json(rows)
@@ -659,6 +701,9 @@ def plugins(as_json: JsonOpt = False) -> None:
     for r in rows:
         pkg = f"{r['package']} {r['version']}" if r["package"] else r["plugin"]
         typer.echo(f"{r['name']:<8} {' '.join(r['suffixes']):<40} {pkg}  {r['description']}")
+        for o in r["options"]:
+            value = "" if o["kind"] == "flag" else f" {o['metavar']}"
+            typer.echo(f"{'':<8} {o['name'] + value:<40} {o['help']}")
 
 
 @app.command()

@@ -29,8 +29,8 @@ from .errors import DiskFullError, H5vcError, InvalidInputError, NotFoundError
 from .space import disk_full
 from .state import row_bytes
 
-__all__ = ["AddResult", "Batch", "BadInputError", "ImportContext", "Importer", "Source",
-           "compression_kwargs", "run_import"]
+__all__ = ["AddResult", "Batch", "BadInputError", "ImportContext", "Importer", "ImporterOption",
+           "Source", "compression_kwargs", "run_import"]
 
 SOURCES = "_h5vc_sources"  # per target group: which files were imported (path, size, hash)
 SOURCES_DTYPE = np.dtype([("path", h5py.string_dtype()), ("size", "<i8"), ("hash", "S32")])
@@ -71,12 +71,35 @@ class Batch:
     table: bool = False
 
 
+@dataclass(frozen=True)
+class ImporterOption:
+    """A command-line option an importer declares: ``h5vc add --NAME`` (shown in ``h5vc add
+    --help`` and ``h5vc plugins``), handed to the importer as ``ctx.options[key]``.
+
+    ``kind`` is ``"str"``, ``"int"``, ``"float"`` or ``"flag"`` (a switch: True when given).
+    ``key`` defaults to the name with ``-`` as ``_``. ``metavar`` names the value in help.
+    The value arrives as typed; the importer checks its meaning (and says what is wrong).
+    """
+
+    name: str
+    help: str
+    kind: str = "str"
+    key: str = ""
+    metavar: str = ""
+
+    @property
+    def option_key(self) -> str:
+        return self.key or self.name.replace("-", "_")
+
+
 class Importer:
-    """Base class of importers: set ``name`` and ``suffixes``, implement :meth:`read`."""
+    """Base class of importers: set ``name`` and ``suffixes``, implement :meth:`read`;
+    ``options`` declares the command-line options it reads (see :class:`ImporterOption`)."""
 
     name: str = ""
     suffixes: tuple[str, ...] = ()
     description: str = ""
+    options: tuple[ImporterOption, ...] = ()
 
     def read(self, sources: list[Source], ctx: ImportContext) -> Iterator[Batch]:
         """Yield batches for ``sources``; call ``ctx.bad(source, reason)`` for unreadable files."""

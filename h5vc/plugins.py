@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,54 @@ def _collect() -> dict[str, ImporterInfo]:
                 getattr(imp, "description", "") or "", pm.get_name(plugin) or "?",
                 dist.project_name if dist else None, dist.version if dist else None, imp)
     return dict(sorted(out.items()))
+
+
+_KINDS = ("str", "int", "float", "flag")
+_OPTION_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class DeclaredOption:
+    """An ``h5vc add`` option that importers declare, with the importers that read it."""
+
+    name: str
+    help: str
+    kind: str
+    key: str
+    metavar: str
+    importers: tuple[str, ...]
+
+
+def importer_options(reserved: frozenset[str] | set[str] = frozenset()) -> list[DeclaredOption]:
+    """Every option the installed importers declare, by name. Two importers may declare the
+    same option (same kind and key: it reaches both); ``reserved`` names the core's own."""
+    found: dict[str, DeclaredOption] = {}
+    for info in importers().values():
+        for opt in getattr(info.importer, "options", ()) or ():
+            name = str(getattr(opt, "name", ""))
+            kind = getattr(opt, "kind", "str")
+            key = getattr(opt, "option_key", "") or name.replace("-", "_")
+            where = f"importer {info.name!r} (plugin {info.plugin})"
+            if not _OPTION_NAME.fullmatch(name):
+                raise PluginError(f"{where} declares an option named {name!r}: use lower-case "
+                                  "words joined by '-', e.g. 'category-column'")
+            if kind not in _KINDS:
+                raise PluginError(f"{where} declares --{name} of kind {kind!r}: choose one of "
+                                  f"{', '.join(_KINDS)}")
+            if name in reserved:
+                raise PluginError(f"{where} declares --{name}, which is h5vc's own option; "
+                                  "rename it")
+            have = found.get(name)
+            if have is not None:
+                if (have.kind, have.key) != (kind, key):
+                    raise PluginError(f"importers {have.importers[0]!r} and {info.name!r} both "
+                                      f"declare --{name}, differently; uninstall one")
+                found[name] = DeclaredOption(name, have.help, kind, key, have.metavar,
+                                             (*have.importers, info.name))
+                continue
+            found[name] = DeclaredOption(name, str(getattr(opt, "help", "")), kind, key,
+                                         str(getattr(opt, "metavar", "") or ""), (info.name,))
+    return [found[n] for n in sorted(found)]
 
 
 def importer_for(suffix: str, name: str | None = None) -> ImporterInfo:

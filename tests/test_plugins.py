@@ -155,3 +155,87 @@ def test_a_table_that_lost_a_column_is_refused(tmp_path: Path) -> None:
             with repo.transaction("t2") as tx:
                 _write_batch(tx, "/m", Batch({"a": np.arange(1)}, table=True), "gzip", {}, res, [])
         assert repo.file["/m/a"].shape == (2,) and repo.status().clean
+
+
+OPTIONS_PLUGIN = '''
+import numpy as np
+from h5vc import Batch, Importer, ImporterOption, hookimpl
+
+
+class WordsImporter(Importer):
+    name = "words"
+    suffixes = (".words",)
+    description = "one row per word"
+    options = (
+        ImporterOption("max-words", "Keep at most this many words per file.", kind="int",
+                       metavar="N"),
+        ImporterOption("upper", "Upper-case every word.", kind="flag"),
+    )
+
+    def read(self, sources, ctx):
+        limit = ctx.options.get("max_words")
+        for src in sources:
+            words = src.path.read_text().split()[:limit]
+            if ctx.options.get("upper"):
+                words = [w.upper() for w in words]
+            yield Batch({"words": np.array(words, dtype="S16")}, group=ctx.group_of(src),
+                        sources=[src])
+
+
+@hookimpl
+def register_importers(register):
+    register(WordsImporter())
+'''
+
+
+@pytest.fixture
+def words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    install_fake(tmp_path / "site", "h5vc_words", "h5vc-words", "0.3", OPTIONS_PLUGIN, monkeypatch)
+    yield
+    sys.modules.pop("h5vc_words", None)
+    plugins.reset()
+
+
+def test_an_importer_declares_its_own_options(words, tmp_path: Path) -> None:
+    import json
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["add", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    assert "--max-words" in r.output and "Keep at most this many words" in r.output
+    assert "(the words importer)" in r.output
+    assert "--resize" in r.output and "(the images importer)" in r.output  # the built-in ones too
+    r = runner.invoke(app, ["plugins", "--json"])
+    opts = {i["name"]: i["options"] for i in json.loads(r.output)}
+    assert [o["name"] for o in opts["words"]] == ["--max-words", "--upper"]
+    assert opts["words"][0]["kind"] == "int" and opts["words"][0]["key"] == "max_words"
+    assert [o["name"] for o in opts["csv"]] == ["--category-column"]
+
+    src = tmp_path / "in" / "animals"
+    src.mkdir(parents=True)
+    (src / "a.words").write_text("cat dog emu fox")
+    store = tmp_path / "s.h5"
+    Repository.init(store, message="init", pointer=False).close()
+    r = runner.invoke(app, ["add", str(tmp_path / "in"), "--to", "/w", "-s", str(store),
+                            "--max-words", "2", "--upper"])
+    assert r.exit_code == 0, r.output
+    with Repository.open(store, mode="r") as repo:
+        assert repo.file["/w/animals/words"][()].tolist() == [b"CAT", b"DOG"]
+    r = runner.invoke(app, ["add", str(tmp_path / "in"), "-s", str(store), "--max-words", "x"])
+    assert r.exit_code == 2 and "max-words" in r.output  # typed: click says what is wrong
+
+
+def test_an_option_that_clashes_with_h5vc_own_is_refused(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = OPTIONS_PLUGIN.replace('ImporterOption("upper"', 'ImporterOption("to"')
+    install_fake(tmp_path / "site", "h5vc_clash", "h5vc-clash", "0.1", bad, monkeypatch)
+    try:
+        store = tmp_path / "s.h5"
+        Repository.init(store, message="init", pointer=False).close()
+        (tmp_path / "a.words").write_text("x")
+        r = CliRunner().invoke(app, ["add", str(tmp_path / "a.words"), "-s", str(store)])
+        assert r.exit_code == 1
+        assert "declares --to, which is h5vc's own option" in r.output
+    finally:
+        sys.modules.pop("h5vc_clash", None)
+        plugins.reset()

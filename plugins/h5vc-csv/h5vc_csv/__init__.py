@@ -84,7 +84,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from h5vc import Batch, ImportContext, Importer, Source, hookimpl
+from h5vc import Batch, ImportContext, Importer, ImporterOption, Source, hookimpl
 from h5vc.errors import InvalidInputError
 from h5vc.importing import BadInputError
 
@@ -172,6 +172,10 @@ class CsvImporter(Importer):
     name = "csv"
     suffixes = (".csv", ".tsv")
     description = "CSV/TSV (streamed with pyarrow), one dataset per column"
+    options = (
+        ImporterOption("category-column", "Split rows into sub-groups by this column.",
+                       metavar="COLUMN"),
+    )
 
     def read(self, sources: list[Source], ctx: ImportContext) -> Iterator[Batch]:
         opts = _Options.parse(ctx.options)

@@ -81,7 +81,7 @@ import h5py
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from h5vc import Batch, ImportContext, Importer, Source, hookimpl
+from h5vc import Batch, ImportContext, Importer, ImporterOption, Source, hookimpl
 from h5vc.errors import InvalidInputError
 
 __all__ = ["ImagesImporter"]
@@ -191,6 +191,11 @@ class ImagesImporter(Importer):
     suffixes = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
     description = ("Images via Pillow: pixels (N,H,W[,C]) + names per category (one row per "
                    "frame), or original bytes")
+    options = (
+        ImporterOption("resize", "Resize every image to WxH.", metavar="WxH"),
+        ImporterOption("encoded", "Store the original file bytes (mixed sizes allowed, "
+                       "bit-exact).", kind="flag"),
+    )
 
     def read(self, sources: list[Source], ctx: ImportContext) -> Iterator[Batch]:
         opts = ctx.options
@@ -352,6 +357,13 @@ def _batch(rows: list[np.ndarray], labels: list[str], done: list[Source], group:
 def _resize_option(value: Any) -> tuple[int, int] | None:
     if value is None or value is False:
         return None
+    if isinstance(value, str):  # --resize 128x128
+        try:
+            value = tuple(int(x) for x in value.lower().split("x"))
+            if len(value) != 2:
+                raise ValueError
+        except ValueError:
+            raise InvalidInputError(f"--resize {value!r}: give WIDTHxHEIGHT, e.g. 128x128") from None
     try:
         w, h = (int(x) for x in value)
     except (TypeError, ValueError):
