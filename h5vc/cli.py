@@ -35,6 +35,12 @@ class _ErrorBoundary(TyperGroup):
             raise typer.Exit(1) from None
         except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException):
             raise  # click's own control flow (--help, usage errors)
+        except BrokenPipeError:
+            # the reader of our output went away (`h5vc log | head`): end quietly, as a
+            # process killed by SIGPIPE would, with nothing more written to the closed pipe
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            raise typer.Exit(141) from None
         except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
             # HDF5 reading damaged bytes, or a full disk: one line, never a traceback
             if os.environ.get("H5VC_DEBUG"):

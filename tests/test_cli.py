@@ -155,3 +155,23 @@ def test_cli_import_is_light() -> None:
     code = "import sys, h5vc.cli; print(sorted(m for m in ('h5py','numpy','git') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_output_cut_short_by_the_reader_ends_quietly(tmp_path: Path) -> None:
+    """`h5vc ls | head -n 1`: the reader leaves early; no error line, no traceback."""
+    import h5py
+    import numpy as np
+
+    store = tmp_path / "many.h5"
+    with h5py.File(store, "w") as f:
+        for i in range(3000):
+            f.create_dataset(f"g{i:04d}", data=np.arange(3))
+    Repository.init(store, message="init", pointer=False).close()
+    p = subprocess.Popen([sys.executable, "-m", "h5vc", "ls", "-s", str(store)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    first = p.stdout.readline()
+    p.stdout.close()  # as head does after one line
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141
+    assert first.startswith(b"/") and err == "", err
