@@ -431,6 +431,20 @@ class Layout:
             return {"op": "damaged"}
         return intent
 
+    @property
+    def clean_seal(self) -> int | None:
+        """The second of the seal (see :mod:`h5vc.stamp`) that a session knowing the store
+        equal to HEAD set as it closed: while the file carries that seal, it still is."""
+        value = self._load_live().get("clean")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def set_clean_seal(self, second: int | None) -> None:
+        """Record it (or None: not known clean); written only when it changes."""
+        live = self._load_live()
+        if live.get("clean") != second:
+            live["clean"] = second
+            self._write_live()
+
     def write_intent(self, intent: dict[str, Any]) -> None:
         paths = intent.get("paths")
         if paths is not None and sum(len(p) + 3 for p in paths) > INTENT_PATH_BYTES:

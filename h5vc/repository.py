@@ -40,7 +40,7 @@ from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, read_attrs, scan
 from .space import disk_full, ensure_space
 from .space import forget as forget_reserved
-from .stamp import is_sealed, seal
+from .stamp import is_sealed, seal, seal_seconds, sealed_second
 from .state import State, apply_changes, empty_state, summary_line
 from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
@@ -151,24 +151,72 @@ class _Seal:
 
     ``trusted``: every committed row in the file is as HEAD records it, apart from changes a
     metadata scan sees (the seal was intact at open, or this session rehashed or rewrote
-    them). A writable session that still vouches at close seals the file. ``reseal``: a
-    read-only session that rehashed and found the rows intact seals the file at close if
-    its modification time is still this one.
+    them). A writable session that still vouches at close seals the file. ``clean``: the
+    store equals HEAD, known without a scan (the file was sealed by a session that knew it
+    clean, or this session scanned, committed or checked out); a writable session records it
+    in the file before it closes, so that the next ``status`` of a sealed file needs no scan.
+    ``reseal``: a read-only session that rehashed and found the rows intact seals the file at
+    close if its modification time is still this one.
     """
 
-    __slots__ = ("path", "reseal", "trusted")
+    __slots__ = ("clean", "layout", "mtime", "path", "reseal", "second", "trusted")
 
-    def __init__(self, path: Path, trusted: bool) -> None:
+    def __init__(self, path: Path, trusted: bool, second: int | None = None,
+                 mtime: int | None = None) -> None:
         self.path = path
         self.trusted = trusted
+        self.second = second  # the second of the seal found at open
+        self.mtime = mtime  # the file's modification time after h5vc's own last write
+        self.clean = False
+        self.layout: Layout | None = None
         self.reseal: int | None = None
 
     @classmethod
     def at_open(cls, path: Path) -> _Seal:
         try:
-            return cls(path, is_sealed(os.stat(path)))
+            st = os.stat(path)
         except OSError:
             return cls(path, False)
+        sealed = is_sealed(st)
+        return cls(path, sealed, sealed_second(st) if sealed else None, st.st_mtime_ns)
+
+    def wrote(self) -> None:
+        """h5vc has just finished writing (and flushing): note the file's time."""
+        try:
+            self.mtime = os.stat(self.path).st_mtime_ns
+        except OSError:
+            self.mtime = None
+
+    def still_trusted(self) -> bool:
+        """Trust holds while nothing else wrote the file since h5vc last did (another h5py
+        handle, even in this process, ends it once it writes to disk)."""
+        if self.trusted:
+            try:
+                same = os.stat(self.path).st_mtime_ns == self.mtime
+            except OSError:
+                same = False
+            if not same:
+                self.trusted = self.clean = False
+        return self.trusted
+
+    def known_clean(self) -> bool:
+        """At open: the seal is the one a session that knew the store clean set."""
+        return (self.trusted and self.layout is not None and self.second is not None
+                and self.layout.clean_seal == self.second)
+
+    def before_close(self, writable: bool) -> None:
+        """A writable session records the second of the seal it is about to set when the
+        store equals HEAD (inside the file, so the seal covers it). The second is kept for
+        up to a few seconds, so that a run of sessions does not rewrite the record."""
+        if not writable or self.layout is None or not (self.trusted and self.clean):
+            return  # nothing to record (and a refused command writes nothing)
+        try:
+            now = seal_seconds()
+            kept = self.layout.clean_seal
+            self.second = kept if kept is not None and now - 1 <= kept <= now else now
+            self.layout.set_clean_seal(self.second)
+        except (OSError, RuntimeError, ValueError, KeyError):
+            self.trusted = False  # not recorded: no seal, the next status scans
 
     def close(self, writable: bool, lock: StoreLock | None) -> None:
         try:
@@ -178,12 +226,15 @@ class _Seal:
         if is_sealed(st):
             return
         if writable:
-            if self.trusted:
-                seal(self.path, st)
+            if self.trusted and self.clean:
+                seal(self.path, st, seconds=self.second)
+            elif self.trusted:  # rows vouched for, uncommitted changes known: not "clean"
+                seal(self.path, st, avoid=self.layout.clean_seal if self.layout else None)
             return
         if self.reseal is None or st.st_mtime_ns != self.reseal:
             return
-        # read-only: seal only while no h5vc writer can be writing
+        # read-only: seal only while no h5vc writer can be writing; never with the second
+        # the file names as known clean (it may not be: this session cannot record it)
         other = StoreLock(self.path)
         try:
             other.acquire(0)
@@ -191,7 +242,7 @@ class _Seal:
             return
         try:
             if os.stat(self.path).st_mtime_ns == self.reseal:
-                seal(self.path)
+                seal(self.path, avoid=self.layout.clean_seal if self.layout else None)
         except OSError:
             pass
         finally:
@@ -203,6 +254,8 @@ def _release(f: h5py.File, lock: StoreLock | None, sealing: _Seal | None = None)
     try:
         writable = f.id.valid and f.mode == "r+"
         if f.id.valid:
+            if sealing is not None:
+                sealing.before_close(writable)
             f.close()
         if sealing is not None:
             sealing.close(writable, lock)
@@ -329,6 +382,7 @@ class Repository:
         # a Repository dropped without close() still releases the file and the lock
         self._finalizer = weakref.finalize(self, _release, f, lock, self._seal)
         self._layout = Layout(f)
+        self._seal.layout = self._layout
         self._writable = f.mode == "r+"
         self._active: Any = None  # the open transaction, if any
         self._head_cache: tuple[str | None, State] | None = None
@@ -429,6 +483,10 @@ class Repository:
                                         "interrupted write left past it (read as it is; the "
                                         "next writing command records it)")
             repo._check_open_state(recover=recover)
+            sealing.clean = (sealing.known_clean() and not short and not repo.recovered
+                             and not repo.pending)
+            if repo._writable:
+                sealing.wrote()  # HDF5 itself writes the file as it opens it for writing
             return repo
         except BaseException:
             _release(f, lock)
@@ -479,7 +537,9 @@ class Repository:
             # read everything first: unsupported content stops init before anything is written
             changes = materialize(f, scan(f, empty_state()))
             Layout.create(f, f"h5vc {__version__}")
-            repo = cls(f, p, lock, _Seal(p, True))  # every row was just read and hashed
+            sealing = _Seal(p, True)  # every row was just read, hashed and committed
+            sealing.clean = True
+            repo = cls(f, p, lock, sealing)
             if pointer is False:
                 repo._pointer = None
             repo._write_refs({"head": {"branch": "main"}, "branches": {}, "tags": {}})
@@ -550,7 +610,7 @@ class Repository:
         rows in place, so a writable repository that has handed out its file no longer
         vouches for its rows: the next ``status`` or ``commit`` rehashes them."""
         if self._writable:
-            self._seal.trusted = False
+            self._seal.trusted = self._seal.clean = False
         return self._f
 
     def _require_writable(self) -> None:
@@ -833,7 +893,11 @@ class Repository:
 
     def status(self, *, verify: bool = False) -> Status:
         """What differs from HEAD; ``verify`` also rehashes committed rows."""
-        head, state = self._head_state()
+        if not verify and self._seal.still_trusted() and self._seal.clean:
+            # sealed by a session that knew the store equal to HEAD: no state, no scan
+            head, state = self._head_from(self._refs()), None
+        else:
+            head, state = self._head_state()
         pointed = None
         if self._pointer is not None:
             try:
@@ -845,8 +909,8 @@ class Repository:
             interrupted = (f"an interrupted {self.interrupted.get('op', 'operation')}: the store "
                            "may differ from HEAD in ways a metadata scan cannot see; any writing "
                            "command (or `h5vc repair`) finishes or undoes it")
-        changes = self._scan(state, verify)
-        lost = find_losses(self, head, state, changes) if changes else []
+        changes = self._scan(state, verify) if state is not None else []
+        lost = find_losses(self, head, state, changes) if changes and state is not None else []
         return Status(head, self.branch, changes, pointed, interrupted, lost)
 
     @property
@@ -860,8 +924,12 @@ class Repository:
     def _scan(self, state: State, verify: bool) -> list[dict[str, Any]]:
         """The changes since ``state``: by metadata while the rows are trusted, else rehashing
         every committed row; a rehash that finds them intact makes them trusted."""
-        if self._seal.trusted and not verify:
-            return scan(self._f, state)
+        if not verify and self._seal.still_trusted():
+            if self._seal.clean:
+                return []  # sealed by a session that knew the store equal to HEAD
+            changes = scan(self._f, state)
+            self._seal.clean = not changes
+            return changes
         try:
             m0 = os.stat(self.path).st_mtime_ns
         except OSError:
@@ -876,6 +944,7 @@ class Repository:
                 # a write during or after this rehash would move the time past m0
                 self._seal.trusted = True
                 self._seal.reseal = m0
+        self._seal.clean = self._seal.trusted and not changes
         return changes
 
     def commit(self, message: str, *, verify: bool = False, author: str | None = None,
@@ -889,6 +958,8 @@ class Repository:
         self._require_writable()
         if not message.strip():
             raise InvalidInputError("a commit needs a message; pass -m 'what changed'")
+        if not verify and not allow_empty and self._seal.still_trusted() and self._seal.clean:
+            raise InvalidInputError("nothing to commit: the store equals HEAD")
         head, state = self._head_state()
         changes = self._scan(state, verify)
         if not changes and not allow_empty:
@@ -901,7 +972,7 @@ class Repository:
                     f"committing would lose committed rows: {lost[0]}{more}; commit anyway with "
                     "--accept-loss, or restore the file from a backup")
         commit = self._record(materialize(self._f, changes), message, author)
-        self._seal.trusted = True  # whatever differed is now HEAD
+        self._seal.trusted = self._seal.clean = True  # whatever differed is now HEAD
         return commit
 
     def _record(self, changes: list[dict[str, Any]], message: str,
@@ -944,6 +1015,7 @@ class Repository:
             self._write_snapshot(cid, new_state)
         self._layout.sync()
         crash_point("commit.flushed")
+        self._seal.wrote()
         if self._pointer is not None:
             self._update_pointer(cid)
         return Commit._from_record(cid, rec)
@@ -1027,7 +1099,8 @@ class Repository:
         self._head_cache = (target, goal)
         self._write_snapshot(target, goal)
         self._end()
-        self._seal.trusted = True  # every row now is the target's
+        self._seal.trusted = self._seal.clean = True  # every row now is the target's
+        self._seal.wrote()
         if self._pointer is not None:
             self._update_pointer(target)
         return CheckoutResult(self.get_commit(target), refs["head"].get("branch"), changes,

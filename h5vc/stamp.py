@@ -23,7 +23,7 @@ from pathlib import Path
 
 import xxhash
 
-__all__ = ["is_sealed", "seal"]
+__all__ = ["is_sealed", "seal", "seal_seconds", "sealed_second"]
 
 _NS = 1_000_000_000
 
@@ -41,14 +41,29 @@ def is_sealed(st: os.stat_result) -> bool:
 _keeps_ns: set[int] = set()  # devices seen to keep a sealed time exactly
 
 
-def seal(path: Path | str, st: os.stat_result | None = None) -> bool:
-    """Seal the file as it is now (``st``: a stat of it just taken); False when the file
-    system could not keep the seal."""
+def seal_seconds() -> int:
+    """The second a seal made now would carry: 2 s in the past, so that no write from now on
+    can produce the same modification time."""
+    return time.time_ns() // _NS - 2
+
+
+def sealed_second(st: os.stat_result) -> int:
+    return st.st_mtime_ns // _NS
+
+
+def seal(path: Path | str, st: os.stat_result | None = None, seconds: int | None = None,
+         avoid: int | None = None) -> bool:
+    """Seal the file as it is now (``st``: a stat of it just taken), with ``seconds`` (at
+    least a second in the past; default :func:`seal_seconds`) but never ``avoid``; False
+    when the file system could not keep the seal."""
     try:
         if st is None:
             st = os.stat(path)
-        # in the past, so that no write from now on can produce the same time
-        seconds = time.time_ns() // _NS - 2
+        latest = time.time_ns() // _NS - 1
+        if seconds is None or seconds > latest:
+            seconds = seal_seconds()
+        if seconds == avoid:
+            seconds -= 1
         mtime = seconds * _NS + _mark(seconds, st.st_size)
         os.utime(path, ns=(st.st_atime_ns, mtime))
         if st.st_dev in _keeps_ns:

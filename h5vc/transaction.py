@@ -80,6 +80,9 @@ class Transaction:
         self._open = True
         self._intent_paths: set[str] = set()  # paths named in this transaction's intent
         self._since_check = 0  # bytes appended since free space was last checked
+        # until this transaction ends well, the session does not know the store equal to HEAD
+        self._was_clean = repo._seal.clean
+        repo._seal.clean = False
         repo._active = self
 
     # -- context -------------------------------------------------------------------------
@@ -88,6 +91,7 @@ class Transaction:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        seal = self._repo._seal
         if exc_type is not None:
             if disk_full(exc) and not (isinstance(exc, DiskFullError) and not exc.hdf5_failed):
                 # HDF5 failed to write: a rollback would write again, into a library that
@@ -95,14 +99,20 @@ class Transaction:
                 # appends, or an intent the next open finishes)
                 self._open = False
                 self._repo._active = None
+                seal.trusted = False
                 raise DiskFullError(f"the disk holding {self._repo.path} is full; nothing was "
                                     "committed; free some space and try again",
                                     hdf5_failed=True) from None
+            seal.trusted, trusted = False, seal.trusted
             self.rollback()
+            seal.trusted = trusted  # rolled back: the store is as it was
+            seal.clean = self._was_clean
             return
         try:
             self.commit = self._finish()
+            seal.clean = self._was_clean and self._record
         except (DiskFullError, OSError, RuntimeError) as e:
+            seal.trusted = False  # whatever happens next, the next status looks
             if not disk_full(e) or self.commit is not None:
                 raise
             if isinstance(e, DiskFullError) and not e.hdf5_failed:
@@ -114,6 +124,9 @@ class Transaction:
             raise DiskFullError(f"the disk holding {self._repo.path} is full; nothing was "
                                 "committed; free some space and try again",
                                 hdf5_failed=True) from None
+        except BaseException:
+            seal.trusted = False
+            raise
 
     def _obj(self, p: str) -> Any:
         obj = self._objs.get(p)
@@ -387,7 +400,7 @@ class Transaction:
         if not self._record:
             # uncommitted writes may rewrite committed rows in place: a metadata scan would
             # not see them, so this session no longer vouches for the rows
-            self._repo._seal.trusted = False
+            self._repo._seal.trusted = self._repo._seal.clean = False
             self._done()
             return None
         fast = self._appends_only()

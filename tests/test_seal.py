@@ -223,7 +223,50 @@ def test_random_histories_never_hide_a_rewrite(tmp_path: Path) -> None:
                 repo.commit(f"c{step}", accept_loss=True)
             dirty = appended = False
         with Repository.open(path, mode="r") as repo:
-            seen = bool(repo.status().lost)
-        if seen != dirty:
+            st = repo.status()
+        if bool(st.lost) != dirty or bool(st.changes) != (dirty or appended):
             missed += 1
     assert missed == 0
+
+
+def test_a_store_sealed_clean_needs_no_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import h5vc.repository as repository_mod
+
+    path = make_store(tmp_path)
+    with Repository.open(path) as repo, repo.transaction("append") as tx:
+        tx["plain"].append(np.ones((5, 4)))
+
+    def no_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("scanned a store sealed clean")
+
+    monkeypatch.setattr(repository_mod, "scan", no_scan)
+    with Repository.open(path, mode="r") as repo:
+        assert repo.status().clean
+    with Repository.open(path) as repo:
+        with pytest.raises(Exception, match="nothing to commit"):
+            repo.commit("again")
+    monkeypatch.undo()
+    with h5py.File(path, "r+") as f:  # any write ends it
+        f.attrs["note"] = "x"
+    monkeypatch.setattr(repository_mod, "scan", no_scan)
+    with Repository.open(path, mode="r") as repo, pytest.raises(AssertionError, match="sealed"):
+        repo.status()
+
+
+def test_known_uncommitted_changes_survive_a_writer_that_seals(tmp_path: Path) -> None:
+    """A writer that knows of uncommitted changes seals the file, but never as clean."""
+    path = make_store(tmp_path)
+    for _ in range(5):  # quickly, so that seals fall in the same second
+        with h5py.File(path, "r+") as f:
+            f["plain"].resize(f["plain"].shape[0] + 1, axis=0)
+        with Repository.open(path) as repo:
+            assert [c["path"] for c in repo.status().changes] == ["/plain"]
+            with repo.transaction("other") as tx:
+                tx["packed"].append(np.arange(3, dtype="i4"))
+        assert is_sealed(os.stat(path))
+        with Repository.open(path, mode="r") as repo:
+            assert [c["path"] for c in repo.status().changes] == ["/plain"]
+        with Repository.open(path) as repo:
+            repo.commit("plain")
+        with Repository.open(path, mode="r") as repo:
+            assert repo.status().clean

@@ -664,6 +664,50 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def holders(path: Path) -> list[str]:
+    """Processes that have ``path`` open (pid, state, process group, command), from /proc."""
+    target = str(path.resolve())
+    out = []
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}") != target:
+                    continue
+            except OSError:
+                continue
+            fields = _stat_fields(f"/proc/{name}/stat")
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as fh:
+                    cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+            except OSError:
+                cmd = "?"
+            out.append(f"pid {name} state {fields[0] if fields else '?'} pgid "
+                       f"{fields[2] if len(fields) > 2 else '?'}: {cmd}")
+            break
+    return out
+
+
+def wait_unheld(path: Path, trial: Trial, timeout: float = 10) -> None:
+    """After a kill: the store must not stay open in any process (a crash leaves none). Who
+    still holds it is recorded; the trial waits for them, up to ``timeout``."""
+    held = holders(path)
+    if not held:
+        return
+    trial.info["open after the kill"] = "; ".join(held)
+    deadline = time.monotonic() + timeout
+    while holders(path):
+        if time.monotonic() > deadline:
+            trial.found(OP_ERROR, "the store stayed open after the kill: " + "; ".join(held))
+            return
+        time.sleep(0.01)
+
+
 def kill_group(pgid: int, timeout: float = 30) -> bool:
     """SIGKILL process group ``pgid`` (a session this harness started) and wait until every
     process of it has gone: a killed process drops its file locks only as it exits, and the
@@ -737,6 +781,7 @@ def kill_trial(session: Session, op: str, seed: int, *, control: bool = False) -
         proc.wait()
         if not kill_group(proc.pid):
             trial.found(OP_ERROR, "a killed process did not go away within 30 s")
+        wait_unheld(store, trial)
     mon.poll()
     events = mon.events
     trial.info["killed"] = killed
