@@ -38,6 +38,7 @@ import xxhash
 from .crashpoints import crash_point
 from .errors import FormatVersionError, IntegrityError, NotARepositoryError
 from .hashing import encode_dtype
+from .hdf5lib import flush_object
 from .rows import as_0d, row_slices, write_rows
 from .state import row_bytes
 
@@ -444,6 +445,10 @@ class Layout:
         if live.get("clean") != second:
             live["clean"] = second
             self._write_live()
+
+    def flush_intent(self) -> None:
+        """Make the intent reach the file before anything else waiting in HDF5's cache."""
+        flush_object(self.g)
 
     def write_intent(self, intent: dict[str, Any]) -> None:
         paths = intent.get("paths")

@@ -1,12 +1,15 @@
 """Calls into the HDF5 library that h5py loaded, for what h5py does not expose.
 
-One repair lives here. HDF5 records in the superblock where the file's allocated space ends
+Two things live here. First, a repair: HDF5 records in the superblock where the file's allocated space ends
 (the *end of allocation*, EOA) and writes the superblock last when it flushes. A process
 killed in the middle of a flush can leave objects written past the recorded EOA, with links
 to them already on disk; HDF5 then refuses to read them ("len not positive after adjustment
 for EOA"), and the store looks damaged although every byte is there. ``H5Fincrement_filesize``
 moves the EOA to the end of the file, as ``h5clear --increment`` does: in memory only for a
 file opened read-only (the file is not changed), and written at the next flush otherwise.
+
+Second, an order: ``H5Oflush`` writes one object's header now, so that a record h5vc keeps
+in ``/.h5vc`` (the intent of a transaction) reaches the file before the rows the cache holds.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import h5py
 
-__all__ = ["extend_to_eof"]
+__all__ = ["extend_to_eof", "flush_object"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,6 +40,8 @@ def _lib() -> Any:
             lib.H5Fget_eoa.restype = ctypes.c_int
             lib.H5Fincrement_filesize.argtypes = [ctypes.c_int64, ctypes.c_uint64]
             lib.H5Fincrement_filesize.restype = ctypes.c_int
+            lib.H5Oflush.argtypes = [ctypes.c_int64]
+            lib.H5Oflush.restype = ctypes.c_int
             return lib
         except (OSError, AttributeError):
             continue
@@ -60,3 +65,13 @@ def extend_to_eof(f: h5py.File) -> bool:
     if eoa.value + f.userblock_size >= size:
         return False
     return lib.H5Fincrement_filesize(f.id.id, 0) >= 0
+
+
+def flush_object(obj: h5py.HLObject) -> bool:
+    """Write one object's metadata (its header: attributes, layout) to the file now, before
+    anything else the cache holds: ``H5Oflush``. False when the library cannot; the caller's
+    next full flush writes it then."""
+    lib = _lib()
+    if lib is None:
+        return False
+    return lib.H5Oflush(obj.id.id) >= 0

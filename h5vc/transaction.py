@@ -78,7 +78,8 @@ class Transaction:
         self.notices: list[str] = []
         self.commit: Any = None
         self._open = True
-        self._intent_paths: set[str] = set()  # paths named in this transaction's intent
+        self._intent_paths: set[str] = set()  # paths whose committed rows it destroys
+        self._intent_named: set[str] = set()  # paths its intent names
         self._since_check = 0  # bytes appended since free space was last checked
         # until this transaction ends well, the session does not know the store equal to HEAD
         self._was_clean = repo._seal.clean
@@ -271,12 +272,25 @@ class Transaction:
         new = [p for p in paths if p not in self._intent_paths]
         if new:
             self._intent_paths.update(new)
-            touched = (self._intent_paths | set(self._appended) | set(self._rewritten)
-                       | self._structural | self._attrs)
-            lay.write_intent({"op": "transaction", "goal": None, "paths": sorted(touched)})
-        if new or lay.unsynced:
+        named = self._name_touched()
+        if named or lay.unsynced:
             lay.sync()
             crash_point("transaction.synced")
+
+    def _name_touched(self) -> bool:
+        """Once an intent exists, keep it naming every path this transaction wrote, and make
+        it reach the file before those writes do (a kill is then undone for all of them)."""
+        if not self._intent_paths:
+            return False
+        touched = (self._intent_paths | set(self._appended) | set(self._rewritten)
+                   | self._structural | self._attrs)
+        if touched <= self._intent_named:
+            return False
+        self._intent_named = touched
+        lay = self._repo._layout
+        lay.write_intent({"op": "transaction", "goal": None, "paths": sorted(touched)})
+        lay.flush_intent()
+        return True
 
     def _is_recreated(self, p: str) -> bool:
         return any(is_below(p, r) for r in self._recreated)
@@ -421,6 +435,7 @@ class Transaction:
                 if (pieces and pieces[0][0] == 0 and pieces[-1][1] == ch["to"]
                         and all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))):
                     ch["ranges"] = pieces
+        self._name_touched()  # paths first written after the last intent: named before they land
         commit = self._repo._record(materialize(self._f, changes, known), self._message,
                                     self._author)
         self._done()
