@@ -363,8 +363,9 @@ class Trial:
 
     def line(self) -> str:
         head = f"{self.kind}/{self.op} seed={self.seed} -> {self.outcome}"
-        bits = [f"{k}={v}" for k, v in self.info.items() if k in ("kill", "killed_in", "reported",
-                                                                   "offset", "open", "state")]
+        bits = [f"{k}={v}" for k, v in self.info.items() if k in (
+            "kill", "killed_in", "reported", "offset", "open", "state", "open after the kill",
+            "lock after kill")]
         s = head + (f" ({', '.join(bits)})" if bits else "")
         if self.bad or self.outcome == SKIPPED:
             order = FLIP_OUTCOMES if self.kind == "bitflip" else OUTCOMES
@@ -867,6 +868,20 @@ def check_after(trial: Trial, op: str, store: Path, d: Path, exp: Expect,
     next writing command if need be; (b) verify is clean; (c) every commit checks out."""
     # (a) the next h5vc command: status, read only
     st, js, res, cc = store_state(store, d, exp, real=True)
+    if st.rc == 1 and "is open in another process" in st.err:
+        # nothing of the killed group runs (kill_group waited): find out who holds the file
+        # and what HDF5 says, then try once more after a moment
+        import h5py
+
+        try:
+            h5py.File(store, "r").close()
+            raw = "h5py opens it now"
+        except OSError as e:
+            raw = f"h5py: {e}"
+        trial.info["lock after kill"] = f"{raw}; holders: {'; '.join(holders(store)) or 'none'}"
+        time.sleep(2)
+        st, js, res, cc = store_state(store, d, exp, real=True)
+        trial.info["lock after kill"] += ("; gone 2 s later" if st.rc == 0 else "; still there")
     digest = res.get("digest")
     state = None
     silent = False
