@@ -187,10 +187,17 @@ class _Seal:
         except OSError:
             self.mtime = None
 
-    def still_trusted(self) -> bool:
-        """Trust holds while nothing else wrote the file since h5vc last did (another h5py
-        handle, even in this process, ends it once it writes to disk)."""
+    def still_trusted(self, f: h5py.File | None = None) -> bool:
+        """Trust holds while nothing else wrote the file since h5vc last did. ``f``: this
+        session's open file, flushed first, so that writes made through it (``repo.file``)
+        or through another handle of this process reach the disk and show in its time."""
         if self.trusted:
+            if f is not None and f.id.valid and f.mode == "r+":
+                try:
+                    f.flush()
+                except (OSError, RuntimeError):
+                    self.trusted = self.clean = False
+                    return False
             try:
                 same = os.stat(self.path).st_mtime_ns == self.mtime
             except OSError:
@@ -255,6 +262,8 @@ def _release(f: h5py.File, lock: StoreLock | None, sealing: _Seal | None = None)
         writable = f.id.valid and f.mode == "r+"
         if f.id.valid:
             if sealing is not None:
+                if writable:
+                    sealing.still_trusted(f)  # writes made through repo.file end the trust
                 sealing.before_close(writable)
             f.close()
         if sealing is not None:
@@ -606,11 +615,9 @@ class Repository:
     def file(self) -> h5py.File:
         """The open h5py file (read it freely; write through a transaction).
 
-        Writes made through it directly are not seen by a metadata scan when they rewrite
-        rows in place, so a writable repository that has handed out its file no longer
-        vouches for its rows: the next ``status`` or ``commit`` rehashes them."""
-        if self._writable:
-            self._seal.trusted = self._seal.clean = False
+        Writes made through it directly (rows rewritten in place, which no metadata shows)
+        are still found: before h5vc relies on the file being as it left it, it flushes the
+        file and compares its modification time with the one after its own last write."""
         return self._f
 
     def _require_writable(self) -> None:
@@ -893,7 +900,7 @@ class Repository:
 
     def status(self, *, verify: bool = False) -> Status:
         """What differs from HEAD; ``verify`` also rehashes committed rows."""
-        if not verify and self._seal.still_trusted() and self._seal.clean:
+        if not verify and self._seal.still_trusted(self._f) and self._seal.clean:
             # sealed by a session that knew the store equal to HEAD: no state, no scan
             head, state = self._head_from(self._refs()), None
         else:
@@ -924,7 +931,7 @@ class Repository:
     def _scan(self, state: State, verify: bool) -> list[dict[str, Any]]:
         """The changes since ``state``: by metadata while the rows are trusted, else rehashing
         every committed row; a rehash that finds them intact makes them trusted."""
-        if not verify and self._seal.still_trusted():
+        if not verify and self._seal.still_trusted(self._f):
             if self._seal.clean:
                 return []  # sealed by a session that knew the store equal to HEAD
             changes = scan(self._f, state)
@@ -958,7 +965,7 @@ class Repository:
         self._require_writable()
         if not message.strip():
             raise InvalidInputError("a commit needs a message; pass -m 'what changed'")
-        if not verify and not allow_empty and self._seal.still_trusted() and self._seal.clean:
+        if not verify and not allow_empty and self._seal.still_trusted(self._f) and self._seal.clean:
             raise InvalidInputError("nothing to commit: the store equals HEAD")
         head, state = self._head_state()
         changes = self._scan(state, verify)

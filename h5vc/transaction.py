@@ -81,6 +81,9 @@ class Transaction:
         self._intent_paths: set[str] = set()  # paths whose committed rows it destroys
         self._intent_named: set[str] = set()  # paths its intent names
         self._since_check = 0  # bytes appended since free space was last checked
+        # writes made to the file outside h5vc since its last write end its trust (checked
+        # before this transaction writes, which would otherwise carry them to the disk as its own)
+        repo._seal.still_trusted(repo._f)
         # until this transaction ends well, the session does not know the store equal to HEAD
         self._was_clean = repo._seal.clean
         repo._seal.clean = False
