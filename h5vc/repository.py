@@ -159,7 +159,7 @@ class _Seal:
     close if its modification time is still this one.
     """
 
-    __slots__ = ("clean", "layout", "mtime", "path", "reseal", "second", "trusted")
+    __slots__ = ("clean", "layout", "modified", "mtime", "path", "reseal", "second", "trusted")
 
     def __init__(self, path: Path, trusted: bool, second: int | None = None,
                  mtime: int | None = None) -> None:
@@ -167,6 +167,7 @@ class _Seal:
         self.trusted = trusted
         self.second = second  # the second of the seal found at open
         self.mtime = mtime  # the file's modification time after h5vc's own last write
+        self.modified = False  # this session wrote the file (a refused command writes nothing)
         self.clean = False
         self.layout: Layout | None = None
         self.reseal: int | None = None
@@ -180,8 +181,9 @@ class _Seal:
         sealed = is_sealed(st)
         return cls(path, sealed, sealed_second(st) if sealed else None, st.st_mtime_ns)
 
-    def wrote(self) -> None:
+    def wrote(self, modified: bool = True) -> None:
         """h5vc has just finished writing (and flushing): note the file's time."""
+        self.modified = self.modified or modified
         try:
             self.mtime = os.stat(self.path).st_mtime_ns
         except OSError:
@@ -213,14 +215,16 @@ class _Seal:
 
     def before_close(self, writable: bool) -> None:
         """A writable session records the second of the seal it is about to set when the
-        store equals HEAD (inside the file, so the seal covers it). The second is kept for
-        up to a few seconds, so that a run of sessions does not rewrite the record."""
+        store equals HEAD (inside the file, so the seal covers it). A second already recorded
+        is kept (any second in the past makes a valid seal), so that sessions do not rewrite
+        the record, and a refused command leaves the file's bytes as they were."""
         if not writable or self.layout is None or not (self.trusted and self.clean):
-            return  # nothing to record (and a refused command writes nothing)
+            return  # nothing to record
+        if not self.modified and self.layout.clean_seal is None:
+            return  # a session that wrote nothing leaves the bytes as they were
         try:
-            now = seal_seconds()
             kept = self.layout.clean_seal
-            self.second = kept if kept is not None and now - 1 <= kept <= now else now
+            self.second = kept if kept is not None else seal_seconds()
             self.layout.set_clean_seal(self.second)
         except (OSError, RuntimeError, ValueError, KeyError):
             self.trusted = False  # not recorded: no seal, the next status scans
@@ -495,7 +499,7 @@ class Repository:
             sealing.clean = (sealing.known_clean() and not short and not repo.recovered
                              and not repo.pending)
             if repo._writable:
-                sealing.wrote()  # HDF5 itself writes the file as it opens it for writing
+                sealing.wrote(modified=bool(repo.recovered))  # HDF5 writes as it opens
             return repo
         except BaseException:
             _release(f, lock)
@@ -616,8 +620,12 @@ class Repository:
         """The open h5py file (read it freely; write through a transaction).
 
         Writes made through it directly (rows rewritten in place, which no metadata shows)
-        are still found: before h5vc relies on the file being as it left it, it flushes the
-        file and compares its modification time with the one after its own last write."""
+        are still found: a writable repository that hands out its file no longer vouches
+        for its rows, and the next ``status``, ``commit`` or ``checkout`` rehashes them. (The
+        file's modification time cannot tell: a write in the same clock tick as h5vc's own
+        leaves it unchanged.) To read without that cost, open the store read-only."""
+        if self._writable:
+            self._seal.trusted = self._seal.clean = False
         return self._f
 
     def _require_writable(self) -> None:
@@ -694,6 +702,8 @@ class Repository:
         refs = dict(refs, journal_len=self._layout.journal_len, pos=pos)
         self._layout.write_record("refs", refs)
         self._stored_refs, self._tip = refs, None
+        self._f.flush()
+        self._seal.wrote()
 
     def _head_from(self, refs: dict[str, Any]) -> str | None:
         head = refs["head"]
