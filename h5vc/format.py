@@ -143,7 +143,25 @@ class Layout:
         g.attrs["created_by"] = created_by
         g.create_dataset("journal", shape=(0,), maxshape=(None,), dtype=np.uint8,
                          chunks=(JOURNAL_CHUNK,))
-        return cls(f)
+        lay = cls(f)
+        lay.ensure_containers()
+        return lay
+
+    def ensure_containers(self) -> bool:
+        """Create ``packs`` and ``objindex`` if missing (True when it did). Made once, at init
+        or at a store's first writable open, and flushed by the caller on their own: created
+        in the middle of an operation, a kill during its flush could leave a link written
+        before the header it points to."""
+        links = self.g.id.links
+        made = False
+        if not links.exists(b"packs"):
+            self.g.create_group("packs")
+            made = True
+        if not links.exists(b"objindex"):
+            self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
+                                  dtype=OBJINDEX_DTYPE)
+            made = True
+        return made
 
     # -- journal --------------------------------------------------------------------------
 

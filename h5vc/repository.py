@@ -435,6 +435,8 @@ class Repository:
                                     "interrupted commit, never reported): it is ignored")
         if self._writable and lay.version < 2:
             self._upgrade()
+        if self._writable and lay.ensure_containers():
+            self._f.flush()  # on their own, before anything is written into them
         intent = lay.read_intent()
         if intent is not None:
             if self._writable and recover:
