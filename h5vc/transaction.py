@@ -438,7 +438,12 @@ class Transaction:
                 if (pieces and pieces[0][0] == 0 and pieces[-1][1] == ch["to"]
                         and all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))):
                     ch["ranges"] = pieces
-        self._name_touched()  # paths first written after the last intent: named before they land
+        # every path written is named in an intent that reaches the file before the rows do:
+        # a kill between the rows' flush and the commit record is then undone at the next open
+        # (appends alone take the fast path above: what a kill leaves there is plain to see)
+        self._intent_paths.update(p for p in (set(self._appended) | set(self._rewritten)
+                                              | self._structural | self._attrs))
+        self._name_touched()
         commit = self._repo._record(materialize(self._f, changes, known), self._message,
                                     self._author)
         self._done()
