@@ -153,7 +153,17 @@ def _open(store: Path | None, *, write: bool, recover: bool = True) -> Repositor
     if write:
         repo = Repository.open(path, mode="r+", wait=_WAIT[0], recover=recover)
     else:
-        repo = Repository.open(path, mode="r")
+        from .repository import TruncatedStoreError
+
+        try:
+            repo = Repository.open(path, mode="r")
+        except TruncatedStoreError:
+            if not (recover and os.access(path, os.W_OK)):
+                raise
+            with Repository.open(path, mode="r+", wait=_WAIT[0]) as fixer:
+                _echo_recovered(["extended the file to its recorded end (a write was "
+                                 "interrupted)", *fixer.recovered])
+            repo = Repository.open(path, mode="r")
         if repo.pending and recover and os.access(path, os.W_OK):
             # what a killed process left is finished or undone by any command that can write
             from .errors import LockedError

@@ -6,6 +6,7 @@ import datetime as _dt
 import functools
 import getpass
 import os
+import re
 import time
 import weakref
 from collections.abc import Iterator
@@ -323,12 +324,24 @@ def _open_h5(path: Path, mode: str, wait: float = 0.0) -> h5py.File:
             f"{path} is read-only; make it writable (chmod u+w) or use a read-only command"
         )
     deadline = time.monotonic() + max(0.0, wait)
+    extended = False
     while True:
         try:
             return _configure(h5py.File(str(path), mode))
         except OSError as e:
             text = str(e)
-            if "lock" not in text.lower():
+            short = _TRUNCATED.search(text)
+            if short and int(short.group(2)) > int(short.group(1)) and not extended:
+                # a kill after HDF5 recorded a larger end than it had written: the bytes
+                # never written read as zeros; recovery then checks what they belonged to
+                if mode == "r":
+                    raise TruncatedStoreError(
+                        f"{path} ends before its recorded end (a write was interrupted); any "
+                        "writing command (or `h5vc repair`) extends it and recovers") from None
+                os.truncate(path, int(short.group(2)))
+                extended = True
+                continue
+            if not _LOCKED.search(text):
                 break
             if time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -343,6 +356,14 @@ def _open_h5(path: Path, mode: str, wait: float = 0.0) -> h5py.File:
     raise NotARepositoryError(
         f"{path} cannot be opened as HDF5 ({text.splitlines()[0] if text else 'unreadable'});"
         " it may be damaged: restore it from a backup") from None
+
+
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+),.*stored_eof = (\d+)")
+_LOCKED = re.compile(r"\block|locking", re.IGNORECASE)  # "unable to lock file", not "sblock"
+
+
+class TruncatedStoreError(IntegrityError):
+    """The store file is shorter than HDF5's recorded end: a writing open repairs it."""
 
 
 MDC_BYTES = 32 << 20

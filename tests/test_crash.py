@@ -232,3 +232,30 @@ def test_objects_past_a_short_end_of_allocation_are_recovered(tmp_path: Path,
             repo.commit("the rows")
         assert repo.status().clean
         assert repo.log(limit=1).__next__().message == ("more" if committed else "the rows")
+
+
+def test_a_file_shorter_than_its_recorded_end_is_extended_and_recovered(tmp_path: Path) -> None:
+    """A kill after HDF5 wrote a superblock whose end lies past the bytes it got to write."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f["a"] = np.arange(10)
+    Repository.init(path, message="init", pointer=False).close()
+    with Repository.open(path) as repo, repo.transaction("more") as tx:
+        tx["a"].append(np.arange(5))
+    end = path.stat().st_size
+    with open(path, "ab") as fh:  # space HDF5 allocated and recorded, then never wrote
+        fh.write(b"\0" * 4096)
+    import struct
+
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<Q", data, 40, end + 4096)
+    path.write_bytes(bytes(data[:end]))
+    with pytest.raises(OSError, match="truncated file"):
+        h5py.File(path, "r")
+    st = subprocess.run([*H5VC, "status", "-s", str(path)], capture_output=True, text=True)
+    assert st.returncode == 0, st.stderr
+    assert "recorded end" in st.stdout + st.stderr and "equals HEAD" in st.stdout, st.stdout
+    v = subprocess.run([*H5VC, "verify", "-s", str(path)], capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout + v.stderr
+    with h5py.File(path, "r") as f:
+        assert f["a"][()].tolist() == [*range(10), *range(5)]
