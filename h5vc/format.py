@@ -57,6 +57,22 @@ INTENT_PATH_BYTES = 16 << 10  # an intent lists its paths up to this size, else 
 _CANON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def child(g: h5py.Group, name: str) -> h5py.HLObject | None:
+    """``g[name]``; None when no such link; ``BROKEN`` when the link exists and its object
+    cannot be opened (a kill while HDF5 flushed a new object can write the link before the
+    header). HDF5 can neither delete nor move such a link, so its name is avoided instead."""
+    if not g.id.links.exists(name.encode()):
+        return None
+    try:
+        return g[name]
+    except _READ_ERRORS:
+        return BROKEN
+
+
+BROKEN: Any = object()  # see child()
+PACK_SALTS = 8  # names tried for one pack key when earlier ones are broken
+
+
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: the bytes a commit id is computed over."""
     return _CANON.encode(obj).encode()
@@ -148,7 +164,8 @@ class Layout:
         return lay
 
     def ensure_containers(self) -> bool:
-        """Create ``packs`` and ``objindex`` if missing (True when it did). Made once, at init
+        """Create ``packs``, ``objindex`` and the record slots if missing (True when it did).
+        Made once, at init
         or at a store's first writable open, and flushed by the caller on their own: created
         in the middle of an operation, a kill during its flush could leave a link written
         before the header it points to."""
@@ -161,6 +178,14 @@ class Layout:
             self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
                                   dtype=OBJINDEX_DTYPE)
             made = True
+        for name in ("refs", "state"):
+            for i in (0, 1):
+                key = f"{name}.{i}"
+                if not links.exists(key.encode()):
+                    # empty until first written; made here so no operation creates one
+                    self.g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.uint8,
+                                          chunks=(RECORD_CHUNK,))
+                    made = True
         return made
 
     # -- journal --------------------------------------------------------------------------
@@ -317,18 +342,19 @@ class Layout:
         """
         hint = self._load_live()["seq"].get(name)
         if hint is not None:  # the slot written last: one read when it is sound
-            key = f"{name}.{int(hint) % 2}"
-            if key in self.g:
-                raw = self.g[key][()].tobytes()
+            ds = child(self.g, f"{name}.{int(hint) % 2}")
+            if isinstance(ds, h5py.Dataset):
+                raw = ds[()].tobytes()
                 got = _parse_record(raw)
                 if got is not None and got[0] == int(hint):
                     self._seq[name] = got[0]
                     return got[1], len(raw)
         slots = []
         for i in (0, 1):
-            key = f"{name}.{i}"
-            if key in self.g:
-                ds = self.g[key]
+            ds = child(self.g, f"{name}.{i}")
+            if ds is BROKEN or (ds is not None and not isinstance(ds, h5py.Dataset)):
+                slots.append((-1, None))
+            elif ds is not None and ds.shape[0]:  # an empty slot was never written
                 n = ds.shape[0]
                 if n >= REC_TRAILER.size:
                     seq, _sum, length, magic = REC_TRAILER.unpack(
@@ -338,9 +364,11 @@ class Layout:
                         continue
                 slots.append((-1, ds))
         if not slots:
+            return self._read_legacy(name) if self.version < FORMAT_VERSION else (None, 0)
+        if all(ds is None for _seq, ds in slots) and self.version < FORMAT_VERSION:
             return self._read_legacy(name)
         for seq, ds in sorted(slots, key=lambda t: -t[0]):
-            if seq < 0:
+            if seq < 0 or ds is None:
                 continue
             raw = ds[()].tobytes()
             got = _parse_record(raw)
@@ -368,13 +396,18 @@ class Layout:
             except IntegrityError:
                 pass
         seq = self._seq.get(name, 0) + 1
+        if child(self.g, f"{name}.{seq % 2}") is BROKEN:
+            seq += 1  # that slot cannot be written again: the other one is rewritten in place
         payload = canonical_json(value)
         check = xxhash.xxh3_64_intdigest(payload + struct.pack("<Q", seq))
         buf = np.frombuffer(payload + REC_TRAILER.pack(seq, check, len(payload), REC_MAGIC),
                             dtype=np.uint8)
         key = f"{name}.{seq % 2}"
-        if key in self.g:
-            ds = self.g[key]
+        ds = child(self.g, key)
+        if ds is BROKEN or (ds is not None and not isinstance(ds, h5py.Dataset)):
+            raise IntegrityError(f"/{META}/{name} is damaged in {self.f.filename}; "
+                                 "run `h5vc verify`")
+        if ds is not None:
             if ds.shape[0] != buf.size:
                 ds.resize((buf.size,))
             ds[:] = buf
@@ -580,15 +613,20 @@ class Layout:
 
     def _pack_for(self, dtype: np.dtype, tail: tuple[int, ...], filters: dict[str, Any],
                   block_rows: int) -> tuple[str, h5py.Dataset]:
-        key = xxhash.xxh3_64_hexdigest(canonical_json(
-            [encode_dtype(dtype), list(tail), sorted(filters.items())]))
+        base = canonical_json([encode_dtype(dtype), list(tail), sorted(filters.items())])
         packs = self.g.require_group("packs")
-        if key not in packs:
-            chunk = max(1, min(block_rows, (1 << 22) // row_bytes(tail, dtype.itemsize)))
-            kw = dict(filters) if filters else {}
-            packs.create_dataset(key, shape=(0, *tail), maxshape=(None, *tail),
-                                 chunks=(chunk, *tail), dtype=dtype, **kw)
-        return key, self._pack(key)
+        for salt in range(PACK_SALTS):
+            key = xxhash.xxh3_64_hexdigest(base + (b"#%d" % salt if salt else b""))
+            got = child(packs, key)
+            if got is BROKEN:
+                continue  # a pack left half-made by a kill: the next name is used
+            if got is None:
+                chunk = max(1, min(block_rows, (1 << 22) // row_bytes(tail, dtype.itemsize)))
+                kw = dict(filters) if filters else {}
+                packs.create_dataset(key, shape=(0, *tail), maxshape=(None, *tail),
+                                     chunks=(chunk, *tail), dtype=dtype, **kw)
+            return key, self._pack(key)
+        raise IntegrityError(f"/{META}/packs in {self.f.filename} is damaged; run `h5vc verify`")
 
     def _index_objects(self, key: str, entries: list[tuple[str, int, int]], scalar: bool) -> None:
         """Known at once in memory; written to ``objindex`` by :meth:`sync`, after the rows."""

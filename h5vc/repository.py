@@ -454,10 +454,10 @@ class Repository:
                 lay._jlen = end  # read the sound prefix
                 self.pending.append("the history ends with an unfinished commit record (an "
                                     "interrupted commit, never reported): it is ignored")
-        if self._writable and lay.version < 2:
-            self._upgrade()
         if self._writable and lay.ensure_containers():
             self._f.flush()  # on their own, before anything is written into them
+        if self._writable and lay.version < 2:
+            self._upgrade()
         intent = lay.read_intent()
         if intent is not None:
             if self._writable and recover:

@@ -3,7 +3,8 @@
 ``verify`` trusts nothing it can recompute: every journal frame is rehashed against its commit
 id, refs must name commits of the journal, the state snapshot must equal the state rebuilt
 from the journal, every preserved object is rehashed, HEAD's live rows are rehashed, and every
-branch and tag tip must be restorable from what is left (live rows that match, or objects).
+commit reachable from a branch, a tag or HEAD must be restorable from what is left (live rows
+that match, or objects).
 Each problem names where it is (a path and row range, a commit, an object) and what to do.
 
 Rows that differ from HEAD but whose committed content is preserved elsewhere are not
@@ -345,19 +346,40 @@ def verify(repo: RepositoryLike, rev: str | None = None) -> VerifyReport:
     first = "HEAD" if rev is None else rev
     live_good = _check_live(f, states[first], objects, report) if first in states else set()
     reported = {pr.where for pr in report.problems}
-    for name, st in states.items():
-        if name == first:
-            continue
-        missing = sorted((p, s, e) for p, node in st.items() if node["k"] == "d"
-                         for s, e, h in node["ranges"]
-                         if h not in objects and (p, s, e, h) not in live_good)
-        for p, s, e in missing[:20]:
-            if f"{p} rows {s}:{e}" not in reported:
-                report.problems.append(Problem(f"{p} rows {s}:{e}", f"needed by {name}, "
-                                               "is neither preserved nor live", BACKUP))
-        if len(missing) > 20:
-            report.problems.append(Problem(name, f"{len(missing) - 20} more ranges missing",
-                                           BACKUP))
+    if rev is None:
+        # every commit reachable from a tip: each range a commit needs was written by the
+        # "rows" change of some commit on its line, so the ranges of those changes are all
+        # the ranges any of them needs
+        needed: dict[tuple[str, int, int, str], str] = {}
+        seen: set[str] = set()
+        todo = [cid for cid in tips.values() if cid in frames]
+        while todo:
+            cid = todo.pop()
+            if cid in seen:
+                continue
+            seen.add(cid)
+            fr, rec = frames[cid]
+            for ch in rec["changes"]:
+                if isinstance(ch, dict) and ch.get("op") == "rows":
+                    for s, e, h in ch.get("ranges", []):
+                        needed.setdefault((ch["path"], s, e, h), cid)
+            todo.extend(p for p in [fr.parent, *rec.get("parents", [])[1:]]
+                        if isinstance(p, str) and p in frames)
+        lost = sorted((key, cid) for key, cid in needed.items()
+                      if key[3] not in objects and key not in live_good)
+        checks = [(f"commit {cid[:10]}", p, s, e) for (p, s, e, _h), cid in lost]
+    else:
+        checks = [(name, p, s, e) for name, st in states.items() if name != first
+                  for p, node in st.items() if node["k"] == "d"
+                  for s, e, h in node["ranges"]
+                  if h not in objects and (p, s, e, h) not in live_good]
+    checks = [c for c in checks if f"{c[1]} rows {c[2]}:{c[3]}" not in reported]
+    for name, p, s, e in checks[:20]:
+        report.problems.append(Problem(f"{p} rows {s}:{e}", f"needed by {name}, "
+                                       "is neither preserved nor live", BACKUP))
+    if len(checks) > 20:
+        report.problems.append(Problem("history", f"{len(checks) - 20} more ranges missing",
+                                       BACKUP))
     return report
 
 

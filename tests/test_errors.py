@@ -193,7 +193,7 @@ def test_damaged_commit_record(store: Path) -> None:
 def test_corrupt_refs_rebuilt(store: Path) -> None:
     with h5py.File(store, "a") as f:
         for i in (0, 1):
-            if f".h5vc/refs.{i}" in f:
+            if f".h5vc/refs.{i}" in f and f[f".h5vc/refs.{i}"].shape[0]:  # a slot never written is empty
                 f[f".h5vc/refs.{i}"][0:2] = np.frombuffer(b"@@", "u1")
     with Repository.open(store, mode="r") as repo:
         with pytest.raises(IntegrityError, match="h5vc repair"):
