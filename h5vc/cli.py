@@ -681,6 +681,31 @@ def ls_(
             typer.echo(line)
 
 
+@app.command()
+def sources(
+    group: Annotated[str, typer.Argument(help="Group to list (and the groups below it).")] = "/",
+    rev: Annotated[str | None, typer.Option("--rev", help="As of this commit (default: "
+                                               "HEAD, with imports not yet committed).")] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the files `h5vc add` imported into GROUP: name, size, content hash, when."""
+    with _open(store, write=False) as repo:
+        found = repo.sources(group, rev=rev)
+        if as_json:
+            _echo_json({g: [{"file": p.name, "size": p.size, "hash": p.hash, "time": p.time}
+                            for p in files.values()] for g, files in found.items()})
+            return
+        if not found:
+            typer.echo(f"no files were imported into {group}" + (f" as of {rev}" if rev else ""))
+            return
+        for g, files in found.items():
+            typer.echo(f"{g}  ({len(files)} file{'s' if len(files) != 1 else ''})")
+            for p in sorted(files.values(), key=lambda p: p.name):
+                when = (p.time or "")[:19].replace("T", " ")
+                typer.echo(f"  {p.hash[:12]}  {p.size:>12,}  {when:19}  {p.name}")
+
+
 def _tree_lines(node: dict[str, Any], depth: int) -> list[str]:
     pad = "  " * depth
     name = node["name"]

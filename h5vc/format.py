@@ -43,7 +43,7 @@ from .rows import as_0d, row_slices, write_rows
 from .state import row_bytes
 
 META = ".h5vc"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: provenance in the journal ("sources" changes), the "pending" record
 TRAILER = struct.Struct("<16s16sQI4s")
 MAGIC = b"H5VC"
 JOURNAL_CHUNK = 1 << 12
@@ -51,6 +51,7 @@ _READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError)  # what HDF5 raises
 REC_TRAILER = struct.Struct("<QQI4s")  # seq, xxh3-64 of payload + seq, payload length, magic
 REC_MAGIC = b"H5VR"
 RECORD_CHUNK = 1 << 12
+RECORDS = ("refs", "state", "pending")  # two-slot records; pending: provenance not yet committed
 INTENT_PATH_BYTES = 16 << 10  # an intent lists its paths up to this size, else "every path"
 
 
@@ -178,7 +179,7 @@ class Layout:
             self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
                                   dtype=OBJINDEX_DTYPE)
             made = True
-        for name in ("refs", "state"):
+        for name in RECORDS:
             for i in (0, 1):
                 key = f"{name}.{i}"
                 if not links.exists(key.encode()):
@@ -364,8 +365,8 @@ class Layout:
                         continue
                 slots.append((-1, ds))
         if not slots:
-            return self._read_legacy(name) if self.version < FORMAT_VERSION else (None, 0)
-        if all(ds is None for _seq, ds in slots) and self.version < FORMAT_VERSION:
+            return self._read_legacy(name) if self.version < 2 else (None, 0)
+        if all(ds is None for _seq, ds in slots) and self.version < 2:
             return self._read_legacy(name)
         for seq, ds in sorted(slots, key=lambda t: -t[0]):
             if seq < 0 or ds is None:
@@ -423,13 +424,14 @@ class Layout:
         return int(buf.size)
 
     def drop_legacy(self) -> None:
-        """After the first records are written and flushed: format 1 becomes format 2."""
-        if self.version < FORMAT_VERSION:
+        """After the first records are written and flushed: format 1 becomes format 2 (and 3
+        once it holds provenance)."""
+        if self.version < 2:
             for name in ("refs", "state"):
                 if name in self.g:
                     del self.g[name]
-            self.g.attrs["format_version"] = np.int64(FORMAT_VERSION)
-            self.version = FORMAT_VERSION
+            self.g.attrs["format_version"] = np.int64(2)
+            self.version = 2
 
     # The ``live`` attribute of /.h5vc: which slot of each record was written last, where the
     # snapshot's commit ends, and the intent of an operation under way. One small checksummed
@@ -496,6 +498,38 @@ class Layout:
         if live.get("clean") != second:
             live["clean"] = second
             self._write_live()
+
+    # Provenance of files imported without a commit (``h5vc add --no-commit``) waits in the
+    # "pending" record until the next commit takes it; ``live["pending"]`` says it is there.
+
+    def pending_sources(self) -> list[dict[str, Any]]:
+        """The "sources" changes waiting for the next commit."""
+        if not self._load_live().get("pending"):
+            return []
+        try:
+            value, _ = self.read_record("pending")
+        except IntegrityError:
+            return []  # damaged: provenance of uncommitted imports is lost, not history
+        if not isinstance(value, list):
+            return []
+        return [ch for ch in value if isinstance(ch, dict) and ch.get("op") == "sources"
+                and isinstance(ch.get("path"), str) and isinstance(ch.get("files"), list)]
+
+    def set_pending_sources(self, changes: list[dict[str, Any]]) -> None:
+        live = self._load_live()
+        if changes:
+            self.write_record("pending", changes)  # also rewrites live
+            live["pending"] = True
+            self._write_live()
+        elif live.get("pending"):
+            live["pending"] = False
+            self._write_live()
+
+    def require_version(self, version: int) -> None:
+        """Before writing what only this format can read: raise ``format_version``."""
+        if self.version < version:
+            self.g.attrs["format_version"] = np.int64(version)
+            self.version = version
 
     def flush_intent(self) -> None:
         """Make the intent reach the file before anything else waiting in HDF5's cache."""

@@ -26,14 +26,14 @@ import numpy as np
 import xxhash
 
 from .errors import DiskFullError, H5vcError, InvalidInputError, NotFoundError
+from .paths import normalize_path
+from .provenance import LEGACY, legacy_sources
 from .space import disk_full
 from .state import row_bytes
 
 __all__ = ["AddResult", "Batch", "BadInputError", "ImportContext", "Importer", "ImporterOption",
            "Source", "compression_kwargs", "run_import"]
 
-SOURCES = "_h5vc_sources"  # per target group: which files were imported (path, size, hash)
-SOURCES_DTYPE = np.dtype([("path", h5py.string_dtype()), ("size", "<i8"), ("hash", "S32")])
 COMPRESSIONS = ("gzip", "lzf", "none", "blosc-zstd", "blosc-lz4")
 
 
@@ -224,13 +224,7 @@ def filters_for(name: str, dtype: Any) -> str:
 
 
 def _norm_group(to: str) -> str:
-    from .paths import normalize_path
-
-    p = normalize_path(to, "--to")
-    if SOURCES in p.split("/"):
-        raise InvalidInputError(f"--to {to!r} names a group {SOURCES}, the name of the dataset where "
-                                "h5vc records the files imported into a group; choose another name")
-    return p
+    return normalize_path(to, "--to")
 
 
 def collect_sources(paths: list[Path], skip_bad: bool, skipped: list[tuple[str, str]],
@@ -259,11 +253,6 @@ def collect_sources(paths: list[Path], skip_bad: bool, skipped: list[tuple[str, 
                 raise InvalidInputError(f"folder {root} holds no files to import")
             for p, inner in found:
                 cat = inner[0] if len(inner) > 1 else None
-                if cat == SOURCES:
-                    raise InvalidInputError(
-                        f"{root / cat} is a category folder named {SOURCES}, the name of the "
-                        "dataset where h5vc records the files imported into a group; rename the "
-                        "folder")
                 out.append(_source(p, "/".join((root.name, *inner)), cat, skip_bad, skipped))
         else:
             out.append(_source(root, root.name, None, skip_bad, skipped))
@@ -411,11 +400,9 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
     sources = collect_sources([Path(p) for p in paths], skip_bad, ctx.skipped, follow_symlinks)
 
     # provenance: files already imported with the same content are skipped
-    known: dict[str, str] = {}
-    if f"{target}/{SOURCES}" in f:
-        rows = f[f"{target}/{SOURCES}"][()]
-        known = {p.decode() if isinstance(p, bytes) else p: h.decode()
-                 for p, h in zip(rows["path"], rows["hash"], strict=True)}
+    recorded = repo.sources(target).get(target, {})
+    known = {name: src.hash for name, src in recorded.items()}
+    legacy = legacy_sources(f, target)  # a store written before provenance moved to /.h5vc
     todo: list[tuple[Source, str]] = []
     already: list[str] = []
     for s in sources:
@@ -485,12 +472,12 @@ def run_import(repo: Any, paths: list[str | os.PathLike[str]], *, to: str, messa
             group = tx.require_group(target)
             for k, v in (attrs or {}).items():
                 group.attrs[k] = v
-            prov = np.array([(s.rel, s.size, hashes[s.rel].encode()) for s in done],
-                            dtype=SOURCES_DTYPE)
-            if f"{target}/{SOURCES}" in f:
-                tx[f"{target}/{SOURCES}"].append(prov)
-            else:
-                tx.create_dataset(f"{target}/{SOURCES}", data=prov, chunks=(1024,))
+            if legacy and isinstance(f.get(f"{target}/{LEGACY}"), h5py.Dataset):
+                # its rows move into /.h5vc with this commit, and the dataset goes
+                tx.record_sources(target, [(p.name, p.size, p.hash) for p in legacy.values()],
+                                  moved=True)
+                del tx[f"{target}/{LEGACY}"]
+            tx.record_sources(target, [(s.rel, s.size, hashes[s.rel]) for s in done])
     except H5vcError:
         raise
     except (OSError, ValueError, TypeError) as e:
@@ -523,7 +510,7 @@ def _write_batch(tx: Any, target: str, batch: Batch, compression: str, comp: dic
     """
     group = _group_of(target, batch)
     if batch.table and group in tx:
-        have = {k for k in tx[group].keys() if k != SOURCES and hasattr(tx[f"{group}/{k}"], "append")}
+        have = {k for k in tx[group].keys() if k != LEGACY and hasattr(tx[f"{group}/{k}"], "append")}
         cols = set(batch.columns)
         if have and have != cols:
             missing, extra = sorted(have - cols), sorted(cols - have)
@@ -534,7 +521,7 @@ def _write_batch(tx: Any, target: str, batch: Batch, compression: str, comp: dic
                 + (f"adds {', '.join(extra)}" if extra else "")
                 + "; import into another --to group, or make the columns match")
     for name, rows in batch.columns.items():
-        if not name or "/" in name or name == SOURCES:
+        if not name or "/" in name:
             raise InvalidInputError(f"an importer produced an invalid dataset name {name!r}")
         dt = batch.dtypes.get(name)
         if isinstance(rows, np.ndarray):

@@ -37,12 +37,13 @@ from .lock import StoreLock, probe_readers
 from .objects import RestoreReport, restore
 from .paths import check_text, normalize_path, shown
 from .pointer import pointer_path, read_pointer, write_pointer
+from .provenance import Provenance, legacy_sources
 from .refs import check_ref_name, parse_rev, resolve_base
 from .scan import materialize, read_attrs, scan
 from .space import disk_full, ensure_space
 from .space import forget as forget_reserved
 from .stamp import is_sealed, seal, seal_seconds, sealed_second
-from .state import State, apply_changes, empty_state, summary_line
+from .state import State, apply_changes, empty_state, is_below, summary_line, utc_now
 from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
 from .verify import verify as _verify
@@ -286,9 +287,7 @@ def _login_name() -> str:
         return "unknown"
 
 
-def _now() -> str:
-    t = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t // 1000 % 10**6:06d}Z"
+_now = utc_now
 
 
 @functools.lru_cache(maxsize=1)
@@ -1022,6 +1021,9 @@ class Repository:
             raise InvalidInputError("a commit needs a message; pass -m 'what changed'")
         if author is not None:
             check_text(author, "--author")
+        pending = self._layout.pending_sources()  # provenance of imports made without a commit
+        if pending:
+            changes = [*changes, *pending]
         rec = {"v": 1, "parents": [head] if head else [], "author": author or self._default_author(),
                "time": _now(), "message": message, "changes": changes}
         payload = canonical_json(rec)
@@ -1040,6 +1042,8 @@ class Repository:
                                     "some space and commit again", hdf5_failed=True) from None
             raise
         crash_point("commit.before-frame")
+        if any(ch["op"] == "sources" for ch in changes):
+            self._layout.require_version(3)
         end = self._layout.append_frame(payload, cid, head, parent_end)
         crash_point("commit.frame-written")
         self._ends[cid] = end
@@ -1053,6 +1057,8 @@ class Repository:
         snap_pos = self._snapshot_pos()
         if end - snap_pos > max(SNAPSHOT_MIN_BYTES, self._snapshot_len // 4) or snap_pos == 0:
             self._write_snapshot(cid, new_state)
+        if pending:
+            self._layout.set_pending_sources([])
         self._layout.sync()
         crash_point("commit.flushed")
         self._seal.wrote()
@@ -1134,6 +1140,7 @@ class Repository:
 
         report = restore(self._f, self._layout, live, goal, force=force, before_mutate=mark)
         crash_point("checkout.restored")
+        self._layout.set_pending_sources([])  # the uncommitted imports it named are gone
         refs["head"] = new_head
         self._write_refs(refs)
         self._head_cache = (target, goal)
@@ -1145,6 +1152,28 @@ class Repository:
             self._update_pointer(target)
         return CheckoutResult(self.get_commit(target), refs["head"].get("branch"), changes,
                               report)
+
+    def sources(self, group: str = "/", rev: str | None = None) -> dict[str, dict[str, Provenance]]:
+        """Provenance: the files imported (``h5vc add``) into ``group`` and the groups below
+        it, as of ``rev`` (default HEAD, with imports not yet committed): ``{group: {file:
+        Provenance}}``. A store written before provenance moved into /.h5vc also has it in
+        ``_h5vc_sources`` datasets; at HEAD those are read as they are."""
+        top = normalize_path(group, "group")
+        state = self.state_of(self.resolve(rev)) if rev is not None else self._head_state()[1]
+        out: dict[str, dict[str, Provenance]] = {}
+        for p, node in sorted(state.items()):
+            if node["k"] == "g" and is_below(p, top):
+                legacy = legacy_sources(self._f, p) if rev is None else {}
+                src = {**legacy, **{k: Provenance(k, v[0], v[1], v[2])
+                                    for k, v in (node.get("src") or {}).items()}}
+                if src:
+                    out[p] = src
+        if rev is None:
+            for ch in self._layout.pending_sources():
+                if is_below(ch["path"], top):
+                    for k, size, h in ch["files"]:
+                        out.setdefault(ch["path"], {})[k] = Provenance(k, size, h, ch.get("time"))
+        return out
 
     # -- integrity -----------------------------------------------------------------------
 

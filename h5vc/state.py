@@ -2,7 +2,7 @@
 
 A state maps each tracked path to a node (plain JSON, so it can be cached in the file)::
 
-    group:   {"k": "g", "attrs": {name: value}}
+    group:   {"k": "g", "attrs": {name: value}, "src": {file: [size, hash, time]}}
     dataset: {"k": "d", "attrs": {...}, "meta": {...}, "n": rows, "ranges": [[start, stop, hash]]}
 
 ``meta`` is everything about a dataset except its length along axis 0: dtype, rank, the
@@ -16,10 +16,17 @@ Changes are a list of operations, the same in commits and in ``status``::
     {"op": "add_dataset", "path", "meta"}       {"op": "redefine", "path", "meta", "old"}
     {"op": "rows", "path", "from", "to", "ranges"}   new length and the ranges (re)written
     {"op": "attr", "path", "name", "value", "old"}   value None = deleted
+    {"op": "sources", "path", "files": [[file, size, hash]], "time"}   provenance (h5vc add)
+
+``src`` (only on groups that files were imported into) is provenance: which source file
+(relative to the folder given to ``h5vc add``), its size and content hash, and when it was
+imported. It is not content of the HDF5 file: a scan never produces it, and it follows
+checkouts because it is part of each commit's state.
 """
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_right
 from typing import Any
 
@@ -60,6 +67,13 @@ def split_blocks(start: int, stop: int, block: int) -> list[tuple[int, int]]:
         out.append((s, e))
         s = e
     return out
+
+
+def utc_now() -> str:
+    """The time a commit (or an import) records: UTC, microseconds, ``...Z``."""
+    t = time.time_ns()
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9))
+            + f".{t // 1000 % 10**6:06d}Z")
 
 
 def empty_state() -> State:
@@ -110,6 +124,12 @@ def apply_changes(state: State, changes: list[dict[str, Any]]) -> State:
                     if r[1] <= n and not any(f[0] < r[1] and r[0] < f[1] for f in fresh)]
             nd["ranges"] = ranges[:i] + (sorted(tail + fresh) if tail else fresh)
             nd["n"] = n
+        elif op == "sources":
+            nd = node(path)
+            src = dict(nd.get("src") or {})
+            for name, size, h in ch["files"]:
+                src[name] = [size, h, ch.get("time")]
+            nd["src"] = src
         elif op == "attr":
             nd = node(path)
             if ch["value"] is None:

@@ -23,7 +23,7 @@ from .paths import check_text
 from .rows import row_slices, write_rows
 from .scan import attr_changes, dataset_meta, materialize, read_attrs, scan
 from .space import disk_full, ensure_space
-from .state import ROOT, apply_changes, block_rows, is_below, parent_of, row_bytes, split_blocks
+from .state import ROOT, apply_changes, block_rows, is_below, parent_of, row_bytes, split_blocks, utc_now
 
 __all__ = ["ConversionWarning", "Transaction", "TxAttrs", "TxDataset", "TxGroup"]
 
@@ -81,6 +81,7 @@ class Transaction:
         self._intent_paths: set[str] = set()  # paths whose committed rows it destroys
         self._intent_named: set[str] = set()  # paths its intent names
         self._since_check = 0  # bytes appended since free space was last checked
+        self._sources: dict[tuple[str, bool], list[list[Any]]] = {}  # provenance, see record_sources
         # writes made to the file outside h5vc since its last write end its trust (checked
         # before this transaction writes, which would otherwise carry them to the disk as its own)
         repo._seal.still_trusted(repo._f)
@@ -398,6 +399,23 @@ class Transaction:
             merged.update({(s, e): None for s, e in extra})
             op["ranges"] = [[s, e, h] for (s, e), h in sorted(merged.items())]
 
+    def record_sources(self, group: str, files: list[tuple[str, int, str]], *,
+                       moved: bool = False) -> None:
+        """Provenance: ``files`` (name relative to the imported folder, size in bytes, content
+        hash) were imported into ``group``. Recorded in /.h5vc with this transaction's commit
+        (or, when it does not commit, with the next commit), never in the user's groups.
+        ``moved``: rows taken from an older store's ``_h5vc_sources``, whose time is unknown."""
+        self._require_open()
+        key = (_norm(group), moved)
+        self._sources.setdefault(key, []).extend([str(n), int(size), str(h)]
+                                                 for n, size, h in files)
+
+    def _source_changes(self) -> list[dict[str, Any]]:
+        when = utc_now()
+        return [{"op": "sources", "path": p, "files": files, "time": None if moved else when}
+                for (p, moved), files in sorted(self._sources.items(), key=lambda kv: (
+                    kv[0][0], not kv[0][1])) if files]
+
     def _appends_only(self) -> list[dict[str, Any]] | None:
         """The changes when this transaction only appended plain rows: no scan, no read-back."""
         if self._structural or self._rewritten or self._attrs:
@@ -414,17 +432,22 @@ class Transaction:
         self._require_open()
         self._open = False
         self._repo._active = None
+        sources = self._source_changes()
         if not self._record:
             # uncommitted writes may rewrite committed rows in place: a metadata scan would
             # not see them, so this session no longer vouches for the rows
             self._repo._seal.trusted = self._repo._seal.clean = False
+            if sources:
+                layout = self._repo._layout
+                layout.set_pending_sources(layout.pending_sources() + sources)
             self._done()
             return None
         fast = self._appends_only()
         if fast is not None:
+            fast += sources
             return self._repo._record(fast, self._message, self._author) if fast else None
         changes = self._changes()
-        if not changes:
+        if not changes and not sources:
             self._done()
             return None
         known = {p: {(s, e): h for s, e, h in rs
@@ -444,8 +467,8 @@ class Transaction:
         self._intent_paths.update(p for p in (set(self._appended) | set(self._rewritten)
                                               | self._structural | self._attrs))
         self._name_touched()
-        commit = self._repo._record(materialize(self._f, changes, known), self._message,
-                                    self._author)
+        commit = self._repo._record(materialize(self._f, changes, known) + sources,
+                                    self._message, self._author)
         self._done()
         return commit
 

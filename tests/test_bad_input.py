@@ -169,8 +169,6 @@ CASES = [
     Case("to-tab", ["add", "{root}/a.npy", "--to", "/a\tb"], ["a tab"]),
     Case("to-NUL", ["add", "{root}/a.npy", "--to", "/a\0b"], ["a NUL character"]),
     Case("to-a-dataset", ["add", "{root}/a.npy", "--to", "/x"], ["/x is a dataset"]),
-    Case("to-sources-name", ["add", "{root}/a.npy", "--to", "/g/_h5vc_sources"], ["_h5vc_sources"]),
-    Case("category-folder-sources-name", ["add", "{root}/cats", "--to", "/c"], ["_h5vc_sources"]),
     Case("add-missing-file", ["add", "{root}/nope.npy"], ["nope.npy does not exist"]),
     Case("add-corrupt-png", ["add", "{root}/bad.png", "--to", "/img"], ["bad.png", "--skip-bad"]),
     Case("add-empty-folder", ["add", "{root}/empty"], ["holds no files to import"]),

@@ -67,7 +67,8 @@ def test_round_trip_numbers_and_text(store, tmp_path):
     src = write(tmp_path / "a.csv", HEADER + "\n".join(ROWS_A) + "\n")
     res = store.add([src], to="/sensors", message="a")
     g = store.file["sensors"]
-    assert set(g) == {"time", "site", "temp", "count", "ok", "label", "_h5vc_sources"}
+    assert set(g) == {"time", "site", "temp", "count", "ok", "label"}  # provenance is in /.h5vc
+    assert set(store.sources("/sensors")["/sensors"]) == {"a.csv"}
     assert g["temp"].dtype == np.float64 and g["temp"][()].tolist() == [20.5, -1.25, 1000.0]
     assert g["count"].dtype == np.int64 and g["count"][()].tolist() == [3, 4, 5]
     assert g["ok"].dtype == np.bool_ and g["ok"][()].tolist() == [True, False, True]
@@ -224,8 +225,7 @@ def test_skip_bad_lists_corrupt_files_and_imports_the_rest(store, tmp_path):
     assert "encoding" in result.stderr  # the latin-1 file says how to read it
     with Repository.open(store.path) as r:
         assert r.file["x/a"][()].tolist() == [1, 2]
-        assert [p.decode() if isinstance(p, bytes) else p
-                for p in r.file["x/_h5vc_sources"]["path"]] == ["in/good.csv"]
+        assert list(r.sources("/x")["/x"]) == ["in/good.csv"]
     # the encoding option reads the latin-1 file
     with Repository.open(store.path) as r:
         r.add([folder / "latin.csv"], to="/x", message="latin", options={"encoding": "latin-1"})

@@ -264,7 +264,7 @@ def test_category_from_none(tmp_path: Path, store: Path, pets) -> None:
              "--store", store)
     assert r.exit_code == 0, r.output
     with Repository.open(store) as repo:
-        assert set(repo.file["/all"].keys()) == {"images", "names", "_h5vc_sources"}
+        assert set(repo.file["/all"].keys()) == {"images", "names"}
         ds = repo.file["/all/images"]
         assert ds.shape == (5, 10, 12, 3)
         for i, rel in enumerate(names(repo.file["/all/names"])):
@@ -333,9 +333,8 @@ def test_multipage_tiff_imports_every_page(tmp_path: Path, store: Path) -> None:
         assert ds.shape == (6, 10, 12, 3) and ds.chunks == (1, 10, 12, 3)
         for i, want in enumerate([single, *pages, *lzw]):
             np.testing.assert_array_equal(ds[i], want)
-        prov = repo.file["/s/_h5vc_sources"][()]
-        assert sorted(p.decode() for p in prov["path"]) == ["scope/one.png", "scope/stack.tif",
-                                                            "scope/z.tiff"]  # files, not frames
+        prov = repo.sources("/s")["/s"]
+        assert sorted(prov) == ["scope/one.png", "scope/stack.tif", "scope/z.tiff"]  # files, not frames
         assert repo.status().clean
 
 
@@ -463,8 +462,8 @@ def test_large_stack_in_parts_and_a_bad_page_is_taken_back(tmp_path: Path, store
         assert ds.shape == (8, 10, 12, 3)  # the first pages of s.tif were written, then taken back
         for i, want in enumerate([a, b, *good, z]):
             np.testing.assert_array_equal(ds[i], want)
-        prov = repo.file["/lab/_h5vc_sources"][()]
-        assert "lab/s.tif" not in {p.decode() for p in prov["path"]}
+        prov = repo.sources("/lab")["/lab"]
+        assert "lab/s.tif" not in prov and "lab/good.tif" in prov
         assert repo.status(verify=True).clean
 
 

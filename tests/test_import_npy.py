@@ -46,8 +46,9 @@ def test_add_by_category_with_attributes_is_one_commit(files: Path, store: Path)
         assert f["/features"].attrs["source"] == "lab2" and f["/features"].attrs["n"] == 3
         ds = f["/features/a/x"]
         assert ds.maxshape == (None, 3) and ds.chunks is not None and ds.compression == "gzip"
-        prov = f["/features/_h5vc_sources"][()]
-        assert sorted(p.decode() for p in prov["path"]) == sorted(r.imported)
+        prov = repo.sources("/features")["/features"]
+        assert sorted(prov) == sorted(r.imported)
+        assert all(p.size > 0 and len(p.hash) == 32 and p.time for p in prov.values())
         assert repo.status(verify=True).clean
         assert len(list(repo.log())) == 2
 
@@ -175,7 +176,8 @@ def test_ls_tree(files: Path, store: Path) -> None:
     r = runner.invoke(app, ["ls", "/f", "-s", str(store)])
     assert r.exit_code == 0
     lines = r.output.splitlines()
-    assert lines[0].startswith("f/  (2 groups, 3 datasets)") and "site=lab" in lines[0]
+    assert lines[0].startswith("f/  (2 groups, 2 datasets)") and "site=lab" in lines[0]
+    assert "_h5vc_sources" not in r.output  # provenance is in /.h5vc, not among the datasets
     assert "    x  4 x 3  float64" in lines
     r = runner.invoke(app, ["ls", "/nope", "-s", str(store)])
     assert r.exit_code == 1 and "does not exist" in r.output
@@ -240,7 +242,7 @@ def test_non_utf8_file_name(tmp_path: Path, store: Path) -> None:
     r = runner.invoke(app, ["add", str(d), "-s", str(store), "-m", "m", "--to", "/n", "--skip-bad"])
     assert r.exit_code == 0 and "not valid UTF-8" in r.output
     with h5py.File(store, "r") as f:
-        assert f["/n/ok"][()].tolist() == [0, 1] and list(f["/n"].keys()) == ["_h5vc_sources", "ok"]
+        assert f["/n/ok"][()].tolist() == [0, 1] and list(f["/n"].keys()) == ["ok"]
 
 
 def test_blosc_store_is_versioned_by_a_fresh_process(files: Path, store: Path) -> None:

@@ -177,7 +177,7 @@ def test_links_inside_the_folder_work_as_before(tmp_path: Path, store: Path, pho
         assert sorted(res.imported) == sorted([*photos["want"], "photos/cat/alias.png",
                                                "photos/dog/cat1.png"])
         f = repo.file
-        assert set(f["/train"].keys()) == {"cat", "dog", "_h5vc_sources"}
+        assert set(f["/train"].keys()) == {"cat", "dog"}
         got = names(f["/train/cat/names"])
         assert got == ["photos/cat/0.png", "photos/cat/1.png", "photos/cat/alias.png"]
         np.testing.assert_array_equal(f["/train/cat/images"][2], photos["want"]["photos/cat/0.png"])
@@ -284,7 +284,7 @@ def dump():
         if target not in f:
             return None
         def visit(name, obj):
-            if not isinstance(obj, h5py.Dataset) or name.endswith("_h5vc_sources"):
+            if not isinstance(obj, h5py.Dataset):
                 return
             data = obj[()]
             text = h5py.check_string_dtype(obj.dtype)
