@@ -121,8 +121,14 @@ class Layout:
     def __init__(self, f: h5py.File) -> None:
         self.f = f
         try:
-            self.g = f[META]
-        except KeyError:
+            # the low-level opens: h5py's generic lookup costs as much again, at every open
+            self.g = h5py.Group(h5py.h5g.open(f.id, META.encode()))
+        except (KeyError, TypeError, ValueError):
+            try:
+                self.g = f[META]  # not a group, or damaged: the generic way says what it is
+            except KeyError:
+                self.g = None  # type: ignore[assignment]
+        if self.g is None:
             raise NotARepositoryError(
                 f"{f.filename} is an HDF5 file but not an h5vc store; run `h5vc init {f.filename}`"
             ) from None
@@ -133,7 +139,10 @@ class Layout:
             if version is None:
                 raise KeyError("no format_version")
             version = int(version)
-            self.journal = self.g["journal"]
+            try:
+                self.journal = h5py.Dataset(h5py.h5d.open(self.g.id, b"journal"))
+            except (KeyError, TypeError, ValueError):
+                self.journal = self.g["journal"]
         except (KeyError, TypeError, ValueError) as e:
             raise IntegrityError(
                 f"/{META} in {f.filename} is damaged ({e}); restore the file from a backup"
@@ -342,10 +351,9 @@ class Layout:
         over. IntegrityError when slots exist and none is valid.
         """
         hint = self._load_live()["seq"].get(name)
-        if hint is not None:  # the slot written last: one read when it is sound
-            ds = child(self.g, f"{name}.{int(hint) % 2}")
-            if isinstance(ds, h5py.Dataset):
-                raw = ds[()].tobytes()
+        if hint is not None:  # the slot written last: one low-level read when it is sound
+            raw = self._slot_bytes(f"{name}.{int(hint) % 2}")
+            if raw is not None:
                 got = _parse_record(raw)
                 if got is not None and got[0] == int(hint):
                     self._seq[name] = got[0]
@@ -378,6 +386,21 @@ class Layout:
             self._seq[name] = got[0]
             return got[1], len(raw)
         raise IntegrityError(f"/{META}/{name} is damaged in {self.f.filename}")
+
+    def _slot_bytes(self, key: str) -> bytes | None:
+        """The bytes of record slot ``key`` read at the low level (h5py's object lookup and
+        generic read cost more than the read), or None when it cannot be read so."""
+        try:
+            dsid = h5py.h5d.open(self.g.id, key.encode())
+            n = dsid.shape
+            if len(n) != 1 or dsid.dtype != np.uint8:
+                return None
+            buf = np.empty(n[0], dtype=np.uint8)
+            if n[0]:
+                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, buf)
+            return buf.tobytes()
+        except _READ_ERRORS:
+            return None
 
     def _read_legacy(self, name: str) -> tuple[Any, int]:
         """A format-1 blob: plain JSON rewritten in place."""
