@@ -33,7 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import emit_json, median, ms, print_table, progress, ratio  # noqa: E402
 
-from h5vc import Repository, gitlink  # noqa: E402
+from h5vc import Repository  # noqa: E402
+from h5vc.git import link as gitlink
 
 H5VC = [sys.executable, "-m", "h5vc"]
 

@@ -55,18 +55,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .hookspecs import hookimpl
-    from .importing import Batch, ImportContext, Importer, ImporterOption, Source
+    from .importing.api import Batch, ImportContext, Importer, ImporterOption, Source
+    from .importing.hookspecs import hookimpl
     from .repository import CheckoutResult, Commit, Repository, Status
     from .transaction import ConversionWarning, Transaction
 
 _LAZY = {
-    "hookimpl": "hookspecs",
+    "hookimpl": "importing.hookspecs",
     "Repository": "repository", "Commit": "repository", "Status": "repository",
     "CheckoutResult": "repository", "Transaction": "transaction",
     "ConversionWarning": "transaction",
-    "Importer": "importing", "Batch": "importing", "Source": "importing",
-    "ImportContext": "importing", "ImporterOption": "importing",
+    "Importer": "importing.api", "Batch": "importing.api", "Source": "importing.api",
+    "ImportContext": "importing.api", "ImporterOption": "importing.api",
 }
 
 

@@ -21,7 +21,7 @@ from .errors import InvalidInputError
 
 __all__ = ["HISTORY_GROUP", "check_text", "normalize_path", "quoted", "shown"]
 
-HISTORY_GROUP = ".h5vc"  # h5vc.format.META, the hidden group that holds the history
+HISTORY_GROUP = ".h5vc"  # h5vc.engine.format.META, the hidden group that holds the history
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what breaks a line, or a terminal
 _CONTROL_NAMES = {"\x00": "a NUL character", "\n": "a newline", "\r": "a carriage return",

@@ -7,7 +7,7 @@ on::
     store = "data.h5"
     commit = "<h5vc commit id>"
 
-The repository keeps it naming HEAD; :mod:`h5vc.gitlink` reads it to bring stores to the
+The repository keeps it naming HEAD; :mod:`h5vc.git.link` reads it to bring stores to the
 commit the checked-out code expects. Nothing here runs git.
 """
 

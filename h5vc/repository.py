@@ -18,6 +18,18 @@ import h5py
 import xxhash
 
 from .crashpoints import crash_point
+from .engine.format import META, TRAILER, Frame, Layout, canonical_json
+from .engine.hashing import decode_value, dtype_key
+from .engine.hdf5lib import extend_to_eof
+from .engine.lock import StoreLock, probe_readers
+from .engine.objects import RestoreReport, restore
+from .engine.provenance import Provenance, legacy_sources
+from .engine.rows import live_hash, read_rows
+from .engine.scan import materialize, object_filters, read_attrs, scan
+from .engine.space import disk_full, ensure_space
+from .engine.space import forget as forget_reserved
+from .engine.stamp import is_sealed, seal, seal_seconds, sealed_second
+from .engine.state import State, apply_changes, block_rows, empty_state, is_below, summary_line, utc_now
 from .errors import (
     DataLossError,
     DirtyStoreError,
@@ -30,20 +42,10 @@ from .errors import (
     NotFoundError,
     ReadOnlyError,
 )
-from .format import META, TRAILER, Frame, Layout, canonical_json
-from .gitenv import git_identity, git_or_none, ignore_store, is_ignored, is_tracked
-from .hdf5lib import extend_to_eof
-from .lock import StoreLock, probe_readers
-from .objects import RestoreReport, restore
+from .git.env import git_identity, git_or_none, ignore_store, is_ignored, is_tracked
 from .paths import check_text, normalize_path, shown
 from .pointer import pointer_path, read_pointer, write_pointer
-from .provenance import Provenance, legacy_sources
 from .refs import check_ref_name, parse_rev, resolve_base
-from .scan import materialize, read_attrs, scan
-from .space import disk_full, ensure_space
-from .space import forget as forget_reserved
-from .stamp import is_sealed, seal, seal_seconds, sealed_second
-from .state import State, apply_changes, empty_state, is_below, summary_line, utc_now
 from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
 from .verify import verify as _verify
@@ -151,7 +153,7 @@ def _check_snapshot(snap: Any, journal_len: int) -> None:
 
 
 class _Seal:
-    """Whether a session can vouch for the store's committed rows (see :mod:`h5vc.stamp`).
+    """Whether a session can vouch for the store's committed rows (see :mod:`h5vc.engine.stamp`).
 
     ``trusted``: every committed row in the file is as HEAD records it, apart from changes a
     metadata scan sees (the seal was intact at open, or this session rehashed or rewrote
@@ -509,7 +511,7 @@ class Repository:
                 lock.release()
             raise
         try:
-            short = extend_to_eof(f)  # a flush cut short by a kill (see h5vc/hdf5lib.py)
+            short = extend_to_eof(f)  # a flush cut short by a kill (see h5vc/engine/hdf5lib.py)
             repo = cls(f, p, lock, sealing)
             if short:
                 if repo._writable:
@@ -1275,11 +1277,6 @@ class Repository:
         values cannot be read, nor overwritten (HDF5 frees the old values first). Its rows that
         still match the commit are preserved, and the dataset is deleted: restore makes it
         again from preserved rows."""
-        from .hashing import dtype_key
-        from .rows import live_hash, read_rows
-        from .scan import object_filters
-        from .state import block_rows, is_below
-
         for p, node in goal.items():
             if node["k"] != "d" or not any(is_below(p, t) for t in tops) or p not in self._f:
                 continue
@@ -1304,10 +1301,21 @@ class Repository:
 
     # -- browsing ------------------------------------------------------------------------
 
+    @staticmethod
+    def is_store(path: str | os.PathLike[str]) -> bool:
+        """True when ``path`` is an HDF5 file holding an h5vc history (nothing is locked or
+        written; False for anything that cannot be read as one)."""
+        p = Path(path)
+        if not p.is_file() or not _looks_like_hdf5(p):
+            return False
+        try:
+            with h5py.File(p, "r") as f:
+                return f.id.links.exists(META.encode())
+        except (OSError, ValueError):
+            return False
+
     def tree(self, path: str = "/") -> dict[str, Any]:
         """The groups and datasets under ``path``: names, shapes, dtypes, attributes."""
-        from .hashing import decode_value
-
         try:
             p = normalize_path(path)
         except InvalidInputError:
@@ -1366,7 +1374,7 @@ class Repository:
 
         Returns an :class:`h5vc.importing.AddResult`. See ``h5vc add --help`` for the options.
         """
-        from .importing import run_import
+        from .importing.pipeline import run_import
 
         if not dry_run:
             self._require_writable()

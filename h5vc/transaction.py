@@ -16,14 +16,23 @@ import h5py
 import numpy as np
 
 from .crashpoints import crash_point
+from .engine.hashing import dtype_key, encode_value, rows_hash, text_rows_hash
+from .engine.objects import preserve_ranges, restore, set_attrs
+from .engine.rows import row_slices, write_rows
+from .engine.scan import attr_changes, dataset_meta, materialize, read_attrs, scan
+from .engine.space import disk_full, ensure_space
+from .engine.state import (
+    ROOT,
+    apply_changes,
+    block_rows,
+    is_below,
+    parent_of,
+    row_bytes,
+    split_blocks,
+    utc_now,
+)
 from .errors import DirtyStoreError, DiskFullError, InvalidInputError, NotFoundError
-from .hashing import dtype_key, encode_value, rows_hash, text_rows_hash
-from .objects import preserve_ranges, restore, set_attrs
 from .paths import check_text
-from .rows import row_slices, write_rows
-from .scan import attr_changes, dataset_meta, materialize, read_attrs, scan
-from .space import disk_full, ensure_space
-from .state import ROOT, apply_changes, block_rows, is_below, parent_of, row_bytes, split_blocks, utc_now
 
 __all__ = ["ConversionWarning", "Transaction", "TxAttrs", "TxDataset", "TxGroup"]
 
@@ -744,7 +753,7 @@ class TxDataset(_TxObject):
 
     def _make_resizable(self) -> h5py.Dataset:
         """Rewrite a contiguous or size-capped dataset as chunked, unlimited on axis 0."""
-        from .objects import create_dataset
+        from .engine.objects import create_dataset
 
         tx = self._tx
         p = self.name

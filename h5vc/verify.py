@@ -21,12 +21,12 @@ import h5py
 import numpy as np
 import xxhash
 
+from .engine.format import TRAILER, Frame, Layout
+from .engine.hashing import dtype_key, rows_hash, rows_hash_parts
+from .engine.rows import as_0d, live_hash, row_slices
+from .engine.scan import dataset_meta
+from .engine.state import State, apply_changes, empty_state
 from .errors import H5vcError, IntegrityError
-from .format import TRAILER, Frame, Layout
-from .hashing import dtype_key, rows_hash, rows_hash_parts
-from .rows import as_0d, live_hash, row_slices
-from .scan import dataset_meta
-from .state import State, apply_changes, empty_state
 
 
 class RepositoryLike(Protocol):

@@ -27,9 +27,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from h5vc import IntegrityError, InvalidInputError, Repository, gitlink
-from h5vc import scan as scan_mod
+from h5vc import IntegrityError, InvalidInputError, Repository
 from h5vc.cli import app
+from h5vc.engine import scan as scan_mod
+from h5vc.git import link as gitlink
 
 runner = CliRunner()
 
@@ -645,8 +646,8 @@ def test_attribute_hdf5_would_refuse_is_refused_at_commit(tmp_path: Path,
 
 def test_restore_error_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Should HDF5 refuse an attribute at checkout all the same, the error is an H5vcError."""
-    from h5vc.objects import set_attrs
-    from h5vc.scan import read_attrs
+    from h5vc.engine.objects import set_attrs
+    from h5vc.engine.scan import read_attrs
 
     path = tmp_path / "e.h5"
     with h5py.File(path, "w") as f:
@@ -698,7 +699,8 @@ def test_paths_are_normalised_once(world: World) -> None:
 
 
 def test_fast_path_still_caches(world: World) -> None:
-    from h5vc import format, paths, transaction
+    from h5vc import paths, transaction
+    from h5vc.engine import format
 
     assert paths.HISTORY_GROUP == format.META
 

@@ -288,7 +288,7 @@ def assert_same(a: np.ndarray, b: np.ndarray) -> None:
 # -- 1, 9: the user story, branches both ways, fast-forward merge -----------------------------
 
 def test_user_story_branches_and_merge(sb: Sandbox, spec: SpecChecks) -> None:
-    from h5vc import gitlink
+    from h5vc.git import link as gitlink
 
     p = git_repo(sb, "proj")
     make_h5(p.store, 10, 0)
@@ -891,7 +891,7 @@ def test_author_from_git_identity(sb: Sandbox, spec: SpecChecks, monkeypatch: py
 # -- 14: bad input ----------------------------------------------------------------------------
 
 def test_bad_input(sb: Sandbox) -> None:
-    from h5vc import gitlink
+    from h5vc.git import link as gitlink
 
     nogit = sb.root / "nogit"
     nogit.mkdir()

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from h5vc import InvalidInputError, ReadOnlyError, Repository, gitlink
+from h5vc import InvalidInputError, ReadOnlyError, Repository
 from h5vc.cli import app
+from h5vc.git import link as gitlink
 
 GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL")
 

@@ -196,7 +196,7 @@ def test_only_bad_new_files_with_skip_bad_is_not_an_error(files: Path, store: Pa
 
 
 def test_vlen_rows_given_as_a_list_stay_one_dimensional(tmp_path: Path, store: Path) -> None:
-    from h5vc.importing import Batch, ImportContext, _write_batch
+    from h5vc.importing.pipeline import Batch, ImportContext, _write_batch
 
     with Repository.open(store) as repo:
         with repo.transaction("vlen") as tx:

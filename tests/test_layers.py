@@ -1,5 +1,6 @@
-"""The package's imports only go down: no module of h5vc/ reaches, directly or through others,
-a module that imports it.
+"""The package's imports only go down: every module belongs to a layer (docs/design.md,
+"Modules and their layers"), imports only modules of its own layer or of layers below, and no
+module reaches, directly or through others, a module that imports it.
 
 Every import counts: at the top of a module, inside a function (a lazy import for start-up
 speed is still a dependency), and under ``TYPE_CHECKING``. The graph is read from the source
@@ -50,7 +51,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
             continue
         for t in targets:
             while t and t not in known:
-                t = t.rpartition(".")[0]  # h5vc.rows.as_0d -> h5vc.rows
+                t = t.rpartition(".")[0]  # h5vc.engine.rows.as_0d -> h5vc.engine.rows
             if t and t != name:
                 out.add(t)
     return out
@@ -102,10 +103,54 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_is_read() -> None:
     g = graph()
     # a few edges that must be seen, or the test would pass for a reader that sees nothing
-    assert "h5vc.rows" in g["h5vc.format"]
-    assert "h5vc.repository" in g["h5vc.gitlink"]
-    assert "h5vc.format" in g["h5vc.scan"]
+    assert "h5vc.engine.rows" in g["h5vc.engine.format"]
+    assert "h5vc.repository" in g["h5vc.git.link"]
+    assert "h5vc.engine.format" in g["h5vc.engine.scan"]
     assert "h5vc.transaction" in g["h5vc.repository"]  # imported inside a function
+    assert "h5vc.importing.registry" in g["h5vc.cli.app"]  # `from ..importing import registry`
+
+
+# lowest first; a name ending in ".*" stands for every module below that package
+LAYERS: list[tuple[str, list[str]]] = [
+    ("foundations", ["h5vc.errors", "h5vc.version", "h5vc.crashpoints", "h5vc.paths",
+                     "h5vc.refs"]),
+    ("engine", ["h5vc.engine", "h5vc.engine.*"]),
+    ("around the repository", ["h5vc.pointer", "h5vc.git", "h5vc.git.env"]),
+    ("operations on the history", ["h5vc.transaction", "h5vc.verify", "h5vc.importing",
+                                   "h5vc.importing.*"]),
+    ("facade", ["h5vc.repository"]),
+    ("git link", ["h5vc.git.link"]),
+    ("command line", ["h5vc.cli", "h5vc.cli.*", "h5vc.__main__"]),
+    ("package", ["h5vc"]),
+]
+
+
+def layer_of(module: str) -> int | None:
+    for i, (_name, members) in enumerate(LAYERS):
+        for m in members:
+            if module == m or (m.endswith(".*") and module.startswith(m[:-1])):
+                return i
+    return None
+
+
+def test_every_module_has_a_layer() -> None:
+    missing = sorted(m for m in graph() if layer_of(m) is None)
+    assert not missing, f"modules in no layer (add them to LAYERS and docs/design.md): {missing}"
+
+
+def test_imports_only_go_down() -> None:
+    up = sorted(f"{a} ({LAYERS[layer_of(a)][0]}) imports {b} ({LAYERS[layer_of(b)][0]})"
+                for a, deps in graph().items() for b in deps
+                if layer_of(a) is not None and layer_of(b) is not None
+                and layer_of(b) > layer_of(a))  # type: ignore[operator]
+    assert not up, "imports that go up: " + "; ".join(up)
+
+
+def test_engine_knows_no_repository_git_or_importers() -> None:
+    g = graph()
+    for m, deps in g.items():
+        if m.startswith("h5vc.engine"):
+            assert all(d.startswith("h5vc.engine") or layer_of(d) == 0 for d in deps), (m, deps)
 
 
 def test_no_import_cycles() -> None:
@@ -118,7 +163,7 @@ def test_cycle_finder_finds_cycles() -> None:
     assert cycles(g) == [["a", "b", "c"]]
 
 
-@pytest.mark.parametrize("module", ["h5vc.errors", "h5vc.state", "h5vc.version",
+@pytest.mark.parametrize("module", ["h5vc.errors", "h5vc.engine.state", "h5vc.version",
                                     "h5vc.crashpoints"])
 def test_foundations_import_no_other_module(module: str) -> None:
     assert graph()[module] == set()

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from h5vc import PluginError, Repository, plugins
+from h5vc import PluginError, Repository
 from h5vc.cli import app
+from h5vc.importing import registry as plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,7 +145,7 @@ def test_rows_of_a_file_found_bad_halfway_are_taken_back(streaming, tmp_path: Pa
 
 
 def test_a_table_that_lost_a_column_is_refused(tmp_path: Path) -> None:
-    from h5vc.importing import Batch, _write_batch
+    from h5vc.importing.pipeline import Batch, _write_batch
 
     with Repository.init(tmp_path / "s.h5") as repo:
         with repo.transaction("t") as tx:

@@ -1,7 +1,7 @@
 """Property test: random git histories over a store; every git commit's data comes back.
 
 A hypothesis state machine records data (appends, attribute changes) with h5vc and code with
-git on random branches, switches branches (git itself, then :func:`h5vc.gitlink.sync`, which
+git on random branches, switches branches (git itself, then :func:`h5vc.git.link.sync`, which
 is what the post-checkout hook runs), leaves uncommitted changes in the way and forces them
 out. After every switch the store, read with plain h5py, must equal what was recorded for
 that git commit, whatever was recorded on other branches in between, detached or not.
@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from h5vc import Repository, gitlink
+from h5vc import Repository
+from h5vc.git import link as gitlink
 
 settings.register_profile(
     "h5vc-git-default", max_examples=20, stateful_step_count=15, deadline=None,

@@ -22,7 +22,7 @@ import xxhash
 from PIL import Image
 
 from h5vc import Repository
-from h5vc.format import META
+from h5vc.engine.format import META
 
 H5VC = [sys.executable, "-m", "h5vc"]
 DATA = Path(__file__).parent / "data"

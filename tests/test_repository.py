@@ -17,7 +17,7 @@ from h5vc import (
     NotFoundError,
     Repository,
 )
-from h5vc.format import FORMAT_VERSION
+from h5vc.engine.format import FORMAT_VERSION
 
 
 def test_init_adopts_existing_file_as_first_commit(repo: Repository, sensor_file: Path) -> None:
@@ -331,7 +331,7 @@ def test_one_transaction_at_a_time(repo: Repository) -> None:
 
 
 def test_large_ranges_are_hashed_and_converted_in_slices(tmp_path: Path, monkeypatch) -> None:
-    import h5vc.rows as scan_mod
+    import h5vc.engine.rows as scan_mod
 
     data = np.arange(3000, dtype="f8").reshape(1000, 3)
     hashes = []
@@ -354,7 +354,7 @@ def test_large_ranges_are_hashed_and_converted_in_slices(tmp_path: Path, monkeyp
 
 def test_interrupted_commit_leaves_uncommitted_changes(repo: Repository, sensor_file: Path,
                                                        monkeypatch) -> None:
-    from h5vc.format import Layout
+    from h5vc.engine.format import Layout
 
     head = repo.head
 
@@ -391,8 +391,8 @@ def test_text_rows_are_hashed_as_stored(repo: Repository) -> None:
 
 
 def test_one_huge_range_is_preserved_and_restored_in_slices(tmp_path: Path, monkeypatch) -> None:
-    import h5vc.objects as objects_mod
-    import h5vc.rows as scan_mod
+    import h5vc.engine.objects as objects_mod
+    import h5vc.engine.rows as scan_mod
 
     monkeypatch.setattr(objects_mod, "RUN_BYTES", 256)  # the dataset's one range is "huge"
     monkeypatch.setattr(scan_mod, "SLICE_BYTES", 100)

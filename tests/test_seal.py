@@ -1,6 +1,6 @@
 """Rows rewritten in place by another program are caught by plain status and commit.
 
-h5vc seals the store file's modification time after its own writes (h5vc/stamp.py); a file
+h5vc seals the store file's modification time after its own writes (h5vc/engine/stamp.py); a file
 whose seal is broken has its committed rows rehashed, so an in-place rewrite, which no
 metadata shows, is still found. These tests write the file the way users do (plain h5py, in
 this process or another, right after h5vc wrote it) and check what ``status`` and
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from h5vc import DataLossError, Repository
-from h5vc.stamp import is_sealed
+from h5vc.engine.stamp import is_sealed
 
 H5VC = [sys.executable, "-m", "h5vc"]
 

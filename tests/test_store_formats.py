@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from h5vc import Repository
-from h5vc.format import META, Layout
+from h5vc.engine.format import META, Layout
 
 H5VC = [sys.executable, "-m", "h5vc"]
 FORMAT1 = Path(__file__).parent / "data" / "format1.h5"

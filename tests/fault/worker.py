@@ -256,7 +256,7 @@ def apply_import(model: Model, target: str, imp: dict[str, Any]) -> None:
                 model[p]["data"] = cat(model[p]["data"], arr)
             else:
                 model[p] = dataset(arr)
-    from h5vc.format import FORMAT_VERSION
+    from h5vc.engine.format import FORMAT_VERSION
 
     if FORMAT_VERSION >= 3:
         return  # provenance is in /.h5vc (the h5vc under test is this one, or newer)
@@ -801,7 +801,7 @@ def serve() -> None:
     import atexit
 
     import h5vc.cli  # noqa: F401 - imported here, once, for every child
-    from h5vc import plugins
+    from h5vc.importing import registry as plugins
 
     try:
         plugins.importers()

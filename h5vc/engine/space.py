@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import DiskFullError
+from ..errors import DiskFullError
 
 __all__ = ["MARGIN", "disk_full", "ensure_space"]
 

@@ -31,8 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import H5vcError, InvalidInputError, NotFoundError
-from .gitenv import (
+from ..engine.state import summary_line
+from ..errors import H5vcError, InvalidInputError, NotFoundError
+from ..paths import quoted, shown
+from ..pointer import Pointer, load_toml, pointer_path, read_pointer, write_pointer
+from ..repository import Repository
+from .env import (
     find_work_tree,
     git_identity,
     git_or_none,
@@ -44,10 +48,6 @@ from .gitenv import (
     open_git,
     pointer_files,
 )
-from .paths import quoted, shown
-from .pointer import Pointer, load_toml, pointer_path, read_pointer, write_pointer
-from .repository import Repository
-from .state import summary_line
 
 if TYPE_CHECKING:
     import git

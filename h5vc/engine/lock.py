@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import LockedError, ReadOnlyError
+from ..errors import LockedError, ReadOnlyError
 
 __all__ = ["LOCK_SUFFIX", "StoreLock", "lock_path", "probe_readers"]
 

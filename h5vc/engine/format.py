@@ -35,8 +35,8 @@ import h5py
 import numpy as np
 import xxhash
 
-from .crashpoints import crash_point
-from .errors import FormatVersionError, IntegrityError, NotARepositoryError
+from ..crashpoints import crash_point
+from ..errors import FormatVersionError, IntegrityError, NotARepositoryError
 from .hashing import encode_dtype
 from .hdf5lib import flush_object
 from .rows import as_0d, row_slices, write_rows
@@ -510,7 +510,7 @@ class Layout:
 
     @property
     def clean_seal(self) -> int | None:
-        """The second of the seal (see :mod:`h5vc.stamp`) that a session knowing the store
+        """The second of the seal (see :mod:`h5vc.engine.stamp`) that a session knowing the store
         equal to HEAD set as it closed: while the file carries that seal, it still is."""
         value = self._load_live().get("clean")
         return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import NotARepositoryError
-from .lock import lock_path
-from .pointer import POINTER_SUFFIX
+from ..engine.lock import lock_path
+from ..errors import NotARepositoryError
+from ..pointer import POINTER_SUFFIX
 
 if TYPE_CHECKING:
     import git

@@ -36,7 +36,7 @@ def ensure_filter(code: int) -> None:
 
 
 def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
-    """(meta, rows) of a live dataset; see :mod:`h5vc.state` for what meta holds."""
+    """(meta, rows) of a live dataset; see :mod:`h5vc.engine.state` for what meta holds."""
     shape = ds.shape
     dt = ds.dtype
     if shape is None:
@@ -100,11 +100,11 @@ def object_filters(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
-    """The attributes of ``obj``, encoded (see :func:`h5vc.hashing.encode_value`).
+    """The attributes of ``obj``, encoded (see :func:`h5vc.engine.hashing.encode_value`).
 
     A large attribute (over 32 KiB) is created once more, from its encoding, in a scratch
     in-memory file, on a group like those h5vc makes to hold one (version-2 header, see
-    :func:`h5vc.objects.set_attrs`): one that HDF5 would refuse to create there could be
+    :func:`h5vc.engine.objects.set_attrs`): one that HDF5 would refuse to create there could be
     committed but never checked out again, so it is refused now, as :class:`InvalidInputError`
     naming the object and the attribute. Each kind of attribute is tried once per process.
     """
@@ -125,7 +125,7 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
             size = 0
         if size <= 32 << 10:
             continue
-        from .errors import InvalidInputError
+        from ..errors import InvalidInputError
         from .hashing import decode_value
 
         tried: dict[Any, str | None] = read_attrs.__dict__.setdefault("tried", {})

@@ -1,7 +1,7 @@
 """Provenance: which files ``h5vc add`` imported into a group.
 
 It is recorded in /.h5vc, as a ``sources`` change of the importing commit folded into the
-state (see :mod:`h5vc.state`), so it follows checkouts like the content it describes and
+state (see :mod:`h5vc.engine.state`), so it follows checkouts like the content it describes and
 never appears among the user's datasets. Stores written before that kept it in a dataset
 ``_h5vc_sources`` inside each target group; those are read as they are, and the next import
 into such a group moves their rows into /.h5vc and deletes the dataset in its commit.

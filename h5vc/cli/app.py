@@ -15,10 +15,10 @@ import click
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from .errors import H5vcError, InvalidInputError, NotARepositoryError
+from ..errors import H5vcError, InvalidInputError, NotARepositoryError
 
 if TYPE_CHECKING:
-    from .repository import Commit, Repository
+    from ..repository import Commit, Repository
 
 class _ErrorBoundary(TyperGroup):
     """Turns every H5vcError into one ``Error: ...`` line on stderr and exit code 1."""
@@ -45,7 +45,7 @@ class _ErrorBoundary(TyperGroup):
             # HDF5 reading damaged bytes, or a full disk: one line, never a traceback
             if os.environ.get("H5VC_DEBUG"):
                 raise
-            from .space import disk_full
+            from ..engine.space import disk_full
 
             text = (str(e).splitlines() or [type(e).__name__])[0].strip()
             if disk_full(e):
@@ -107,18 +107,9 @@ def find_store(folder: Path) -> Path:
 
 
 def _is_store(p: Path) -> bool:
-    import h5py
+    from ..repository import Repository
 
-    from .format import META
-    from .repository import _looks_like_hdf5
-
-    if not _looks_like_hdf5(p):
-        return False
-    try:
-        with h5py.File(p, "r") as f:
-            return META in f
-    except OSError:
-        return False
+    return Repository.is_store(p)
 
 
 _WAIT = [0.0]  # --wait SECONDS (before the command), or $H5VC_WAIT
@@ -147,13 +138,13 @@ def _options(
 def _open(store: Path | None, *, write: bool, recover: bool = True) -> Repository:
     import os
 
-    from .repository import Repository
+    from ..repository import Repository
 
     path = store if store is not None else find_store(Path.cwd())
     if write:
         repo = Repository.open(path, mode="r+", wait=_WAIT[0], recover=recover)
     else:
-        from .repository import TruncatedStoreError
+        from ..repository import TruncatedStoreError
 
         try:
             repo = Repository.open(path, mode="r")
@@ -166,7 +157,7 @@ def _open(store: Path | None, *, write: bool, recover: bool = True) -> Repositor
             repo = Repository.open(path, mode="r")
         if repo.pending and recover and os.access(path, os.W_OK):
             # what a killed process left is finished or undone by any command that can write
-            from .errors import LockedError
+            from ..errors import LockedError
 
             repo.close()
             try:
@@ -187,14 +178,14 @@ def _echo_recovered(notes: list[str]) -> None:
 
 
 def _relative(p: Path) -> str:
-    from .gitlink import shown
+    from ..git.link import shown
 
     return shown(p)
 
 
 def _pointer_note(repo: Repository, short_id: str) -> None:
     """After HEAD moved: the pointer file followed; git will see it changed."""
-    from .gitlink import quoted
+    from ..git.link import quoted
 
     if repo.pointer is not None:
         typer.echo(f"{_relative(repo.pointer)} now names {short_id}: commit it with your code "
@@ -210,7 +201,7 @@ def _echo_json(obj: Any) -> None:
 def _value_repr(enc: dict[str, Any] | None) -> str:
     if enc is None:
         return "-"
-    from .hashing import decode_value
+    from ..engine.hashing import decode_value
 
     arr, dt, shape = decode_value(enc)
     if shape is None:
@@ -273,7 +264,7 @@ def init(
         "PATH is in a git work tree, which also gets PATH added to its .gitignore).")] = None,
 ) -> None:
     """Create a store, or adopt an existing HDF5 file (its content becomes the first commit)."""
-    from .repository import Repository
+    from ..repository import Repository
 
     existed = path.exists()
     with Repository.init(path, message=message, pointer=pointer) as repo:
@@ -284,7 +275,7 @@ def init(
         for note in repo.git_notes:
             typer.echo(note[0].upper() + note[1:])
         if repo.pointer is not None and repo.in_git:
-            from .gitlink import quoted
+            from ..git.link import quoted
 
             track = [repo.pointer]
             if any(n.startswith("ignored") for n in repo.git_notes):
@@ -521,7 +512,7 @@ def _parse_attr(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     if not key:
         raise InvalidInputError(f"--attr {text!r} has an empty key")
-    from .paths import check_text
+    from ..paths import check_text
 
     check_text(key, "--attr name")
     low = raw.lower()
@@ -558,7 +549,7 @@ class _AddCommand(TyperCommand):
         return super().get_params(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from . import plugins as plugins_mod
+        from ..importing import registry as plugins_mod
 
         core = {o[2:] for p in self.params if not (p.name or "").startswith(_PLUGIN_PARAM)
                 for o in p.opts if o.startswith("--")}
@@ -570,7 +561,7 @@ class _AddCommand(TyperCommand):
 
 
 def _importer_params(taken: set[str]) -> list[click.Parameter]:
-    from . import plugins as plugins_mod
+    from ..importing import registry as plugins_mod
 
     try:
         declared = plugins_mod.importer_options({t[2:] for t in taken})
@@ -725,7 +716,7 @@ def _tree_lines(node: dict[str, Any], depth: int) -> list[str]:
 @app.command()
 def plugins(as_json: JsonOpt = False) -> None:
     """List the importers that are installed and the packages they come from."""
-    from . import plugins as plugins_mod
+    from ..importing import registry as plugins_mod
 
     table = plugins_mod.importers()
     rows = [{"name": i.name, "suffixes": list(i.suffixes), "description": i.description,
@@ -750,7 +741,7 @@ def plugins(as_json: JsonOpt = False) -> None:
 @app.command()
 def pointer(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Write or refresh the pointer file STORE.h5vc (for git) naming the store's HEAD."""
-    from .gitlink import pointer_path, read_pointer
+    from ..git.link import pointer_path, read_pointer
 
     with _open(store, write=False) as repo:
         ptr = pointer_path(repo.path)
@@ -778,7 +769,7 @@ def sync(
     as_json: JsonOpt = False,
 ) -> None:
     """Bring every store with a pointer file in this git work tree to the pointer's commit."""
-    from .gitlink import sync as do_sync
+    from ..git.link import sync as do_sync
 
     outcomes = do_sync(Path.cwd(), force=force)
     if as_json:
@@ -833,7 +824,7 @@ def _hook_lines(states: list[Any], action: bool) -> list[str]:
 @hooks_app.command("install")
 def hooks_install() -> None:
     """Install pre-commit, post-checkout, post-merge, post-rewrite and pre-push hooks."""
-    from .gitlink import hooks_dir_is_shared, install_hooks, store_states
+    from ..git.link import hooks_dir_is_shared, install_hooks, store_states
 
     d, states = install_hooks(Path.cwd())
     _echo_hooks(d, states, f" (python {states[0].python})", action=True)
@@ -848,7 +839,7 @@ def hooks_install() -> None:
 @hooks_app.command("uninstall")
 def hooks_uninstall() -> None:
     """Remove h5vc's hooks, putting back the hooks they chained."""
-    from .gitlink import uninstall_hooks
+    from ..git.link import uninstall_hooks
 
     d, states = uninstall_hooks(Path.cwd())
     _echo_hooks(d, states, "", action=True)
@@ -857,8 +848,8 @@ def hooks_uninstall() -> None:
 @hooks_app.command("status")
 def hooks_status(as_json: JsonOpt = False) -> None:
     """Show which hooks are installed and whether each store matches its pointer file."""
-    from .gitlink import hooks_status as get_status
-    from .gitlink import store_states
+    from ..git.link import hooks_status as get_status
+    from ..git.link import store_states
 
     d, states = get_status(Path.cwd())
     stores = store_states(Path.cwd())
@@ -885,7 +876,7 @@ def git_hook(
     args: Annotated[list[str] | None, typer.Argument(help="git's arguments to it.")] = None,
 ) -> None:
     """Run h5vc's part of a git hook (what the installed shims call)."""
-    from .gitlink import run_hook
+    from ..git.link import run_hook
 
     code = run_hook(name, list(args or []))
     if code:
@@ -895,7 +886,7 @@ def git_hook(
 @app.command()
 def version() -> None:
     """Print the h5vc version."""
-    from .version import __version__
+    from ..version import __version__
 
     typer.echo(f"h5vc {__version__}")
 
@@ -906,7 +897,7 @@ def _quiet_unraisable(hook: Any) -> Any:
     one-line error says it all."""
 
     def quiet(unraisable: Any) -> None:
-        from .space import disk_full
+        from ..engine.space import disk_full
 
         if unraisable.exc_value is not None and disk_full(unraisable.exc_value):
             return
@@ -932,7 +923,7 @@ class _DiskFullNoise:
             last = [ln for ln in lines[1:] if ln and not ln.startswith(" ")]
             if last and block.endswith("\n"):
                 self._held = []
-                from .space import disk_full
+                from ..engine.space import disk_full
 
                 noise = "h5py/_objects.pyx" in block and disk_full(RuntimeError(block))
                 if not noise:

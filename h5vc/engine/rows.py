@@ -1,7 +1,7 @@
 """Rows of live HDF5 datasets: read, write and hash them, a bounded slice at a time.
 
-The lowest layer of h5vc's HDF5 I/O: the journal and object store (:mod:`h5vc.format`), the
-scan of the live store (:mod:`h5vc.scan`), restore and verify all move rows through here.
+The lowest layer of h5vc's HDF5 I/O: the journal and object store (:mod:`h5vc.engine.format`), the
+scan of the live store (:mod:`h5vc.engine.scan`), restore and verify all move rows through here.
 """
 
 from __future__ import annotations

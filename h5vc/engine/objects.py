@@ -21,8 +21,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .crashpoints import crash_point
-from .errors import DirtyStoreError, IntegrityError
+from ..crashpoints import crash_point
+from ..errors import DirtyStoreError, IntegrityError
 from .format import Layout
 from .hashing import decode_dtype, decode_value, dtype_key, rows_hash, rows_hash_parts
 from .rows import live_hash, read_rows, row_slices, write_rows

@@ -9,8 +9,8 @@ from typing import Any
 
 import pluggy
 
+from ..errors import InvalidInputError, PluginError
 from . import hookspecs
-from .errors import InvalidInputError, PluginError
 
 ENTRY_POINT_GROUP = "h5vc"
 

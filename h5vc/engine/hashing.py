@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import xxhash
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 __all__ = ["decode_dtype", "decode_value", "encode_dtype", "encode_value", "rows_hash"]
 
