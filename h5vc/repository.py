@@ -294,6 +294,42 @@ def _login_name() -> str:
 _now = utc_now
 
 
+class _History:
+    """The history interface a transaction writes through (``h5vc.transaction.History``):
+    a view of one open repository."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, repo: Repository) -> None:
+        self._r = repo
+
+    path = property(lambda self: self._r.path)
+    file = property(lambda self: self._r._f)
+    layout = property(lambda self: self._r._layout)
+    seal = property(lambda self: self._r._seal)
+    objcache = property(lambda self: self._r._objcache)
+
+    @property
+    def active(self) -> Any:
+        return self._r._active
+
+    @active.setter
+    def active(self, tx: Any) -> None:
+        self._r._active = tx
+
+    def head_state(self) -> tuple[str | None, State]:
+        return self._r._head_state()
+
+    def record(self, changes: list[dict[str, Any]], message: str, author: str | None) -> Commit:
+        return self._r._record(changes, message, author)
+
+    def begin(self, intent: dict[str, Any]) -> None:
+        self._r._begin(intent)
+
+    def end(self) -> None:
+        self._r._end()
+
+
 @functools.lru_cache(maxsize=1)
 def _transaction_class() -> Any:
     from .transaction import Transaction  # imported on first use: it is not needed by the CLI
@@ -1363,7 +1399,7 @@ class Repository:
         self._require_writable()
         if commit and not message.strip():
             raise InvalidInputError("a transaction needs a message")
-        return _transaction_class()(self, message, author, record=commit)
+        return _transaction_class()(_History(self), message, author, record=commit)
 
     def add(self, paths: list[str | os.PathLike[str]], *, to: str = "/", message: str | None = None,
             importer: str | None = None, attrs: dict[str, Any] | None = None,

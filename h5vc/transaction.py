@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
 
 from .crashpoints import crash_point
+from .engine.format import Layout
 from .engine.hashing import dtype_key, encode_value, rows_hash, text_rows_hash
 from .engine.objects import preserve_ranges, restore, set_attrs
 from .engine.rows import row_slices, write_rows
@@ -23,6 +25,7 @@ from .engine.scan import attr_changes, dataset_meta, materialize, read_attrs, sc
 from .engine.space import disk_full, ensure_space
 from .engine.state import (
     ROOT,
+    State,
     apply_changes,
     block_rows,
     is_below,
@@ -66,16 +69,44 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
+class Seal(Protocol):
+    """Whether the session vouches for the committed rows (see h5vc.repository)."""
+
+    trusted: bool
+    clean: bool
+
+    def still_trusted(self, f: h5py.File | None = None) -> bool: ...
+
+
+class History(Protocol):
+    """What a transaction uses of the store it writes, handed to it by the repository: the
+    open file and its ``/.h5vc`` layout, HEAD's state, recording a commit, and the intent
+    that makes an operation crash-safe (begin before the first change, end when done)."""
+
+    path: Path
+    file: h5py.File
+    layout: Layout
+    seal: Seal
+    objcache: dict[str, Any]  # h5py objects by path, kept across transactions of a session
+    active: Any  # the transaction under way, if any
+
+    def head_state(self) -> tuple[str | None, State]: ...
+    def record(self, changes: list[dict[str, Any]], message: str, author: str | None) -> Any: ...
+    def begin(self, intent: dict[str, Any]) -> None: ...
+    def end(self) -> None: ...
+
+
 class Transaction:
     """Writes that become one commit. Use ``with repo.transaction("msg") as tx:``."""
 
-    def __init__(self, repo: Any, message: str, author: str | None, *, record: bool = True) -> None:
-        self._repo = repo
+    def __init__(self, history: History, message: str, author: str | None, *,
+                 record: bool = True) -> None:
+        self._h = history
         self._record = record  # False: leave the writes as uncommitted changes
-        self._f: h5py.File = repo._f
+        self._f: h5py.File = history.file
         self._message = message
         self._author = author
-        self._head, self._state = repo._head_state()
+        self._head, self._state = history.head_state()
         self._appended: dict[str, list[list[Any]]] = {}
         self._rewritten: dict[str, list[tuple[int, int]]] = {}
         self._attrs: set[str] = set()
@@ -93,11 +124,11 @@ class Transaction:
         self._sources: dict[tuple[str, bool], list[list[Any]]] = {}  # provenance, see record_sources
         # writes made to the file outside h5vc since its last write end its trust (checked
         # before this transaction writes, which would otherwise carry them to the disk as its own)
-        repo._seal.still_trusted(repo._f)
+        history.seal.still_trusted(history.file)
         # until this transaction ends well, the session does not know the store equal to HEAD
-        self._was_clean = repo._seal.clean
-        repo._seal.clean = False
-        repo._active = self
+        self._was_clean = history.seal.clean
+        history.seal.clean = False
+        history.active = self
 
     # -- context -------------------------------------------------------------------------
 
@@ -105,16 +136,16 @@ class Transaction:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        seal = self._repo._seal
+        seal = self._h.seal
         if exc_type is not None:
             if disk_full(exc) and not (isinstance(exc, DiskFullError) and not exc.hdf5_failed):
                 # HDF5 failed to write: a rollback would write again, into a library that
                 # may not survive it; the file is left as a kill would leave it (uncommitted
                 # appends, or an intent the next open finishes)
                 self._open = False
-                self._repo._active = None
+                self._h.active = None
                 seal.trusted = False
-                raise DiskFullError(f"the disk holding {self._repo.path} is full; nothing was "
+                raise DiskFullError(f"the disk holding {self._h.path} is full; nothing was "
                                     "committed; free some space and try again",
                                     hdf5_failed=True) from None
             seal.trusted, trusted = False, seal.trusted
@@ -135,7 +166,7 @@ class Transaction:
                 self.rollback()
                 raise
             # HDF5 failed to write: touch the file no more (see DiskFullError.hdf5_failed)
-            raise DiskFullError(f"the disk holding {self._repo.path} is full; nothing was "
+            raise DiskFullError(f"the disk holding {self._h.path} is full; nothing was "
                                 "committed; free some space and try again",
                                 hdf5_failed=True) from None
         except BaseException:
@@ -148,7 +179,7 @@ class Transaction:
             # Opening an object costs ~30 µs, checking that a path still leads to the object
             # the repository opened last time ~2 µs: reuse it when it does.
             bp = p.encode()
-            cache = self._repo._objcache
+            cache = self._h.objcache
             hit = cache.get(p)
             if hit is not None:
                 try:
@@ -165,17 +196,17 @@ class Transaction:
 
     def _layout_of(self, p: str, ds: h5py.Dataset) -> tuple[Any, Any, np.dtype]:
         """(chunks, maxshape, dtype): fixed for the life of an HDF5 dataset, so cached with it."""
-        hit = self._repo._objcache.get(p)
+        hit = self._h.objcache.get(p)
         if hit is not None and hit[0] is ds:
             if len(hit) == 2:
-                hit = self._repo._objcache[p] = (*hit, (ds.chunks, ds.maxshape, ds.dtype))
+                hit = self._h.objcache[p] = (*hit, (ds.chunks, ds.maxshape, ds.dtype))
             return hit[2]
         return ds.chunks, ds.maxshape, ds.dtype
 
     def _forget(self) -> None:
         """Drop cached h5py objects: the structure of the file is about to change."""
         self._objs.clear()
-        self._repo._objcache.clear()
+        self._h.objcache.clear()
 
     def _require_open(self) -> None:
         if not self._open:
@@ -207,7 +238,7 @@ class Transaction:
         for q, node in self._state.items():
             if (is_below(q, p) and node["k"] == "d" and q in self._f
                     and not self._is_recreated(q)):
-                preserve_ranges(self._f, self._repo._layout, q, node["meta"], node["ranges"])
+                preserve_ranges(self._f, self._h.layout, q, node["meta"], node["ranges"])
         self._destroying(p)
         del self._f[p]
         self._forget()
@@ -252,7 +283,7 @@ class Transaction:
             kwargs.setdefault("chunks", True)
         self._structural_touch(self._first_missing(p))
         if arr is not None:
-            ensure_space(self._repo.path, arr.nbytes, f"creating {p}")
+            ensure_space(self._h.path, arr.nbytes, f"creating {p}")
         try:
             ds = self._f.create_dataset(p, data=data, shape=shape, dtype=dtype, **kwargs)
         except (TypeError, ValueError) as e:
@@ -281,7 +312,7 @@ class Transaction:
         """Before overwriting, cutting or deleting committed rows below ``paths``: an intent
         names every path this transaction touched (a kill is undone at the next open), and the
         rows preserved for them reach the file first."""
-        lay = self._repo._layout
+        lay = self._h.layout
         new = [p for p in paths if p not in self._intent_paths]
         if new:
             self._intent_paths.update(new)
@@ -300,7 +331,7 @@ class Transaction:
         if touched <= self._intent_named:
             return False
         self._intent_named = touched
-        lay = self._repo._layout
+        lay = self._h.layout
         lay.write_intent({"op": "transaction", "goal": None, "paths": sorted(touched)})
         lay.flush_intent()
         return True
@@ -426,8 +457,12 @@ class Transaction:
                     kv[0][0], not kv[0][1])) if files]
 
     def _appends_only(self) -> list[dict[str, Any]] | None:
-        """The changes when this transaction only appended plain rows: no scan, no read-back."""
-        if self._structural or self._rewritten or self._attrs:
+        """The changes when this transaction only appended plain rows: no scan, no read-back.
+
+        Not for an import (it records provenance): ``h5vc add`` is all or nothing, so its
+        appends are named in an intent and a kill is undone, where a plain append killed
+        leaves its rows as uncommitted changes, as a raw h5py append would."""
+        if self._structural or self._rewritten or self._attrs or self._sources:
             return None
         changes = []
         for p, ranges in self._appended.items():
@@ -440,21 +475,21 @@ class Transaction:
     def _finish(self) -> Any:
         self._require_open()
         self._open = False
-        self._repo._active = None
+        self._h.active = None
         sources = self._source_changes()
         if not self._record:
             # uncommitted writes may rewrite committed rows in place: a metadata scan would
             # not see them, so this session no longer vouches for the rows
-            self._repo._seal.trusted = self._repo._seal.clean = False
+            self._h.seal.trusted = self._h.seal.clean = False
             if sources:
-                layout = self._repo._layout
+                layout = self._h.layout
                 layout.set_pending_sources(layout.pending_sources() + sources)
             self._done()
             return None
         fast = self._appends_only()
         if fast is not None:
             fast += sources
-            return self._repo._record(fast, self._message, self._author) if fast else None
+            return self._h.record(fast, self._message, self._author) if fast else None
         changes = self._changes()
         if not changes and not sources:
             self._done()
@@ -476,7 +511,7 @@ class Transaction:
         self._intent_paths.update(p for p in (set(self._appended) | set(self._rewritten)
                                               | self._structural | self._attrs))
         self._name_touched()
-        commit = self._repo._record(materialize(self._f, changes, known) + sources,
+        commit = self._h.record(materialize(self._f, changes, known) + sources,
                                     self._message, self._author)
         self._done()
         return commit
@@ -484,7 +519,7 @@ class Transaction:
     def _done(self) -> None:
         """Everything is in the file: drop this transaction's intent."""
         if self._intent_paths:
-            self._repo._end()
+            self._h.end()
         else:
             self._f.flush()
 
@@ -509,20 +544,20 @@ class Transaction:
         if not self._open:
             return
         self._open = False
-        self._repo._active = None
+        self._h.active = None
         self._drop_appends()
         live = apply_changes(self._state, self._changes())
-        repo = self._repo
+        h = self._h
 
         def mark(paths: list[str]) -> None:
             # only objects this transaction created go away: a kill would leave them as
             # uncommitted additions, plain to see, so no intent (and no extra flush) is needed
             if self._intent_paths or any(p in self._state for p in paths):
-                repo._begin({"op": "rollback", "goal": None,
-                             "paths": sorted(set(paths) | self._intent_paths)})
+                h.begin({"op": "rollback", "goal": None,
+                         "paths": sorted(set(paths) | self._intent_paths)})
 
-        restore(self._f, repo._layout, live, self._state, force=True, before_mutate=mark)
-        repo._end()
+        restore(self._f, h.layout, live, self._state, force=True, before_mutate=mark)
+        h.end()
 
 
 class TxAttrs:
@@ -662,7 +697,7 @@ class TxDataset(_TxObject):
         if k == 0:
             return
         if arr.nbytes > SPACE_CHECK_BYTES or tx._since_check + arr.nbytes > SPACE_CHECK_BYTES:
-            ensure_space(tx._repo.path, arr.nbytes + tx._since_check, f"{k:,} rows for {p}",
+            ensure_space(tx._h.path, arr.nbytes + tx._since_check, f"{k:,} rows for {p}",
                          size=tx._f.id.get_filesize())
             tx._since_check = 0
         else:
@@ -719,7 +754,7 @@ class TxDataset(_TxObject):
             lo, hi = int(rows.min()), int(rows.max()) + 1
         if node is not None:
             hit = [r for r in node["ranges"] if _overlaps((r[0], r[1]), (lo, hi))]
-            preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], hit)
+            preserve_ranges(tx._f, tx._h.layout, p, node["meta"], hit)
             if hit:
                 tx._destroying(p)
         try:
@@ -737,7 +772,7 @@ class TxDataset(_TxObject):
         node = tx._state.get(p)
         if node is not None and node["k"] == "d" and not tx._is_recreated(p):
             cut = [r for r in node["ranges"] if r[1] > n]
-            preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], cut)
+            preserve_ranges(tx._f, tx._h.layout, p, node["meta"], cut)
             if cut:
                 tx._destroying(p)
         tx._structural_touch(p)
@@ -760,7 +795,7 @@ class TxDataset(_TxObject):
         node = tx._state.get(p)
         tmp = f"{p}.h5vc-converting"
         if node is not None and node["k"] == "d" and not tx._is_recreated(p):
-            preserve_ranges(tx._f, tx._repo._layout, p, node["meta"], node["ranges"])
+            preserve_ranges(tx._f, tx._h.layout, p, node["meta"], node["ranges"])
         tx._destroying(p, tmp)
         tx._structural_touch(p)
         tx._appended.pop(p, None)

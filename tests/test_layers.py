@@ -167,3 +167,15 @@ def test_cycle_finder_finds_cycles() -> None:
                                     "h5vc.crashpoints"])
 def test_foundations_import_no_other_module(module: str) -> None:
     assert graph()[module] == set()
+
+
+def test_transactions_use_no_private_member_of_the_repository() -> None:
+    """They work through the History interface (h5vc.transaction.History), whose members
+    are all public: reaching past it (``repo._f``, ``self._repo._layout``) would hide a
+    dependency from readers and from this graph."""
+    import re
+
+    src = (PACKAGE / "transaction.py").read_text()
+    assert "class History(Protocol)" in src
+    found = sorted(set(re.findall(r"\b(?:repo|_repo|_h|history|h)\._[a-z]\w*", src)))
+    assert not found, f"private members reached from transaction.py: {found}"

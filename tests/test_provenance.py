@@ -195,3 +195,30 @@ def test_format2_provenance_moves_into_h5vc_at_the_next_import(old_store: Path) 
     # and an import of the same folder again finds everything known
     r = h5vc("add", src / "photos", "--to", "/train", "-m", "again", "-s", old_store, ok=False)
     assert r.stderr.count("already imported") == 5
+
+
+@pytest.mark.parametrize("point", ["commit.before-frame", "commit.frame-written", "op.flushed"])
+def test_an_import_into_existing_datasets_killed_is_all_or_nothing(tmp_path: Path, photos: Path,
+                                                                  point: str) -> None:
+    """A second import only appends to the datasets of the first: killed after its rows
+    reached the file, the next command undoes it (or finds it committed), never leaves the
+    rows as uncommitted changes."""
+    import json
+    import os
+    import signal
+
+    store = tmp_path / "s.h5"
+    h5vc("init", store)
+    h5vc("add", photos, "--to", "/train", "-m", "first", "-s", store)
+    env = dict(os.environ, H5VC_CRASH_AT=point)
+    r = subprocess.run([*H5VC, "add", str(photos), "--to", "/train", "--force", "-m", "again",
+                        "-s", str(store)], capture_output=True, text=True, env=env)
+    assert r.returncode == -signal.SIGKILL, (point, r.returncode, r.stderr)
+    status = json.loads(h5vc("status", "--json", "-s", store).stdout)
+    assert status["clean"], (point, status)
+    with Repository.open(store, mode="r") as repo:
+        n = len(list(repo.log()))
+        with h5py.File(store, "r") as f:
+            rows = f["/train/cat/names"].shape[0]
+    assert (n, rows) in ((2, 3), (3, 6)), (point, n, rows)  # before, or the commit done
+    h5vc("verify", "-s", store)
