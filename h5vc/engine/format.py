@@ -6,6 +6,7 @@
       journal         uint8 stream of commit frames, only ever appended
       refs.0, refs.1  two slots of the refs record: HEAD, branches, tags, the journal length
       state.0, state.1  two slots of the state record: a snapshot of one commit's state
+      pending.0, .1   two slots: provenance of imports made without a commit (format 3)
       packs/<key>     preserved ranges, appended as rows: one pack per dtype, row shape, filters
       objindex        compound table: content hash -> pack, start, stop
 
@@ -16,7 +17,7 @@ a frame checks itself. A commit appends one frame and nothing else: refs and sta
 (frames after ``refs.journal_len`` advance HEAD) and are rewritten only by ref operations,
 checkout, and now and then to keep the state snapshot close to HEAD.
 
-A record (refs, state) is written into the older of its two slots as ``payload | seq (u64) |
+A record (refs, state, pending) is written into the older of its two slots as ``payload | seq (u64) |
 xxh3-64 of payload and seq (u64) | len (u32) | b"H5VR"`` and read from the valid slot with the
 highest ``seq``: a write killed halfway leaves the other slot, the previous version, intact.
 Format 1 kept refs and state as plain JSON blobs rewritten in place; they are still read, and
@@ -541,9 +542,8 @@ class Layout:
     def set_pending_sources(self, changes: list[dict[str, Any]]) -> None:
         live = self._load_live()
         if changes:
-            self.write_record("pending", changes)  # also rewrites live
             live["pending"] = True
-            self._write_live()
+            self.write_record("pending", changes)  # writes live, flag included, once
         elif live.get("pending"):
             live["pending"] = False
             self._write_live()
