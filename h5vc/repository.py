@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import getpass
+import mmap
 import os
 import re
 import time
@@ -18,6 +19,7 @@ import h5py
 import xxhash
 
 from .crashpoints import crash_point
+from .engine.footprint import Footprints, Table, Unknown
 from .engine.format import META, TRAILER, Frame, Layout, canonical_json
 from .engine.hashing import decode_value, dtype_key
 from .engine.hdf5lib import extend_to_eof
@@ -25,7 +27,7 @@ from .engine.lock import StoreLock, probe_readers
 from .engine.objects import RestoreReport, restore
 from .engine.provenance import Provenance, legacy_sources
 from .engine.rows import live_hash, read_rows
-from .engine.scan import materialize, object_filters, read_attrs, scan
+from .engine.scan import materialize, object_filters, read_attrs, scan, scan_suspects
 from .engine.space import disk_full, ensure_space
 from .engine.space import forget as forget_reserved
 from .engine.stamp import is_sealed, seal, seal_seconds, sealed_second
@@ -165,7 +167,8 @@ class _Seal:
     close if its modification time is still this one.
     """
 
-    __slots__ = ("clean", "layout", "modified", "mtime", "path", "reseal", "second", "trusted")
+    __slots__ = ("clean", "layout", "modified", "mtime", "path", "prints", "reseal", "second",
+                 "suspects", "trusted")
 
     def __init__(self, path: Path, trusted: bool, second: int | None = None,
                  mtime: int | None = None) -> None:
@@ -177,6 +180,8 @@ class _Seal:
         self.clean = False
         self.layout: Layout | None = None
         self.reseal: int | None = None
+        self.suspects: set[str] = set()  # paths whose footprints this session found changed
+        self.prints: Any = None  # weak method: refresh the footprints table before closing
 
     @classmethod
     def at_open(cls, path: Path) -> _Seal:
@@ -226,6 +231,12 @@ class _Seal:
         the record, and a refused command leaves the file's bytes as they were."""
         if not writable or self.layout is None or not (self.trusted and self.clean):
             return  # nothing to record
+        refresh = self.prints() if self.prints is not None else None
+        if refresh is not None:
+            try:
+                refresh()
+            except (OSError, RuntimeError, ValueError, KeyError, H5vcError):
+                pass  # only a cache: the next check reads more
         if not self.modified and self.layout.clean_seal is None:
             return  # a session that wrote nothing leaves the bytes as they were
         try:
@@ -292,6 +303,10 @@ def _login_name() -> str:
 
 
 _now = utc_now
+
+# A store tracking fewer paths than this keeps no footprints table (see _refresh_prints):
+# its full scan costs a few milliseconds, less than rewriting the table at every commit.
+PRINTS_MIN_PATHS = 256
 
 
 class _History:
@@ -468,6 +483,10 @@ class Repository:
         self._stored_refs: dict[str, Any] | None = None
         self._tip: str | None = None  # newest commit appended after refs were written
         self._objcache: dict[str, tuple[Any, ...]] = {}  # path -> (h5py object, address, layout)
+        self._prints: Table | None | bool = False  # the footprints table, once read
+        self._prints_base: tuple[str, State] | None = None  # the state the table was checked on
+        self._committed = False  # this session recorded a commit
+        self._seal.prints = weakref.WeakMethod(self._refresh_prints)
         self._ends: dict[str, int] = {}  # commit id -> where its frame ends in the journal
         # the pointer file, kept naming HEAD when it exists (checked once: a stat per open)
         ptr = pointer_path(path)
@@ -1000,13 +1019,16 @@ class Repository:
         rehash every committed row, so that rows rewritten in place are never missed."""
         return self._seal.trusted
 
-    def _scan(self, state: State, verify: bool) -> list[dict[str, Any]]:
+    def _scan(self, state: State, verify: bool, prints: bool = True) -> list[dict[str, Any]]:
         """The changes since ``state``: by metadata while the rows are trusted, else rehashing
-        every committed row; a rehash that finds them intact makes them trusted."""
+        every committed row; a rehash that finds them intact makes them trusted. Either reads
+        only the objects whose footprints changed when a table of them vouches for the rest."""
         if not verify and self._seal.still_trusted(self._f):
             if self._seal.clean:
                 return []  # sealed by a session that knew the store equal to HEAD
-            changes = scan(self._f, state)
+            changes = self._scan_prints(state, False, flushed=True) if prints else None
+            if changes is None:
+                changes = scan(self._f, state)
             self._seal.clean = not changes
             return changes
         try:
@@ -1014,7 +1036,9 @@ class Repository:
         except OSError:
             m0 = None
         t0 = time.time_ns()
-        changes = scan(self._f, state, verify=True)
+        changes = self._scan_prints(state, True) if prints and not verify else None
+        if changes is None:
+            changes = scan(self._f, state, verify=True)
         if not any(r[0] < min(ch["from"], ch["to"]) for ch in changes if ch["op"] == "rows"
                    for r in ch["ranges"]):
             if self._writable:
@@ -1025,6 +1049,134 @@ class Repository:
                 self._seal.reseal = m0
         self._seal.clean = self._seal.trusted and not changes
         return changes
+
+    # -- footprints (see h5vc.engine.footprint) --------------------------------------------
+
+    def _load_prints(self) -> Table | None:
+        if self._prints is False:
+            try:
+                raw, _ = self._layout.read_record("prints")
+            except H5vcError:
+                raw = None
+            self._prints = Table.load(raw) if isinstance(raw, bytes) else None
+        return self._prints  # type: ignore[return-value]
+
+    def _file_bytes(self, flush: bool = True) -> tuple[Any, mmap.mmap] | None:
+        """The file's bytes as a read-only map, with this session's writes flushed first
+        (``flush=False``: they just were)."""
+        try:
+            if flush and self._writable:
+                self._f.flush()
+            fh = open(self.path, "rb")  # noqa: SIM115 - closed by the caller with the map
+        except (OSError, RuntimeError):
+            return None
+        try:
+            return fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            fh.close()
+            return None
+
+    def _scan_prints(self, state: State, rehash: bool,
+                     flushed: bool = False) -> list[dict[str, Any]] | None:
+        """The changes since HEAD's ``state``, reading through HDF5 only the objects whose
+        footprints differ from the table's (``rehash``: and rehashing their committed rows);
+        None when no table vouches for HEAD."""
+        cached = self._head_cache
+        if cached is None or cached[1] is not state or cached[0] is None:
+            return None
+        table = self._load_prints()
+        if table is None or table.commit != cached[0]:
+            return None
+        got = self._file_bytes(flush=not flushed)
+        if got is None:
+            return None
+        fh, buf = got
+        try:
+            try:
+                if Footprints(buf).root != table.root:
+                    return None
+            except Unknown:
+                return None
+            suspects = table.changed(buf)
+        finally:
+            buf.close()
+            fh.close()
+        known = table.paths()
+        suspects.update(p for p in state if p not in known)
+        self._seal.suspects |= suspects
+        self._prints_base = (cached[0], state)
+        addresses = table.addresses()
+        return scan_suspects(self._f, state, suspects, addresses, verify=rehash)
+
+    def _refresh_prints(self) -> None:
+        """Before a session that knows the store equal to HEAD closes: bring the footprints
+        table to HEAD, taking again those of the objects this session found or made changed."""
+        if not self._writable or not self._f.id.valid:
+            return
+        head, state = self._head_state()
+        if head is None:
+            return
+        table = self._load_prints()
+        if not self._committed:
+            return  # taken after commits only: a checkout leaves the table to the next commit
+        if table is None and len(state) < PRINTS_MIN_PATHS:
+            return  # a small store scans in milliseconds: no table to rewrite at each commit
+        if table is not None and table.commit == head and not self._seal.suspects:
+            return  # already true
+        got = self._file_bytes()
+        if got is None:
+            return
+        fh, buf = got
+        try:
+            fp = Footprints(buf)
+            old: State | None = None
+            if table is not None and table.root == fp.root and table.commit != head:
+                base = self._prints_base
+                try:
+                    old = base[1] if base and base[0] == table.commit else self.state_of(table.commit)
+                except H5vcError:
+                    old = None
+            if table is None or table.root != fp.root or (table.commit != head and old is None):
+                table = Table(head, fp.root)
+                table.take(fp, None, self._vlen_attr, self._links)
+            else:
+                dirty = self._seal.suspects & state.keys()
+                if old is not None:
+                    dirty |= {p for p in state if old.get(p) is not state[p]
+                              and old.get(p) != state[p]}
+                for p in [p for p in table.entries if p not in state]:
+                    del table.entries[p]
+                table.take(fp, sorted(dirty), self._vlen_attr, self._links)
+                table.commit = head
+        except Unknown:
+            return
+        finally:
+            buf.close()
+            fh.close()
+        payload = table.dump()
+        # only a cache: never written into the last free space (DiskFullError: not written)
+        ensure_space(self.path, 2 * len(payload), "the footprints table")
+        self._layout.write_record("prints", payload)
+        self._prints = table
+        self._seal.suspects = set()
+        self._seal.modified = True
+
+    def _links(self, path: str) -> dict[str, int] | None:
+        try:
+            g = self._f[path]
+            if not isinstance(g, h5py.Group):
+                return None
+            return {k: h5py.h5o.get_info(g[k].id).addr for k in g
+                    if not (path == "/" and k == META)
+                    and isinstance(g.get(k, getlink=True), h5py.HardLink)}
+        except (KeyError, OSError, RuntimeError, ValueError):
+            return None
+
+    def _vlen_attr(self, path: str, name: str) -> bool:
+        try:
+            return bool(self._f[path].attrs.get_id(name).dtype.hasobject)
+        except (KeyError, OSError, RuntimeError, ValueError):
+            return True
 
     def commit(self, message: str, *, verify: bool = False, author: str | None = None,
                allow_empty: bool = False, accept_loss: bool = False) -> Commit:
@@ -1104,6 +1256,7 @@ class Repository:
         self._seal.wrote()
         if self._pointer is not None:
             self._update_pointer(cid)
+        self._committed = True  # the footprints table follows at close
         return Commit._from_record(cid, rec)
 
     def _default_author(self) -> str:
@@ -1163,7 +1316,7 @@ class Repository:
         refs = self._refs()
         target = self.resolve(rev)
         head, state = self._head_state()
-        changes = self._scan(state, False)
+        changes = self._scan(state, False, prints=False)
         if changes and not force:
             raise DirtyStoreError(
                 f"the store has {len(changes)} uncommitted change(s) ({summary_line(changes)}); "

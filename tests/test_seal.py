@@ -240,6 +240,7 @@ def test_a_store_sealed_clean_needs_no_scan(tmp_path: Path, monkeypatch: pytest.
         raise AssertionError("scanned a store sealed clean")
 
     monkeypatch.setattr(repository_mod, "scan", no_scan)
+    monkeypatch.setattr(repository_mod, "scan_suspects", no_scan)
     with Repository.open(path, mode="r") as repo:
         assert repo.status().clean
     with Repository.open(path) as repo:
@@ -249,6 +250,7 @@ def test_a_store_sealed_clean_needs_no_scan(tmp_path: Path, monkeypatch: pytest.
     with h5py.File(path, "r+") as f:  # any write ends it
         f.attrs["note"] = "x"
     monkeypatch.setattr(repository_mod, "scan", no_scan)
+    monkeypatch.setattr(repository_mod, "scan_suspects", no_scan)
     with Repository.open(path, mode="r") as repo, pytest.raises(AssertionError, match="sealed"):
         repo.status()
 

@@ -7,6 +7,7 @@
       refs.0, refs.1  two slots of the refs record: HEAD, branches, tags, the journal length
       state.0, state.1  two slots of the state record: a snapshot of one commit's state
       pending.0, .1   two slots: provenance of imports made without a commit (format 3)
+      prints.0, .1    two slots: the footprints of the tracked objects, a cache (binary)
       packs/<key>     preserved ranges, appended as rows: one pack per dtype, row shape, filters
       objindex        compound table: content hash -> pack, start, stop
 
@@ -52,7 +53,10 @@ _READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError)  # what HDF5 raises
 REC_TRAILER = struct.Struct("<QQI4s")  # seq, xxh3-64 of payload + seq, payload length, magic
 REC_MAGIC = b"H5VR"
 RECORD_CHUNK = 1 << 12
-RECORDS = ("refs", "state", "pending")  # two-slot records; pending: provenance not yet committed
+# two-slot records; pending: provenance not yet committed; prints: footprints of the tracked
+# objects (a cache, see h5vc.engine.footprint: binary, and never needed to read the history)
+RECORDS = ("refs", "state", "pending", "prints")
+RAW_RECORDS = ("prints",)
 INTENT_PATH_BYTES = 16 << 10  # an intent lists its paths up to this size, else "every path"
 
 
@@ -355,7 +359,7 @@ class Layout:
         if hint is not None:  # the slot written last: one low-level read when it is sound
             raw = self._slot_bytes(f"{name}.{int(hint) % 2}")
             if raw is not None:
-                got = _parse_record(raw)
+                got = _parse_record(raw, name in RAW_RECORDS)
                 if got is not None and got[0] == int(hint):
                     self._seq[name] = got[0]
                     return got[1], len(raw)
@@ -381,7 +385,7 @@ class Layout:
             if seq < 0 or ds is None:
                 continue
             raw = ds[()].tobytes()
-            got = _parse_record(raw)
+            got = _parse_record(raw, name in RAW_RECORDS)
             if got is None:
                 continue
             self._seq[name] = got[0]
@@ -423,7 +427,7 @@ class Layout:
         seq = self._seq.get(name, 0) + 1
         if child(self.g, f"{name}.{seq % 2}") is BROKEN:
             seq += 1  # that slot cannot be written again: the other one is rewritten in place
-        payload = canonical_json(value)
+        payload = value if name in RAW_RECORDS else canonical_json(value)
         check = xxhash.xxh3_64_intdigest(payload + struct.pack("<Q", seq))
         buf = np.frombuffer(payload + REC_TRAILER.pack(seq, check, len(payload), REC_MAGIC),
                             dtype=np.uint8)
@@ -732,8 +736,9 @@ class Layout:
         return pack[a:b]
 
 
-def _parse_record(raw: bytes) -> tuple[int, Any] | None:
-    """(seq, value) of a record slot's bytes, or None when they are torn or damaged."""
+def _parse_record(raw: bytes, binary: bool = False) -> tuple[int, Any] | None:
+    """(seq, value) of a record slot's bytes, or None when they are torn or damaged; the value
+    is the payload itself for a ``binary`` record, else its JSON."""
     if len(raw) < REC_TRAILER.size:
         return None
     seq, check, length, magic = REC_TRAILER.unpack(raw[-REC_TRAILER.size:])
@@ -742,6 +747,8 @@ def _parse_record(raw: bytes) -> tuple[int, Any] | None:
     payload = raw[:length]
     if xxhash.xxh3_64_intdigest(payload + struct.pack("<Q", seq)) != check:
         return None
+    if binary:
+        return seq, payload
     try:
         return seq, json.loads(payload)
     except ValueError:

@@ -19,7 +19,7 @@ from .rows import as_0d, live_hash
 from .state import ROOT, State, block_rows, is_below, split_blocks
 
 __all__ = ["attr_changes", "create_kwargs", "dataset_meta", "live_kinds", "materialize",
-           "object_filters", "read_attrs", "scan"]
+           "object_filters", "read_attrs", "scan", "scan_suspects"]
 
 
 _BUILTIN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
@@ -249,20 +249,110 @@ def scan(f: h5py.File, state: State, *, verify: bool = False,
             out.append({"op": "delete", "path": p})
             deleted.append(p)
     for p in sorted(live):
-        node = state.get(p)
-        obj = f[p]
-        if live[p] == "g":
-            if node is None or node["k"] != "g":
-                if node is not None:
-                    out.append({"op": "delete", "path": p})
-                out.append({"op": "add_group", "path": p})
-                node = None
-        else:
-            if node is not None and node["k"] != "d":
+        _path_changes(p, live[p], f[p], state.get(p), verify, out, unreadable_differ)
+    return out
+
+
+def _path_changes(p: str, kind: str, obj: Any, node: dict[str, Any] | None, verify: bool,
+                  out: list[dict[str, Any]], unreadable_differ: bool) -> None:
+    """The changes of one live object (not of its children) since ``node``."""
+    if kind == "g":
+        if node is None or node["k"] != "g":
+            if node is not None:
                 out.append({"op": "delete", "path": p})
-                node = None
-            _dataset_changes(p, obj, node, verify, out, unreadable_differ)
-        attr_changes(p, read_attrs(obj), node["attrs"] if node else {}, out)
+            out.append({"op": "add_group", "path": p})
+            node = None
+    else:
+        if node is not None and node["k"] != "d":
+            out.append({"op": "delete", "path": p})
+            node = None
+        _dataset_changes(p, obj, node, verify, out, unreadable_differ)
+    attr_changes(p, read_attrs(obj), node["attrs"] if node else {}, out)
+
+
+def scan_suspects(f: h5py.File, state: State, suspects: set[str], addresses: dict[str, int],
+                  *, verify: bool = False, unreadable_differ: bool = False) -> list[dict[str, Any]]:
+    """What :func:`scan` finds, reading only what may have changed.
+
+    Every object not in ``suspects`` is known to be as ``state`` records it, and, when it is a
+    group, to hold the same children at the header ``addresses`` recorded (see
+    :mod:`h5vc.engine.footprint`); every path of ``state`` without an address must be in
+    ``suspects``. A suspect group's children are listed again: one at another address than
+    recorded is a suspect too, and so are its own children.
+    """
+    ancestors: set[str] = set()
+    for p in suspects:
+        while p != ROOT:
+            p = p.rpartition("/")[0] or ROOT
+            if p in ancestors:
+                break
+            ancestors.add(p)
+    children: dict[str, list[str]] = {}
+    for p in state:
+        if p != ROOT:
+            children.setdefault(p.rpartition("/")[0] or ROOT, []).append(p)
+    deletes: list[str] = []
+    found: dict[str, list[dict[str, Any]]] = {}
+    new: list[str] = []
+
+    def below(p: str) -> list[str]:
+        out, todo = [], list(children.get(p, ()))
+        while todo:
+            q = todo.pop()
+            out.append(q)
+            todo.extend(children.get(q, ()))
+        return out
+
+    def visit(p: str, obj: Any, suspect: bool) -> None:
+        node = state.get(p)
+        is_group = isinstance(obj, h5py.Group)
+        if suspect:
+            ops: list[dict[str, Any]] = []
+            _path_changes(p, "g" if is_group else "d", obj, node, verify, ops, unreadable_differ)
+            if ops:
+                found[p] = ops
+            if node is not None and node["k"] == "g" and not is_group:
+                deletes.extend(below(p))  # a group replaced by a dataset
+                return
+        if not is_group:
+            return
+        if suspect:
+            keep = [k for k in obj if not (p == ROOT and k == META)
+                    and isinstance(obj.get(k, getlink=True), h5py.HardLink)]
+            base = "" if p == ROOT else p
+            live = {f"{base}/{k}": k for k in keep}
+            mine = [] if node is None or node["k"] != "g" else children.get(p, [])
+            deletes.extend(q for q in mine if q not in live)
+            for q, k in live.items():
+                child = obj[k]
+                if q not in state:
+                    new.append(q)
+                    continue
+                moved = addresses.get(q) != h5py.h5o.get_info(child.id).addr
+                visit(q, child, moved or q in suspects)
+            return
+        for q in children.get(p, ()):
+            if q in suspects or q in ancestors:
+                k = q.rpartition("/")[2]
+                if k in obj:
+                    visit(q, obj[k], q in suspects)
+                else:
+                    deletes.append(q)
+
+    visit(ROOT, f, ROOT in suspects)
+    out: list[dict[str, Any]] = []
+    done: list[str] = []
+    for p in sorted(deletes):
+        if not any(is_below(p, d) for d in done):
+            out.append({"op": "delete", "path": p})
+            done.append(p)
+    for top in new:
+        for p, kind in live_kinds(f, top).items():
+            ops = []
+            _path_changes(p, kind, f[p], None, verify, ops, unreadable_differ)
+            found[p] = ops
+    for p in sorted(found):
+        out.extend(found[p])
     return out
 
 
