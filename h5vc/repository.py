@@ -1144,9 +1144,8 @@ class Repository:
                 if old is not None:
                     dirty |= {p for p in state if old.get(p) is not state[p]
                               and old.get(p) != state[p]}
-                for p in [p for p in table.entries if p not in state]:
-                    del table.entries[p]
-                table.take(fp, sorted(dirty), self._vlen_attr, self._links)
+                table.keep_only(state)
+                table.take(fp, sorted(dirty), self._vlen_attr, self._links, self._locate)
                 table.commit = head
         except Unknown:
             return
@@ -1169,6 +1168,14 @@ class Repository:
             return {k: h5py.h5o.get_info(g[k].id).addr for k in g
                     if not (path == "/" and k == META)
                     and isinstance(g.get(k, getlink=True), h5py.HardLink)}
+        except (KeyError, OSError, RuntimeError, ValueError):
+            return None
+
+    def _locate(self, path: str) -> int | None:
+        try:
+            if not isinstance(self._f.get(path, getlink=True), h5py.HardLink):
+                return None
+            return int(h5py.h5o.get_info(self._f[path].id).addr)
         except (KeyError, OSError, RuntimeError, ValueError):
             return None
 

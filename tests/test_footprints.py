@@ -297,3 +297,36 @@ def test_superblock_versions(tmp_path: Path, libver: tuple[str, str] | None) -> 
     with Repository.open(path, mode="r") as repo:
         assert fast == repo.status(verify=True).changes
         assert [c["path"] for c in fast] == ["/g/d"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_table_updated_in_place_stores_what_a_whole_rewrite_stores(data: st.DataObject) -> None:
+    def entry(draw: st.DataObject) -> tuple[int, bytes, list[int]]:
+        n = draw.draw(st.integers(0, 4))
+        flat = draw.draw(st.lists(st.integers(0, 2**40), min_size=2 * n, max_size=2 * n))
+        return (draw.draw(st.integers(0, 2**40)), draw.draw(st.binary(min_size=16, max_size=16)),
+                flat)
+
+    names = [f"/g{i}" for i in range(12)]
+    base = {p: entry(data) for p in data.draw(st.lists(st.sampled_from(names), unique=True))}
+    loaded = Table.load(Table("c1", 96, dict(base)).dump())
+    assert loaded is not None
+    want = dict(base)
+    for _ in range(data.draw(st.integers(0, 8))):
+        p = data.draw(st.sampled_from(names))
+        e = None if data.draw(st.booleans()) else entry(data)
+        loaded.set(p, e)
+        if e is None:
+            want.pop(p, None)
+        else:
+            want[p] = e
+    keep = set(data.draw(st.lists(st.sampled_from(names), unique=True)))
+    if data.draw(st.booleans()):
+        loaded.keep_only(keep)
+        want = {p: e for p, e in want.items() if p in keep}
+    assert loaded.paths() == set(want)
+    assert loaded.addresses() == {p: e[0] for p, e in want.items()}
+    again = Table.load(loaded.dump())
+    assert again is not None and again.entries == want
+    assert loaded.entries == want

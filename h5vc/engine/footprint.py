@@ -21,7 +21,8 @@ differently, only costs a full check of that object.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
+from typing import Any
 
 import xxhash
 
@@ -450,11 +451,16 @@ class Table:
         self.commit = commit
         self.root = root
         self._entries = entries if entries is not None else {}
+        # as loaded: paths, addresses, extent counts, digests, flat extents (lists for the
+        # check's loop, arrays for rewriting), and the entries set or dropped since (None)
         self._packed: tuple[list[str], list[int], list[int], bytes, list[int]] | None = None
+        self._arrays: tuple[Any, Any, Any] | None = None
+        self._over: dict[str, tuple[int, bytes, list[int]] | None] = {}
 
     @property
     def entries(self) -> dict[str, tuple[int, bytes, list[int]]]:
-        if self._packed is not None:  # read lazily: a check needs only the packed lists
+        """Every entry, unpacked (a check and an update need only the packed form)."""
+        if self._packed is not None:
             paths, addr, nx, digests, flat = self._packed
             entries: dict[str, tuple[int, bytes, list[int]]] = {}
             k = 0
@@ -462,32 +468,113 @@ class Table:
                 c = 2 * nx[i]
                 entries[p] = (addr[i], digests[16 * i:16 * i + 16], flat[k:k + c])
                 k += c
-            self._entries, self._packed = entries, None
+            for p, e in self._over.items():
+                if e is None:
+                    entries.pop(p, None)
+                else:
+                    entries[p] = e
+            self._entries, self._packed, self._arrays, self._over = entries, None, None, {}
         return self._entries
 
     def paths(self) -> set[str]:
-        return set(self._packed[0]) if self._packed is not None else set(self._entries)
+        if self._packed is None:
+            return set(self._entries)
+        out = set(self._packed[0])
+        for p, e in self._over.items():
+            if e is None:
+                out.discard(p)
+            else:
+                out.add(p)
+        return out
 
     def addresses(self) -> dict[str, int]:
+        if self._packed is None:
+            return {p: e[0] for p, e in self._entries.items()}
+        out = dict(zip(self._packed[0], self._packed[1], strict=True))
+        for p, e in self._over.items():
+            if e is None:
+                out.pop(p, None)
+            else:
+                out[p] = e[0]
+        return out
+
+    def set(self, path: str, entry: tuple[int, bytes, list[int]] | None) -> None:
+        """Set the entry of ``path`` (None: drop it)."""
         if self._packed is not None:
-            return dict(zip(self._packed[0], self._packed[1], strict=True))
-        return {p: e[0] for p, e in self._entries.items()}
+            self._over[path] = entry
+        elif entry is None:
+            self._entries.pop(path, None)
+        else:
+            self._entries[path] = entry
+
+    def keep_only(self, wanted: Container[str]) -> None:
+        """Drop the entries of paths not in ``wanted``."""
+        for p in [p for p in self.paths() if p not in wanted]:
+            self.set(p, None)
 
     # -- storing ----------------------------------------------------------------------------
 
     def dump(self) -> bytes:
-        import json
-
         import numpy as np
 
+        if self._packed is not None and self._arrays is not None:
+            return self._dump_packed()
         entries = self.entries
         paths = list(entries)
-        head = json.dumps({"commit": self.commit, "root": self.root, "paths": paths},
-                          ensure_ascii=False, separators=(",", ":")).encode()
         addr = np.fromiter((entries[p][0] for p in paths), dtype="<u8", count=len(paths))
         nx = np.fromiter((len(entries[p][2]) // 2 for p in paths), dtype="<u4", count=len(paths))
         ext = np.array([x for p in paths for x in entries[p][2]], dtype="<u8")
         digests = b"".join(entries[p][1] for p in paths)
+        return self._encode(paths, addr, nx, digests, ext)
+
+    def _dump_packed(self) -> bytes:
+        """The loaded arrays with the few entries changed since spliced in: no unpacking."""
+        import numpy as np
+
+        paths, _addr, _nx, digests, _flat = self._packed  # type: ignore[misc]
+        addr, nx, flat = self._arrays  # type: ignore[misc]
+        over = self._over
+        at = [i for i, p in enumerate(paths) if p in over] if over else []
+        starts = np.zeros(len(paths) + 1, dtype=np.int64)
+        np.cumsum(nx.astype(np.int64) * 2, out=starts[1:])
+        out_paths: list[str] = []
+        parts: tuple[list[Any], list[Any], list[bytes], list[Any]] = ([], [], [], [])
+
+        def one(p: str, e: tuple[int, bytes, list[int]] | None) -> None:
+            if e is not None:
+                out_paths.append(p)
+                parts[0].append(np.array([e[0]], dtype="<u8"))
+                parts[1].append(np.array([len(e[2]) // 2], dtype="<u4"))
+                parts[2].append(e[1])
+                parts[3].append(np.array(e[2], dtype="<u8"))
+
+        prev = 0
+        for i in [*at, len(paths)]:
+            if i > prev:
+                out_paths.extend(paths[prev:i])
+                parts[0].append(addr[prev:i])
+                parts[1].append(nx[prev:i])
+                parts[2].append(digests[16 * prev:16 * i])
+                parts[3].append(flat[starts[prev]:starts[i]])
+            if i < len(paths):
+                one(paths[i], over[paths[i]])
+            prev = i + 1
+        present = {paths[i] for i in at}
+        for p, e in over.items():
+            if p not in present:
+                one(p, e)
+
+        def cat(xs: list[Any], dt: str) -> Any:
+            return np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dtype=dt)
+
+        return self._encode(out_paths, cat(parts[0], "<u8"), cat(parts[1], "<u4"),
+                            b"".join(parts[2]), cat(parts[3], "<u8"))
+
+    def _encode(self, paths: list[str], addr: Any, nx: Any, digests: bytes, ext: Any) -> bytes:
+        import json
+
+        head = json.dumps({"commit": self.commit, "root": self.root, "paths": paths},
+                          ensure_ascii=False, separators=(",", ":")).encode()
         return b"".join([self.MAGIC, _Q.pack(len(head)), head, addr.tobytes(), nx.tobytes(),
                          digests, ext.tobytes()])
 
@@ -509,7 +596,7 @@ class Table:
             at += hlen
             paths = head["paths"]
             n = len(paths)
-            addr = np.frombuffer(raw, dtype="<u8", count=n, offset=at).tolist()
+            addr = np.frombuffer(raw, dtype="<u8", count=n, offset=at)
             at += 8 * n
             nxa = np.frombuffer(raw, dtype="<u4", count=n, offset=at)
             at += 4 * n
@@ -518,9 +605,10 @@ class Table:
             total = int(nxa.sum(dtype=np.int64))
             if at + 16 * total != len(raw) or len(digests) != 16 * n:
                 return None
-            flat = np.frombuffer(raw, dtype="<u8", count=2 * total, offset=at).tolist()
+            flat = np.frombuffer(raw, dtype="<u8", count=2 * total, offset=at)
             table = cls(str(head["commit"]), int(head["root"]))
-            table._packed = (list(paths), addr, nxa.tolist(), digests, flat)
+            table._packed = (list(paths), addr.tolist(), nxa.tolist(), digests, flat.tolist())
+            table._arrays = (addr, nxa, flat)
             return table
         except (ValueError, KeyError, TypeError, struct.error):
             return None
@@ -531,8 +619,8 @@ class Table:
         """The paths whose footprint no longer holds the bytes it held."""
         out = set()
         n = len(buf)
-        if self._packed is None:
-            for p, (_addr, dig, ext) in self._entries.items():
+        if self._packed is None or self._over:
+            for p, (_addr, dig, ext) in self.entries.items():
                 pairs = list(zip(ext[::2], ext[1::2], strict=True))
                 if any(s + ln > n for s, ln in pairs) or digest(buf, pairs) != dig:
                     out.add(p)
@@ -558,13 +646,17 @@ class Table:
 
     def take(self, fp: Footprints, paths: Sequence[str] | None,
              vlen_attr: Callable[[str, str], bool],
-             links: Callable[[str], dict[str, int] | None]) -> None:
+             links: Callable[[str], dict[str, int] | None],
+             locate: Callable[[str], int | None] | None = None) -> None:
         """Take the footprints of ``paths`` (every tracked path when None) as they are now;
         paths that cannot be read lose their entry. ``vlen_attr(path, name)``: see
         :meth:`Footprints.of`; ``links(path)``: the hard links of a group whose footprint
-        cannot be read (name -> header address, asked of HDF5), None for a dataset."""
+        cannot be read (name -> header address, asked of HDF5), None for a dataset;
+        ``locate(path)``: its header address asked of HDF5, used for a path whose group is not
+        taken again (so that a large parent group is not parsed for one child)."""
         found: dict[str, tuple[int, list[Extent]] | None] = {}
         kids: dict[str, dict[str, int] | None] = {}
+        again: set[str] = set()  # the paths asked for
 
         def visit(path: str, addr: int) -> None:
             ch: dict[str, int] = {}
@@ -584,6 +676,8 @@ class Table:
                 return fp.root
             parent, _, name = path.rpartition("/")
             parent = parent or "/"
+            if parent not in kids and locate is not None and parent not in again:
+                return locate(path)
             if parent not in kids:
                 a = address(parent)
                 if a is None:
@@ -598,11 +692,12 @@ class Table:
                 path, addr = todo.pop()
                 visit(path, addr)
                 todo.extend((_join(path, n), a) for n, a in (kids[path] or {}).items())
-            self._entries, self._packed = {}, None
+            self._entries, self._packed, self._arrays, self._over = {}, None, None, {}
             wanted: list[str] = list(found)
         else:
-            entries = self.entries
+            known = self.addresses()
             wanted = list(paths)
+            again.update(paths)
             queue = list(paths)
             while queue:
                 path = queue.pop()
@@ -616,13 +711,10 @@ class Table:
                 # again, moved here) is taken again too, and so on down
                 for name, a in (kids.get(path) or {}).items():
                     q = _join(path, name)
-                    if q not in found and (q not in entries or entries[q][0] != a):
+                    if q not in found and known.get(q) != a:
                         wanted.append(q)
                         queue.append(q)
         for path in wanted:
             got = found.get(path)
-            if got is None:
-                self.entries.pop(path, None)
-            else:
-                self.entries[path] = (got[0], digest(fp.buf, got[1]),
-                                      [x for e in got[1] for x in e])
+            self.set(path, None if got is None else
+                     (got[0], digest(fp.buf, got[1]), [x for e in got[1] for x in e]))
