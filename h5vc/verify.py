@@ -317,6 +317,9 @@ def verify(repo: RepositoryLike, rev: str | None = None) -> VerifyReport:
     except H5vcError as e:
         report.problems.append(Problem("refs", str(e), REPAIR))
         head = None
+    for name in layout.damaged_slots():
+        report.problems.append(Problem(f"{name} record", "its newest slot is damaged (read "
+                                       "from its copy in /.h5vc's attributes meanwhile)", REPAIR))
     try:
         snap, _ = layout.read_record("state")
     except IntegrityError:

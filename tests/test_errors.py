@@ -190,11 +190,29 @@ def test_damaged_commit_record(store: Path) -> None:
     assert r.exit_code == 1 and "does not match its id" in r.output, r.output
 
 
+def test_corrupt_refs_slots_are_read_from_their_copy_and_repaired(store: Path) -> None:
+    with h5py.File(store, "a") as f:
+        for i in (0, 1):
+            if f".h5vc/refs.{i}" in f and f[f".h5vc/refs.{i}"].shape[0]:  # a slot never written is empty
+                f[f".h5vc/refs.{i}"][0:2] = np.frombuffer(b"@@", "u1")
+    with Repository.open(store, mode="r") as repo:
+        assert repo.branch == "main" and repo.head is not None and repo.head.message == "rows"
+    r = runner.invoke(app, ["verify", "-s", str(store)])
+    assert r.exit_code == 1 and "refs record" in r.output and "h5vc repair" in r.output, r.output
+    r = runner.invoke(app, ["repair", "-s", str(store)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["verify", "-s", str(store)])
+    assert r.exit_code == 0, r.output
+
+
 def test_corrupt_refs_rebuilt(store: Path) -> None:
     with h5py.File(store, "a") as f:
         for i in (0, 1):
             if f".h5vc/refs.{i}" in f and f[f".h5vc/refs.{i}"].shape[0]:  # a slot never written is empty
                 f[f".h5vc/refs.{i}"][0:2] = np.frombuffer(b"@@", "u1")
+        copy = f[".h5vc"].attrs["refs.inline"]
+        copy[4:6] = np.frombuffer(b"@@", "u1")  # and the copy kept in /.h5vc's attributes
+        f[".h5vc"].attrs["refs.inline"] = copy
     with Repository.open(store, mode="r") as repo:
         with pytest.raises(IntegrityError, match="h5vc repair"):
             repo.head  # noqa: B018

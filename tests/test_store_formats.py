@@ -174,3 +174,70 @@ def test_a_half_made_pack_is_passed_over(repo: Repository, sensor_file: Path) ->
     h5vc("checkout", "main", "-s", str(sensor_file))
     with h5py.File(sensor_file, "r") as f:
         assert f["sensors/b"][8:16].tolist() == [-2] * 8
+
+
+def _copy(f: h5py.File, name: str) -> bytes:
+    buf = f[META].attrs[f"{name}.inline"]
+    return buf[4:4 + int(buf[:4].view("<u4")[0])].tobytes()
+
+
+def _put_copy(f: h5py.File, name: str, raw: bytes) -> None:
+    buf = f[META].attrs[f"{name}.inline"].copy()
+    buf[:] = 0
+    buf[:4] = np.frombuffer(np.uint32(len(raw)).tobytes(), dtype=np.uint8)
+    buf[4:4 + len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    f[META].attrs[f"{name}.inline"] = buf
+
+
+def _slot(f: h5py.File, name: str, newest: bool = True) -> bytes:
+    seq = Layout(f)._load_live()["seq"][name]
+    return f[f"{META}/{name}.{(seq if newest else seq + 1) % 2}"][()].tobytes()
+
+
+def test_small_records_are_copied_inline_and_a_stale_or_bad_copy_is_passed_over(
+        repo: Repository, sensor_file: Path) -> None:
+    repo.create_branch("exp")
+    repo.close()
+    with h5py.File(sensor_file, "r") as f:
+        for name in ("refs", "state"):
+            assert _copy(f, name) == _slot(f, name)
+        older = _slot(f, "refs", newest=False)
+    # a copy that checks itself but is the older version (as an older h5vc would leave it)
+    with h5py.File(sensor_file, "r+") as f:
+        _put_copy(f, "refs", older)
+    with Repository.open(sensor_file, mode="r") as r:
+        assert "exp" in r.branches()
+    # a copy with a flipped byte
+    with h5py.File(sensor_file, "r+") as f:
+        bad = bytearray(_slot(f, "refs"))
+        bad[3] ^= 0x20
+        _put_copy(f, "refs", bytes(bad))
+    with Repository.open(sensor_file, mode="r") as r:
+        assert "exp" in r.branches()
+    # the next write of the record makes the copy true again
+    with Repository.open(sensor_file) as r:
+        r.create_tag("v1")
+    with h5py.File(sensor_file, "r") as f:
+        assert _copy(f, "refs") == _slot(f, "refs")
+
+
+def test_a_record_grown_past_the_inline_limit_drops_its_copy(repo: Repository) -> None:
+    from h5vc.engine.format import INLINE_SIZE
+
+    assert "state.inline" in repo.file[META].attrs  # small: copied
+    with repo.transaction("many datasets") as tx:
+        for i in range(400):
+            tx.create_dataset(f"/many/d{i:03d}", data=np.arange(3, dtype="i4"))
+    for _ in range(40):  # enough commits that the snapshot is rewritten with the large state
+        with repo.transaction("append") as tx:
+            tx["/sensors/b"].append(np.arange(2, dtype="i8"))
+    head = repo.head.id
+    repo.close()
+    with h5py.File(repo.path, "r") as f:
+        assert len(_slot(f, "state")) > INLINE_SIZE["state"]
+        assert _copy(f, "state") == b""
+        assert _copy(f, "refs") == _slot(f, "refs")
+    with Repository.open(repo.path, mode="r") as r:
+        assert r.head.id == head
+        assert r.status().clean
+        assert len([p for p in r.state_of("HEAD") if p.startswith("/many/")]) == 400

@@ -2,7 +2,8 @@
 
 ::
 
-    /.h5vc            attrs: format_version, created_by, live (slot hints, intent)
+    /.h5vc            attrs: format_version, created_by, live (slot hints, intent),
+                      refs.inline, state.inline (copies of the newest slot, when small)
       journal         uint8 stream of commit frames, only ever appended
       refs.0, refs.1  two slots of the refs record: HEAD, branches, tags, the journal length
       state.0, state.1  two slots of the state record: a snapshot of one commit's state
@@ -23,6 +24,12 @@ xxh3-64 of payload and seq (u64) | len (u32) | b"H5VR"`` and read from the valid
 highest ``seq``: a write killed halfway leaves the other slot, the previous version, intact.
 Format 1 kept refs and state as plain JSON blobs rewritten in place; they are still read, and
 replaced by the two slots at the first write.
+
+The newest slot of refs and state is also kept, byte for byte, in a uint8 attribute of
+``/.h5vc`` (``<name>.inline``: a u32 length, the slot's bytes, zeros; of a fixed size,
+:data:`INLINE_SIZE`, so that it is rewritten in place; length 0 when the slot is larger): an
+open reads it with the group it has already opened, where a slot costs a dataset open. It is
+used only when it checks itself and its seq is the one ``live`` names; else the slots are read.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ RECORD_CHUNK = 1 << 12
 # objects (a cache, see h5vc.engine.footprint: binary, and never needed to read the history)
 RECORDS = ("refs", "state", "pending", "prints")
 RAW_RECORDS = ("prints",)
+INLINE_RECORDS = ("refs", "state")  # copied into an attribute of /.h5vc while small
+INLINE_SIZE = {"refs": 4 << 10, "state": 16 << 10}  # bytes of each copy's attribute
 INTENT_PATH_BYTES = 16 << 10  # an intent lists its paths up to this size, else "every path"
 
 
@@ -356,6 +365,13 @@ class Layout:
         over. IntegrityError when slots exist and none is valid.
         """
         hint = self._load_live()["seq"].get(name)
+        if hint is not None and name in INLINE_RECORDS:  # its copy, when small: no dataset open
+            raw = self._inline_bytes(name)
+            if raw is not None:
+                got = _parse_record(raw)
+                if got is not None and got[0] == int(hint):
+                    self._seq[name] = got[0]
+                    return got[1], len(raw)
         if hint is not None:  # the slot written last: one low-level read when it is sound
             raw = self._slot_bytes(f"{name}.{int(hint) % 2}")
             if raw is not None:
@@ -407,6 +423,58 @@ class Layout:
         except _READ_ERRORS:
             return None
 
+    def damaged_slots(self) -> list[str]:
+        """The records whose newest slot (the one ``live`` names) is damaged while their copy
+        still holds them: readable, but one copy short until the record is written again."""
+        out = []
+        live = self._load_live()["seq"]
+        for name in INLINE_RECORDS:
+            hint = live.get(name)
+            if hint is None:
+                continue
+            raw = self._slot_bytes(f"{name}.{int(hint) % 2}")
+            got = _parse_record(raw) if raw is not None else None
+            if got is None or got[0] != int(hint):
+                out.append(name)
+        return out
+
+    def _inline_bytes(self, name: str) -> bytes | None:
+        try:
+            aid = h5py.h5a.open(self.g.id, f"{name}.inline".encode())
+        except _READ_ERRORS:
+            return None
+        try:
+            if aid.shape != (INLINE_SIZE[name],) or aid.dtype != np.uint8:
+                return None
+            buf = np.empty(INLINE_SIZE[name], dtype=np.uint8)
+            aid.read(buf)
+            n = int(buf[:4].view("<u4")[0])
+            return buf[4:4 + n].tobytes() if 0 < n <= buf.size - 4 else None
+        except _READ_ERRORS:
+            return None
+
+    def _write_inline(self, name: str, raw: np.ndarray) -> None:
+        """Copy slot bytes ``raw`` into the record's attribute: always of one size, written in
+        place (a new attribute at every write would leave the old one's space behind in the
+        file); a length of 0 says there is no copy."""
+        size = INLINE_SIZE[name]
+        buf = np.zeros(size, dtype=np.uint8)
+        if raw.size <= size - 4:
+            buf[:4] = np.frombuffer(struct.pack("<I", raw.size), dtype=np.uint8)
+            buf[4:4 + raw.size] = raw
+        key = f"{name}.inline".encode()
+        try:
+            aid = h5py.h5a.open(self.g.id, key)
+            if aid.shape != (size,) or aid.dtype != np.uint8:
+                aid = None
+                h5py.h5a.delete(self.g.id, key)
+        except KeyError:
+            aid = None
+        if aid is None:
+            aid = h5py.h5a.create(self.g.id, key, h5py.h5t.STD_U8LE,
+                                  h5py.h5s.create_simple((size,)))
+        aid.write(buf)
+
     def _read_legacy(self, name: str) -> tuple[Any, int]:
         """A format-1 blob: plain JSON rewritten in place."""
         if name not in self.g:
@@ -437,11 +505,14 @@ class Layout:
             raise IntegrityError(f"/{META}/{name} is damaged in {self.f.filename}; "
                                  "run `h5vc verify`")
         if ds is not None:
-            if ds.shape[0] != buf.size:
-                ds.resize((buf.size,))
-            ds[:] = buf
+            dsid = ds.id  # low level: h5py's resize and slicing cost more than the write
+            if dsid.shape[0] != buf.size:
+                dsid.set_extent((buf.size,))
+            dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, buf)
         else:
             self.g.create_dataset(key, data=buf, maxshape=(None,), chunks=(RECORD_CHUNK,))
+        if name in INLINE_RECORDS:
+            self._write_inline(name, buf)
         self._seq[name] = seq
         live = self._load_live()
         live["seq"][name] = seq
