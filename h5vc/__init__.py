@@ -50,6 +50,9 @@ __all__ = [
     "Source",
     "Status",
     "Transaction",
+    "View",
+    "ViewDataset",
+    "ViewGroup",
     "__version__",
     "hookimpl",
 ]
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
     from .importing.hookspecs import hookimpl
     from .repository import CheckoutResult, Commit, Repository, Status
     from .transaction import ConversionWarning, Transaction
+    from .view import View, ViewDataset, ViewGroup
 
 _LAZY = {
     "hookimpl": "importing.hookspecs",
@@ -67,6 +71,7 @@ _LAZY = {
     "ConversionWarning": "transaction",
     "Importer": "importing.api", "Batch": "importing.api", "Source": "importing.api",
     "ImportContext": "importing.api", "ImporterOption": "importing.api",
+    "View": "view", "ViewDataset": "view", "ViewGroup": "view",
 }
 
 

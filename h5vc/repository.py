@@ -52,6 +52,7 @@ from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
 from .verify import verify as _verify
 from .version import __version__
+from .view import View, ViewDataset
 
 __all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
 
@@ -152,6 +153,26 @@ def _check_snapshot(snap: Any, journal_len: int) -> None:
           and isinstance(snap.get("state"), dict) and "/" in snap["state"])
     if not ok:
         raise IntegrityError(f"/{META}/state does not hold a valid snapshot")
+
+
+class _ViewSource:
+    """What a view of this repository reads through (see :class:`h5vc.view.ReadSource`)."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._r = repo
+        self.path = repo.path
+        self.file = repo._f
+        self.layout = repo._layout
+
+    @property
+    def rows_trusted(self) -> bool:
+        return self._r._seal.still_trusted(self._r._f)
+
+    def head_state(self) -> tuple[str | None, State]:
+        return self._r._head_state()
+
+    def reopen(self) -> Any:
+        return Repository.open_view
 
 
 class _Seal:
@@ -440,6 +461,34 @@ def _configure(f: h5py.File) -> h5py.File:
         except (AttributeError, ValueError, RuntimeError):
             pass  # an older h5py: keep HDF5's defaults
     return f
+
+
+def _attrs_json(encoded: dict[str, Any]) -> dict[str, Any]:
+    """Encoded attributes (as the state records them) as plain JSON values."""
+    out = {}
+    for k, enc in encoded.items():
+        arr, _dt, shape = decode_value(enc)
+        v = None if shape is None else (arr[()] if shape == () else arr.tolist())
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        out[k] = v.item() if hasattr(v, "item") else v
+    return out
+
+
+def _dataset_node(name: str, ds: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """One dataset of :meth:`Repository.tree` (an h5py dataset or a view's)."""
+    return {"kind": "dataset", "name": name, "path": ds.name,
+            "shape": None if ds.shape is None else list(ds.shape),
+            "dtype": _dtype_name(ds.dtype), "chunks": list(ds.chunks) if ds.chunks else None,
+            "compression": ds.compression, "attrs": attrs}
+
+
+def _group_node(name: str, path: str, attrs: dict[str, Any],
+                children: list[dict[str, Any]]) -> dict[str, Any]:
+    groups = sum(1 for c in children if c["kind"] == "group")
+    return {"kind": "group", "name": name, "path": path, "attrs": attrs, "children": children,
+            "groups": groups + sum(c.get("groups", 0) for c in children),
+            "datasets": (len(children) - groups) + sum(c.get("datasets", 0) for c in children)}
 
 
 def _dtype_name(dt: Any) -> str:
@@ -1353,6 +1402,19 @@ class Repository:
         return CheckoutResult(self.get_commit(target), refs["head"].get("branch"), changes,
                               report)
 
+    def at(self, rev: str = "HEAD") -> View:
+        """A read-only, h5py-like view of revision ``rev`` (commit id or prefix, branch, tag,
+        ``HEAD~n``), read without a checkout: the file is not changed. See :mod:`h5vc.view`."""
+        cid = self.resolve(rev)
+        return View(_ViewSource(self), cid, self.state_of(cid))
+
+    @staticmethod
+    def open_view(path: str, commit: str, name: str | None = None) -> Any:
+        """Open ``path`` read-only and return the view of ``commit`` (or its object ``name``):
+        how a pickled view is unpickled, e.g. in a Dask worker process."""
+        view = Repository.open(path, mode="r").at(commit)
+        return view if name is None else view[name]
+
     def sources(self, group: str = "/", rev: str | None = None) -> dict[str, dict[str, Provenance]]:
         """Provenance: the files imported (``h5vc add``) into ``group`` and the groups below
         it, as of ``rev`` (default HEAD, with imports not yet committed): ``{group: {file:
@@ -1400,6 +1462,7 @@ class Repository:
         crash_point("intent.written")
         self._layout.sync()
         crash_point("intent.flushed")
+        self._seal.wrote()  # h5vc's own write: the file's new time is still vouched for
 
     def _end(self) -> None:
         """The operation is complete in the file: flush it, then drop the intent."""
@@ -1407,6 +1470,7 @@ class Repository:
         crash_point("op.flushed")
         self._layout.clear_intent()
         self._f.flush()
+        self._seal.wrote()
 
     def _recover(self, intent: dict[str, Any]) -> None:
         """Finish (checkout) or undo (transaction, rollback) what a killed process began."""
@@ -1510,41 +1574,38 @@ class Repository:
         except (OSError, ValueError):
             return False
 
-    def tree(self, path: str = "/") -> dict[str, Any]:
-        """The groups and datasets under ``path``: names, shapes, dtypes, attributes."""
+    def tree(self, path: str = "/", rev: str | None = None) -> dict[str, Any]:
+        """The groups and datasets under ``path``: names, shapes, dtypes, attributes; of the
+        live file, or as of revision ``rev`` (read without a checkout)."""
         try:
             p = normalize_path(path)
         except InvalidInputError:
             raise NotFoundError(f"{path} does not exist in {self.path}; see `h5vc ls /`") from None
+        if rev is not None:
+            view = self.at(rev)
+            if p not in view.state:
+                raise NotFoundError(f"{p} does not exist at {rev} ({view.commit[:10]}); see "
+                                    f"`h5vc ls --rev {rev} /`")
+
+            def vnode(name: str, obj: Any) -> dict[str, Any]:
+                attrs = _attrs_json(view.state[obj.name]["attrs"])
+                if isinstance(obj, ViewDataset):
+                    return _dataset_node(name, obj, attrs)
+                return _group_node(name, obj.name, attrs, [vnode(k, obj[k]) for k in obj.keys()])
+
+            return vnode(p if p == "/" else p.rsplit("/", 1)[1], view[p])
         f = self._f
         if p == f"/{META}" or p.startswith(f"/{META}/") or p not in f:
             raise NotFoundError(f"{p} does not exist in {self.path}; see `h5vc ls /`")
 
-        def attrs_of(obj: Any) -> dict[str, Any]:
-            out = {}
-            for k, enc in read_attrs(obj).items():
-                arr, _dt, shape = decode_value(enc)
-                v = None if shape is None else (arr[()] if shape == () else arr.tolist())
-                if isinstance(v, bytes):
-                    v = v.decode("utf-8", "replace")
-                out[k] = v.item() if hasattr(v, "item") else v
-            return out
-
         def node(name: str, obj: Any) -> dict[str, Any]:
+            attrs = _attrs_json(read_attrs(obj))
             if isinstance(obj, h5py.Dataset):
-                return {"kind": "dataset", "name": name, "path": obj.name,
-                        "shape": None if obj.shape is None else list(obj.shape),
-                        "dtype": _dtype_name(obj.dtype),
-                        "chunks": list(obj.chunks) if obj.chunks else None,
-                        "compression": obj.compression, "attrs": attrs_of(obj)}
+                return _dataset_node(name, obj, attrs)
             children = [node(k, obj[k]) for k in obj.keys()
                         if not (obj.name == "/" and k == META)
                         and isinstance(obj.get(k, getlink=True), h5py.HardLink)]
-            groups = sum(1 for c in children if c["kind"] == "group")
-            return {"kind": "group", "name": name, "path": obj.name, "attrs": attrs_of(obj),
-                    "children": children,
-                    "groups": groups + sum(c.get("groups", 0) for c in children),
-                    "datasets": (len(children) - groups) + sum(c.get("datasets", 0) for c in children)}
+            return _group_node(name, obj.name, attrs, children)
 
         return node(p if p == "/" else p.rsplit("/", 1)[1], f[p])
 

@@ -255,6 +255,39 @@ def test_a_store_sealed_clean_needs_no_scan(tmp_path: Path, monkeypatch: pytest.
         repo.status()
 
 
+@pytest.mark.parametrize("kind", ["create", "rewrite", "attribute", "delete", "then append"])
+def test_transactions_with_an_intent_leave_the_store_sealed(tmp_path: Path, kind: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction that writes an intent flushes the file at its start and end: those are
+    h5vc's own writes, so the session still vouches for the rows, and seals the file."""
+    import h5vc.repository as repository_mod
+
+    path = make_store(tmp_path)
+    with Repository.open(path) as repo:
+        with repo.transaction(kind) as tx:
+            if kind in ("create", "then append"):
+                tx.create_dataset("/new", data=np.arange(6), maxshape=(None,), chunks=(3,))
+            elif kind == "rewrite":
+                tx["plain"][0:2] = 7
+            elif kind == "attribute":
+                tx["plain"].attrs["k"] = 1
+            else:
+                del tx["plain"]
+        assert repo.rows_trusted
+        if kind == "then append":
+            with repo.transaction("append") as tx:
+                tx["/new"].append(np.arange(3))
+            assert repo.rows_trusted
+
+    def no_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("scanned a store sealed clean")
+
+    monkeypatch.setattr(repository_mod, "scan", no_scan)
+    monkeypatch.setattr(repository_mod, "scan_suspects", no_scan)
+    with Repository.open(path, mode="r") as repo:
+        assert repo.rows_trusted and repo.status().clean
+
+
 def test_known_uncommitted_changes_survive_a_writer_that_seals(tmp_path: Path) -> None:
     """A writer that knows of uncommitted changes seals the file, but never as clean."""
     path = make_store(tmp_path)

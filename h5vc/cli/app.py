@@ -659,17 +659,138 @@ def add(
 @app.command("ls")
 def ls_(
     path: Annotated[str, typer.Argument(help="Group or dataset to list.")] = "/",
+    rev: Annotated[str | None, typer.Option("--rev", help="As of this revision (commit, "
+                                            "branch, tag, HEAD~N), without a checkout.")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the tree under PATH: groups, datasets (shape, dtype), attributes, counts."""
     with _open(store, write=False) as repo:
-        tree = repo.tree(path)
+        tree = repo.tree(path, rev=rev)
         if as_json:
             _echo_json(tree)
             return
         for line in _tree_lines(tree, 0):
             typer.echo(line)
+
+
+@app.command()
+def cat(
+    target: Annotated[str, typer.Argument(metavar="REV:PATH", help="A dataset as of a revision: "
+                                          "v1:/train/cat/images, HEAD~2:/sensors/a (a bare "
+                                          "PATH is HEAD's).")],
+    attr: Annotated[str | None, typer.Option("--attr", help="Show this attribute of PATH "
+                                             "instead of its rows.")] = None,
+    rows: Annotated[str | None, typer.Option("--slice", help="Rows to show, as in Python: "
+                                             "0:10, 5, ::2, -3: (axis 0; more axes after a "
+                                             "comma: 0:10,2).")] = None,
+    npy: Annotated[Path | None, typer.Option("--npy", help="Save the values to this .npy "
+                                             "file instead of printing them.")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the --npy file.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print (or save) a dataset or an attribute as of any revision, without a checkout."""
+    import numpy as np
+
+    from ..errors import NotFoundError
+    from ..view import ViewDataset
+
+    rev, sep, path = target.partition(":")
+    if not sep:
+        rev, path = "HEAD", target
+    if not path.startswith("/"):
+        raise InvalidInputError(f"give the path from the root, as REV:/group/dataset (got "
+                                f"{target!r})")
+    key = _parse_slice(rows) if rows is not None else ()
+    if npy is not None and npy.exists() and not force:
+        raise InvalidInputError(f"{npy} exists; pass --force to overwrite it")
+    with _open(store, write=False) as repo:
+        view = repo.at(rev)
+        if path not in view:
+            raise NotFoundError(f"{path} does not exist at {rev} ({view.commit[:10]}); see "
+                                f"`h5vc ls --rev {rev}`")
+        obj = view[path]
+        if attr is not None:
+            if attr not in obj.attrs:
+                raise NotFoundError(f"{path} has no attribute {attr!r} at {rev}; it has: "
+                                    + (", ".join(obj.attrs) or "none"))
+            if rows is not None:
+                raise InvalidInputError("--slice reads rows of a dataset, not an attribute")
+            value = obj.attrs[attr]
+        elif not isinstance(obj, ViewDataset):
+            raise InvalidInputError(f"{path} is a group at {rev}: list it with `h5vc ls --rev "
+                                    f"{rev} {path}`, or show an attribute with --attr NAME")
+        else:
+            try:
+                value = obj[key]
+            except (IndexError, ValueError, TypeError) as e:
+                raise InvalidInputError(f"--slice {rows}: {e} (shape {obj.shape})") from None
+        commit = view.commit
+    arr = np.asarray(value) if not hasattr(value, "shape") or value.shape is not None else None
+    if npy is not None:
+        if arr is None:
+            raise InvalidInputError(f"{path} holds no values (an empty dataspace) to save")
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(str)
+            except (TypeError, ValueError):
+                raise InvalidInputError("variable-length values other than strings cannot be "
+                                        "saved as .npy; use --json") from None
+        np.save(npy, arr, allow_pickle=False)
+        typer.echo(f"saved {path}{f' @{attr}' if attr else ''} as of {commit[:10]} "
+                   f"({' x '.join(map(str, arr.shape)) or 'scalar'} {arr.dtype}) to {npy}")
+        return
+    if as_json:
+        _echo_json({"rev": rev, "commit": commit, "path": path, "attr": attr,
+                    "shape": None if arr is None else list(arr.shape),
+                    "dtype": None if arr is None else str(arr.dtype),
+                    "data": None if arr is None else _plain(arr.tolist())})
+        return
+    if arr is None:
+        typer.echo("(empty: no dataspace)")
+        return
+    if arr.dtype.kind in ("S", "O"):  # text as text, as h5py's .asstr() shows it
+        arr = np.vectorize(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes)
+                           else str(v), otypes=[object])(arr)
+        if arr.ndim == 0:
+            typer.echo(arr[()])
+            return
+    big = arr.size > 10_000
+    with np.printoptions(threshold=1000 if big else arr.size + 1, linewidth=100):
+        typer.echo(np.array2string(arr, separator=", ") if arr.ndim else str(arr[()]))
+    if big:
+        typer.echo(f"({arr.size:,} values, summarized: choose rows with --slice, or save them "
+                   "with --npy FILE)", err=True)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, bytes):
+        return x.decode("utf-8", "replace")
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    if isinstance(x, tuple):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _parse_slice(text: str) -> tuple[Any, ...]:
+    """``0:10,2`` -> (slice(0, 10), 2)."""
+    out: list[Any] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if ":" in part:
+                bits = part.split(":")
+                if len(bits) > 3:
+                    raise ValueError
+                out.append(slice(*(int(b) if b.strip() else None for b in bits)))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise InvalidInputError(f"--slice {text!r}: give rows as in Python, e.g. 0:10, 5, "
+                                    "::2 or 0:10,1") from None
+    return tuple(out)
 
 
 @app.command()
@@ -707,7 +828,7 @@ def _tree_lines(node: dict[str, Any], depth: int) -> list[str]:
             "empty" if node["shape"] is None else " x ".join(f"{d:,}" for d in node["shape"]))
         return [f"{pad}{name}  {shape}  {node['dtype']}{attrs}"]
     count = f"  ({node['groups']} groups, {node['datasets']} datasets)" if depth == 0 else ""
-    out = [f"{pad}{name}/{count}{attrs}"]
+    out = [f"{pad}{name.rstrip('/')}/{count}{attrs}"]
     for child in node["children"]:
         out += _tree_lines(child, depth + 1)
     return out

@@ -1,0 +1,387 @@
+"""Read-only views of any revision, without a checkout: ``repo.at(rev)``.
+
+A view is h5py-like: ``view["/train/cat/images"]`` is a :class:`ViewDataset` with ``shape``,
+``dtype``, ``chunks``, ``attrs`` and numpy-style slicing; groups have ``keys``, iteration,
+``in``, ``visit`` and ``visititems``. Nothing in the file changes.
+
+Where the rows come from: each committed range of rows (``[start, stop, hash]`` in the
+revision's state) is read from the live dataset when HEAD's state holds the same range at the
+same place, and from the preserved object of that hash otherwise. Live rows are used as they
+are while the repository vouches for them (its seal: nothing else wrote the file since h5vc
+did); when it does not, a live range is read whole and checked against its hash, and a range
+that no longer matches is read from its preserved copy (or refused, when there is none).
+HEAD is asked again at every read, so a view stays correct when HEAD moves (a checkout through
+the same repository) after it was made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import h5py
+import numpy as np
+
+from .engine.hashing import decode_dtype, decode_value, dtype_key, rows_hash
+from .engine.rows import read_rows
+from .engine.state import State, parent_of
+from .errors import IntegrityError, InvalidInputError
+from .paths import normalize_path
+
+__all__ = ["ReadSource", "View", "ViewAttrs", "ViewDataset", "ViewGroup"]
+
+
+class ReadSource(Protocol):
+    """What a view reads through, handed to it by the repository: the open file and its
+    ``/.h5vc`` layout, HEAD's state now, whether the live rows are vouched for, and how to
+    open the same store again elsewhere (a pickled view reopens it read-only)."""
+
+    path: Path
+    file: h5py.File
+    layout: Any
+
+    @property
+    def rows_trusted(self) -> bool: ...
+    def head_state(self) -> tuple[str | None, State]: ...
+    def reopen(self) -> Callable[..., Any]: ...
+
+_RUN_ROWS_GAP = 4  # rows read in one call while the wanted rows fill at least 1/4 of the span
+
+
+def _child_names(state: State, path: str) -> list[str]:
+    prefix = "/" if path == "/" else path + "/"
+    return sorted(p[len(prefix):] for p in state
+                  if p != path and p.startswith(prefix) and "/" not in p[len(prefix):])
+
+
+def _decode_attr(enc: Any) -> Any:
+    arr, dt, shape = decode_value(enc)
+    if shape is None:
+        return h5py.Empty(dt)
+    assert arr is not None
+    return arr[()] if shape == () else arr
+
+
+class ViewAttrs(Mapping[str, Any]):
+    """The attributes of an object as of the view's revision (values as h5py returns them)."""
+
+    def __init__(self, encoded: dict[str, Any]) -> None:
+        self._enc = encoded
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return _decode_attr(self._enc[name])
+        except KeyError:
+            raise KeyError(f"no attribute {name!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._enc))
+
+    def __len__(self) -> int:
+        return len(self._enc)
+
+    def __repr__(self) -> str:
+        return f"<ViewAttrs {sorted(self._enc)}>"
+
+
+class _Node:
+    def __init__(self, view: View, path: str) -> None:
+        self._view = view
+        self.name = path
+
+    @property
+    def _node(self) -> dict[str, Any]:
+        return self._view.state[self.name]
+
+    @property
+    def attrs(self) -> ViewAttrs:
+        return ViewAttrs(self._node["attrs"])
+
+    @property
+    def parent(self) -> ViewGroup:
+        return ViewGroup(self._view, parent_of(self.name))
+
+
+class ViewGroup(_Node):
+    """A group as of the view's revision."""
+
+    def _path(self, name: str) -> str:
+        if name.startswith("/"):
+            return normalize_path(name)
+        return normalize_path(name if self.name == "/" else f"{self.name}/{name}")
+
+    def __getitem__(self, name: str) -> ViewGroup | ViewDataset:
+        try:
+            path = self._path(name)
+        except InvalidInputError:
+            raise KeyError(name) from None
+        node = self._view.state.get(path)
+        if node is None:
+            raise KeyError(f"{path} does not exist in commit {self._view.commit[:10]}")
+        return ViewDataset(self._view, path) if node["k"] == "d" else ViewGroup(self._view, path)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            return self._path(name) in self._view.state
+        except InvalidInputError:
+            return False
+
+    def keys(self) -> list[str]:
+        return _child_names(self._view.state, self.name)
+
+    def values(self) -> list[ViewGroup | ViewDataset]:
+        return [self[k] for k in self.keys()]
+
+    def items(self) -> list[tuple[str, ViewGroup | ViewDataset]]:
+        return [(k, self[k]) for k in self.keys()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def visititems(self, func: Callable[[str, ViewGroup | ViewDataset], Any]) -> Any:
+        """Call ``func(name, obj)`` for every object below this group, names relative to it,
+        in h5py's order (each group before what it holds); stops at the first non-None."""
+        def walk(group: ViewGroup, prefix: str) -> Any:
+            for k in group.keys():
+                obj = group[k]
+                got = func(prefix + k, obj)
+                if got is not None:
+                    return got
+                if isinstance(obj, ViewGroup):
+                    got = walk(obj, prefix + k + "/")
+                    if got is not None:
+                        return got
+            return None
+
+        return walk(self, "")
+
+    def visit(self, func: Callable[[str], Any]) -> Any:
+        return self.visititems(lambda name, _obj: func(name))
+
+    def __repr__(self) -> str:
+        return f"<ViewGroup {self.name} ({len(self)} members) at {self._view.commit[:10]}>"
+
+
+class ViewDataset(_Node):
+    """A dataset as of the view's revision: read-only, sliced like an h5py dataset."""
+
+    @property
+    def _meta(self) -> dict[str, Any]:
+        return self._node["meta"]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return decode_dtype(self._meta["dtype"])
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        rank = self._meta["rank"]
+        if rank == -1:
+            return None
+        return () if rank == 0 else (int(self._node["n"]), *self._meta["tail"])
+
+    @property
+    def ndim(self) -> int:
+        shape = self.shape
+        return 0 if shape is None else len(shape)
+
+    @property
+    def size(self) -> int:
+        shape = self.shape
+        return 0 if shape is None else int(np.prod(shape, dtype=np.int64))
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        c = self._meta.get("chunks")
+        return tuple(c) if c else None
+
+    @property
+    def maxshape(self) -> tuple[int | None, ...] | None:
+        m = self._meta.get("maxshape")
+        return tuple(m) if m else self.shape
+
+    @property
+    def compression(self) -> str | None:
+        """As h5py names it: "gzip", "lzf", "szip", or None (other filters: see ``filters``)."""
+        names = {1: "gzip", 32000: "lzf", 4: "szip"}
+        for code, _flags, _values in self._meta.get("filters", []):
+            if code in names:
+                return names[code]
+        return None
+
+    @property
+    def filters(self) -> list[tuple[int, int, list[int]]]:
+        """The HDF5 filter pipeline: (filter id, flags, parameters) in order."""
+        return [(int(c), int(fl), list(v)) for c, fl, v in self._meta.get("filters", [])]
+
+    @property
+    def ranges(self) -> list[tuple[int, int, str]]:
+        """The committed ranges of rows: (start, stop, content hash)."""
+        return [(int(s), int(e), h) for s, e, h in self._node["ranges"]]
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("a scalar dataset has no len()")
+        return shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = np.asarray(self[()])
+        return arr if dtype is None else arr.astype(dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        shape = self.shape
+        if shape is None:
+            if key in ((), Ellipsis):
+                return h5py.Empty(self.dtype)
+            raise ValueError(f"{self.name} is empty (no dataspace): only [()] reads it")
+        if shape == ():
+            if key not in ((), Ellipsis):
+                raise ValueError(f"{self.name} is a scalar dataset: read it with [()]")
+            return self._rows(0, 1, scalar=True)
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key) and key and key[0] is Ellipsis:
+            key = (slice(None), *key)  # the rows are all of axis 0
+        first, rest = (key[0], key[1:]) if key else (slice(None), ())
+        n = shape[0]
+        if isinstance(first, (int, np.integer)) and not isinstance(first, bool):
+            i = int(first) + n if first < 0 else int(first)
+            if not 0 <= i < n:
+                raise IndexError(f"index {int(first)} is out of range for axis 0 with size {n}")
+            return self._rows(i, i + 1)[(0, *rest)]
+        if isinstance(first, slice):
+            start, stop, step = first.indices(n)
+            if step <= 0:
+                raise ValueError("steps must be positive, as in h5py")
+            if stop <= start:
+                return np.empty((0, *shape[1:]), dtype=self.dtype)[(slice(None), *rest)]
+            block = self._rows(start, stop) if step == 1 or (stop - start) <= _RUN_ROWS_GAP * \
+                -(-(stop - start) // step) else None
+            if block is not None:
+                return block[(slice(None, None, step), *rest)]
+            return self._take(np.arange(start, stop, step))[(slice(None), *rest)]
+        idx = np.asarray(first)
+        if idx.dtype == bool:
+            if idx.shape != (n,):
+                raise IndexError(f"a boolean index must have length {n}")
+            idx = np.flatnonzero(idx)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError("index axis 0 with ints, slices, 1-D integer or boolean arrays, or ...")
+        idx = np.where(idx < 0, idx + n, idx)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"an index is out of range for axis 0 with size {n}")
+        return self._take(idx)[(slice(None), *rest)]
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (any order, repeats allowed), reading runs of nearby rows at once."""
+        out = np.empty((idx.size, *self.shape[1:]), dtype=self.dtype)  # type: ignore[index]
+        if not idx.size:
+            return out
+        order = np.argsort(idx, kind="stable")
+        srt = idx[order]
+        cuts = np.flatnonzero(np.diff(srt) > _RUN_ROWS_GAP) + 1
+        for part, pos in zip(np.split(srt, cuts), np.split(order, cuts), strict=True):
+            a = int(part[0])
+            block = self._rows(a, int(part[-1]) + 1)
+            out[pos] = block[part - a]
+        return out
+
+    def read(self) -> np.ndarray:
+        """Every row (``ds[()]``)."""
+        return np.asarray(self[()])
+
+    def _rows(self, start: int, stop: int, scalar: bool = False) -> Any:
+        return self._view._read(self.name, start, stop, scalar)
+
+    def __repr__(self) -> str:
+        return (f"<ViewDataset {self.name}: shape {self.shape}, type {self.dtype} "
+                f"at {self._view.commit[:10]}>")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as store path + commit + name: reopened read-only where it is unpickled
+        return (self._view.source.reopen(),
+                (str(self._view.source.path), self._view.commit, self.name))
+
+
+class View(ViewGroup):
+    """The whole tree of one revision (the root group); see :meth:`Repository.at`."""
+
+    def __init__(self, source: ReadSource, commit: str, state: State) -> None:
+        self.source = source
+        self.commit = commit
+        self.state = state
+        super().__init__(self, "/")
+
+    def __repr__(self) -> str:
+        return f"<View of {self.source.path.name} at {self.commit[:10]}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.source.reopen(), (str(self.source.path), self.commit))
+
+    # -- reading rows -----------------------------------------------------------------------
+
+    def _read(self, path: str, start: int, stop: int, scalar: bool = False) -> Any:
+        node = self.state[path]
+        meta = node["meta"]
+        dt = decode_dtype(meta["dtype"])
+        src = self.source
+        _head, live_state = src.head_state()
+        live = live_state.get(path)
+        held = set()
+        if live is not None and live["k"] == "d" and live["meta"] == meta:
+            held = {tuple(r) for r in live["ranges"]}
+        trusted = src.rows_trusted
+        f = src.file
+        layout = src.layout
+        dkey = dtype_key(dt)
+        if scalar:
+            (_s, _e, h), = node["ranges"]
+            if (_s, _e, h) in held and path in f:
+                value = f[path][()]
+                if trusted or rows_hash(np.asarray(value, dtype=dt), dkey) == h:
+                    return value
+            return layout.read_object(h)[()]
+        out = np.empty((stop - start, *meta["tail"]), dtype=dt)
+        for s, e, h in node["ranges"]:
+            a, b = max(start, s), min(stop, e)
+            if a >= b:
+                continue
+            dest = out[a - start:b - start]
+            if h is None:
+                raise IntegrityError(f"rows {s}:{e} of {path} at commit {self.commit[:10]} were "
+                                     "not recorded; they cannot be read")
+            if (s, e, h) in held:
+                ds = f.get(path)
+                if isinstance(ds, h5py.Dataset) and ds.shape and ds.shape[0] >= e:
+                    if trusted:
+                        dest[...] = read_rows(ds, a, b)
+                        continue
+                    whole = read_rows(ds, s, e)
+                    if rows_hash(whole, dkey) == h:
+                        dest[...] = whole[a - s:b - s]
+                        continue
+            if not layout.has_object(h):
+                raise IntegrityError(
+                    f"rows {s}:{e} of {path} as of commit {self.commit[:10]} are no longer in "
+                    "the store (changed outside h5vc before h5vc could preserve them)")
+            if a == s and b == e:
+                got = layout.read_object(h, out=dest)
+                if got is not dest:
+                    dest[...] = got
+            else:
+                pack, pa, _pb = layout.locate(h)
+                dest[...] = pack[pa + a - s:pa + b - s]
+        return out
