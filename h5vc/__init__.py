@@ -32,6 +32,7 @@ __all__ = [
     "Commit",
     "ConversionWarning",
     "DataLossError",
+    "Diff",
     "DirtyStoreError",
     "DiskFullError",
     "FormatVersionError",
@@ -44,6 +45,7 @@ __all__ = [
     "LockedError",
     "NotARepositoryError",
     "NotFoundError",
+    "PathDiff",
     "PluginError",
     "ReadOnlyError",
     "Repository",
@@ -58,6 +60,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .diff import Diff, PathDiff
     from .importing.api import Batch, ImportContext, Importer, ImporterOption, Source
     from .importing.hookspecs import hookimpl
     from .repository import CheckoutResult, Commit, Repository, Status
@@ -71,6 +74,7 @@ _LAZY = {
     "ConversionWarning": "transaction",
     "Importer": "importing.api", "Batch": "importing.api", "Source": "importing.api",
     "ImportContext": "importing.api", "ImporterOption": "importing.api",
+    "Diff": "diff", "PathDiff": "diff",
     "View": "view", "ViewDataset": "view", "ViewGroup": "view",
 }
 

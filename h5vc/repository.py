@@ -19,6 +19,7 @@ import h5py
 import xxhash
 
 from .crashpoints import crash_point
+from .diff import Diff, diff_states
 from .engine.footprint import Footprints, Table, Unknown
 from .engine.format import META, TRAILER, Frame, Layout, canonical_json
 from .engine.hashing import decode_value, dtype_key
@@ -1407,6 +1408,38 @@ class Repository:
         ``HEAD~n``), read without a checkout: the file is not changed. See :mod:`h5vc.view`."""
         cid = self.resolve(rev)
         return View(_ViewSource(self), cid, self.state_of(cid))
+
+    def diff(self, a: str | None = None, b: str | None = None, *,
+             paths: list[str] | None = None) -> Diff:
+        """What differs, per path, like ``git diff``: no revision, the live store's
+        uncommitted changes against HEAD; ``a`` alone, revision ``a`` against the live store;
+        both, ``a`` against ``b``. Reads recorded metadata and hashes only (the live store is
+        scanned as ``status`` does); ``paths`` limits it to those paths and what lies below."""
+        want = None
+        if paths:
+            want = []
+            for q in paths:
+                try:
+                    want.append(normalize_path(q))
+                except InvalidInputError:
+                    raise InvalidInputError(f"{q!r} is not a path in the store; give paths "
+                                            "from the root, like /group/dataset") from None
+        if b is not None and a is None:
+            raise InvalidInputError("give the first revision too: diff A B")
+        if a is None:
+            head, state = self._head_state()
+            old, a_id = state, head
+        else:
+            a_id = self.resolve(a)
+            old = self.state_of(a_id)
+        if b is None:
+            head, state = self._head_state()
+            new = apply_changes(state, self._scan(state, False)) if head else state
+            b_id = None
+        else:
+            b_id = self.resolve(b)
+            new = self.state_of(b_id)
+        return diff_states(old, new, want, a_id, b_id)
 
     @staticmethod
     def open_view(path: str, commit: str, name: str | None = None) -> Any:

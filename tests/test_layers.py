@@ -116,7 +116,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                      "h5vc.refs"]),
     ("engine", ["h5vc.engine", "h5vc.engine.*"]),
     ("around the repository", ["h5vc.pointer", "h5vc.git", "h5vc.git.env"]),
-    ("operations on the history", ["h5vc.transaction", "h5vc.verify", "h5vc.view",
+    ("operations on the history", ["h5vc.transaction", "h5vc.verify", "h5vc.view", "h5vc.diff",
                                    "h5vc.importing",
                                    "h5vc.importing.*"]),
     ("facade", ["h5vc.repository"]),

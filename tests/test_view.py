@@ -18,8 +18,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from histories import OPS, start, step
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from h5vc import IntegrityError, Repository, ViewDataset, ViewGroup
 
@@ -73,10 +73,6 @@ def same(a: dict[str, object], b: dict[str, object]) -> bool:
     return True
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["append", "rewrite", "shrink", "attr", "new",
-                                          "delete"]),
-                         st.integers(0, 2**16)), min_size=1, max_size=10)
-
 
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -87,42 +83,11 @@ def test_every_commit_reads_back_exactly_after_random_histories(tmp_path_factory
     recorded: dict[str, dict[str, object]] = {}
     with Repository.init(path) as repo:
         with repo.transaction("start") as tx:
-            g = tx.create_group("/g")
-            g.attrs["split"] = "train"
-            tx.create_dataset("/g/a", data=np.arange(60, dtype="f4").reshape(30, 2),
-                              maxshape=(None, 2), chunks=(8, 2))
-            tx.create_dataset("/b", data=np.arange(25, dtype="i8"), maxshape=(None,), chunks=(5,))
+            names = start(tx)
         recorded[repo.head.id] = snapshot(repo)
-        names = ["/g/a", "/b"]
         for i, (op, x) in enumerate(ops):
-            rng = np.random.default_rng(x)
             with repo.transaction(f"{op} {i}") as tx:
-                live = [p for p in names if p in tx]
-                p = live[x % len(live)] if live else None
-                if op == "append" and p:
-                    ds = tx[p]
-                    tx[p].append(rng.integers(-9, 9, (1 + x % 7, *ds.shape[1:])).astype(ds.dtype))
-                elif op == "rewrite" and p and tx[p].shape[0]:
-                    ds = tx[p]
-                    a = x % ds.shape[0]
-                    b = min(ds.shape[0], a + 1 + x % 5)
-                    ds[a:b] = rng.integers(100, 200, (b - a, *ds.shape[1:])).astype(ds.dtype)
-                elif op == "shrink" and p and tx[p].shape[0] > 1:
-                    ds = tx[p]
-                    ds.resize(ds.shape[0] - 1 - x % min(4, ds.shape[0] - 1))
-                elif op == "attr":
-                    tx["/g"].attrs["step"] = i
-                    if x % 3 == 0 and "split" in tx["/g"].attrs:
-                        del tx["/g"].attrs["split"]
-                elif op == "new":
-                    q = f"/g/n{i}"
-                    tx.create_dataset(q, data=rng.random((3 + x % 4, 3)), maxshape=(None, 3),
-                                      chunks=(4, 3))
-                    names.append(q)
-                elif op == "delete" and p:
-                    del tx[p]
-                else:
-                    tx["/g"].attrs["noop"] = i
+                step(tx, op, x, i, names)
             recorded[repo.head.id] = snapshot(repo)
             for cid, want in recorded.items():
                 assert same(view_snapshot(repo.at(cid)), want), cid

@@ -675,6 +675,116 @@ def ls_(
 
 
 @app.command()
+def diff(
+    args: Annotated[list[str] | None, typer.Argument(metavar="[A [B]] [PATH...]", help=(
+        "No revision: uncommitted changes against HEAD; one: that revision against the live "
+        "store; two: A against B. PATHs (from the root, /group/dataset) limit it."))] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="One line per path.")] = False,
+    values: Annotated[bool, typer.Option("--values", help="Also show the rows that differ "
+                                         f"(ranges of up to {_VALUES_MAX} rows).")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what differs per path: rows appended, removed or rewritten, metadata, attributes,
+    groups created or deleted (from recorded hashes; no rows are read without --values)."""
+    revs = [a for a in args or [] if not a.startswith("/")]
+    paths = [a for a in args or [] if a.startswith("/")]
+    if len(revs) > 2:
+        raise InvalidInputError(f"at most two revisions (got {', '.join(revs)}); paths start "
+                                "with /")
+    with _open(store, write=False) as repo:
+        d = repo.diff(*revs, paths=paths or None)
+        shown_values = _diff_values(repo, d) if values else {}
+    if as_json:
+        out = d.to_json()
+        for p in out["paths"]:
+            if p["path"] in shown_values:
+                p["values"] = shown_values[p["path"]]
+        _echo_json(out)
+        return
+    a = d.a[:10] if d.a else "(empty)"
+    b = d.b[:10] if d.b else "the live store"
+    if not d:
+        typer.echo(f"no differences between {a} and {b}" + (f" under {', '.join(paths)}"
+                                                               if paths else ""))
+        return
+    typer.echo(f"diff {a} .. {b}")
+    code = {"created": "A", "deleted": "D", "changed": "M", "replaced": "R"}
+    for p in d:
+        head = f"{code[p.status]} {p.path}"
+        if stat:
+            detail = p.stat()
+            typer.echo(f"{head}  {p.kind}" + (f"  {detail}" if detail else ""))
+            continue
+        rows = ""
+        if p.rows is not None and p.kind == "dataset":
+            rows = (f"  {p.rows[1]:,} rows" if p.status == "created" else
+                    f"  {p.rows[0]:,} rows" if p.status == "deleted" else
+                    f"  {p.rows[0]:,} -> {p.rows[1]:,} rows" if p.rows[0] != p.rows[1] else
+                    f"  {p.rows[0]:,} rows")
+        typer.echo(f"{head}  {p.kind}{rows}")
+        if p.status in ("created", "deleted"):
+            continue
+        for k, (old, new) in p.meta.items():
+            typer.echo(f"    meta {k}: {json.dumps(old)} -> {json.dumps(new)}")
+        for label, sign, spans in (("appended", "+", p.appended), ("removed", "-", p.removed),
+                                   ("rewritten", "~", p.rewritten)):
+            for s0, e0 in spans:
+                typer.echo(f"    {sign} rows {s0}:{e0} {label} ({e0 - s0:,})")
+        for k, (old, new) in p.attrs.items():
+            show = lambda v: "(absent)" if v is None else json.dumps(v, ensure_ascii=False)  # noqa: E731
+            typer.echo(f"    @ {k}: {show(old)} -> {show(new)}")
+        for line in shown_values.get(p.path, {}).get("text", []):
+            typer.echo(f"      {line}")
+
+
+_VALUES_MAX = 20
+
+
+def _diff_values(repo: Repository, d: Any) -> dict[str, dict[str, Any]]:
+    """Old and new rows of the small ranges that differ (for --values)."""
+    import numpy as np
+
+    old = repo.at(d.a) if d.a else None
+    new = repo.at(d.b) if d.b else None
+    out: dict[str, dict[str, Any]] = {}
+    for p in d:
+        if p.kind != "dataset":
+            continue
+
+        def rows(view: Any, s: int, e: int, path: str = p.path) -> Any:
+            if view is not None:
+                return np.asarray(view[path][s:e])
+            return np.asarray(repo.file[path][s:e])  # the live store (opened read-only)
+
+        text: list[str] = []
+        data: list[dict[str, Any]] = []
+        for label, spans, sides in (("appended", p.appended, (new,)),
+                                    ("removed", p.removed, (old,)),
+                                    ("rewritten", p.rewritten, (old, new))):
+            for s0, e0 in spans:
+                if e0 - s0 > _VALUES_MAX:
+                    text.append(f"rows {s0}:{e0}: {e0 - s0:,} rows, more than --values shows "
+                                f"(see h5vc cat REV:{p.path} --slice {s0}:{e0})")
+                    continue
+                got = [rows(v, s0, e0) for v in sides]
+                entry: dict[str, Any] = {"kind": label, "rows": [s0, e0]}
+                if label == "rewritten":
+                    entry["old"], entry["new"] = (_plain(g.tolist()) for g in got)
+                    for i in range(e0 - s0):
+                        if not np.array_equal(got[0][i], got[1][i]):
+                            text.append(f"row {s0 + i}: {got[0][i].tolist()} -> {got[1][i].tolist()}")
+                else:
+                    entry["new" if label == "appended" else "old"] = _plain(got[0].tolist())
+                    sign = "+" if label == "appended" else "-"
+                    text += [f"{sign} row {s0 + i}: {got[0][i].tolist()}" for i in range(e0 - s0)]
+                data.append(entry)
+        if text or data:
+            out[p.path] = {"text": text, "ranges": data}
+    return out
+
+
+@app.command()
 def cat(
     target: Annotated[str, typer.Argument(metavar="REV:PATH", help="A dataset as of a revision: "
                                           "v1:/train/cat/images, HEAD~2:/sensors/a (a bare "
