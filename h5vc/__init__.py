@@ -35,6 +35,7 @@ __all__ = [
     "Diff",
     "DirtyStoreError",
     "DiskFullError",
+    "ExportReport",
     "FormatVersionError",
     "H5vcError",
     "ImportContext",
@@ -61,6 +62,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .diff import Diff, PathDiff
+    from .export import ExportReport
     from .importing.api import Batch, ImportContext, Importer, ImporterOption, Source
     from .importing.hookspecs import hookimpl
     from .repository import CheckoutResult, Commit, Repository, Status
@@ -74,7 +76,7 @@ _LAZY = {
     "ConversionWarning": "transaction",
     "Importer": "importing.api", "Batch": "importing.api", "Source": "importing.api",
     "ImportContext": "importing.api", "ImporterOption": "importing.api",
-    "Diff": "diff", "PathDiff": "diff",
+    "Diff": "diff", "PathDiff": "diff", "ExportReport": "export",
     "View": "view", "ViewDataset": "view", "ViewGroup": "view",
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.hashing import decode_value
+from .engine.hashing import plain_value
 from .engine.state import State
 
 __all__ = ["Diff", "PathDiff", "diff_states"]
@@ -19,22 +19,7 @@ META_FIELDS = ("dtype", "rank", "tail", "chunks", "maxshape", "filters", "fill")
 
 
 def _value(enc: Any) -> Any:
-    """An encoded attribute value as plain JSON (strings as text)."""
-    if enc is None:
-        return None
-    arr, _dt, shape = decode_value(enc)
-    if shape is None:
-        return None
-    v = arr[()] if shape == () else arr.tolist()  # type: ignore[index,union-attr]
-    return _plain(v.item() if hasattr(v, "item") else v)
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, bytes):
-        return x.decode("utf-8", "replace")
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
+    return None if enc is None else plain_value(enc)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from .crashpoints import crash_point
 from .diff import Diff, diff_states
 from .engine.footprint import Footprints, Table, Unknown
 from .engine.format import META, TRAILER, Frame, Layout, canonical_json
-from .engine.hashing import decode_value, dtype_key
+from .engine.hashing import dtype_key, plain_value
 from .engine.hdf5lib import extend_to_eof
 from .engine.lock import StoreLock, probe_readers
 from .engine.objects import RestoreReport, restore
@@ -45,6 +45,8 @@ from .errors import (
     NotFoundError,
     ReadOnlyError,
 )
+from .export import ExportReport
+from .export import export as _export
 from .git.env import git_identity, git_or_none, ignore_store, is_ignored, is_tracked
 from .paths import check_text, normalize_path, shown
 from .pointer import pointer_path, read_pointer, write_pointer
@@ -466,14 +468,7 @@ def _configure(f: h5py.File) -> h5py.File:
 
 def _attrs_json(encoded: dict[str, Any]) -> dict[str, Any]:
     """Encoded attributes (as the state records them) as plain JSON values."""
-    out = {}
-    for k, enc in encoded.items():
-        arr, _dt, shape = decode_value(enc)
-        v = None if shape is None else (arr[()] if shape == () else arr.tolist())
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        out[k] = v.item() if hasattr(v, "item") else v
-    return out
+    return {k: plain_value(enc) for k, enc in encoded.items()}
 
 
 def _dataset_node(name: str, ds: Any, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -1440,6 +1435,18 @@ class Repository:
             b_id = self.resolve(b)
             new = self.state_of(b_id)
         return diff_states(old, new, want, a_id, b_id)
+
+    def export(self, rev: str, out: str | os.PathLike[str], *, select: list[str] | None = None,
+               where: list[str] | None = None, format: str = "h5",
+               force: bool = False) -> ExportReport:
+        """Write the groups and datasets ``select``-ed (paths; default everything) whose
+        attributes meet every ``where`` condition (``"ATTR=VALUE"``: such an object and all
+        below it), as of ``rev``, to ``out``: a plain HDF5 file (``format="h5"``, chunking,
+        compression and attributes kept, the source recorded in the root's ``h5vc_export``
+        attribute), a folder of .npy files (``"npy"``) or of image files (``"images"``, for
+        groups made by the images importer). ``force`` replaces an existing ``out``."""
+        return _export(self.at(rev), Path(out), store=self.path, select=select, where=where,
+                       format=format, force=force)
 
     @staticmethod
     def open_view(path: str, commit: str, name: str | None = None) -> Any:

@@ -107,9 +107,11 @@ class ViewGroup(_Node):
     """A group as of the view's revision."""
 
     def _path(self, name: str) -> str:
-        if name.startswith("/"):
-            return normalize_path(name)
-        return normalize_path(name if self.name == "/" else f"{self.name}/{name}")
+        exact = name if name.startswith("/") else (
+            f"/{name}" if self.name == "/" else f"{self.name}/{name}")
+        if exact in self._view.state:
+            return exact  # as recorded (HDF5 allows names such as "..", which paths refuse)
+        return normalize_path(exact)
 
     def __getitem__(self, name: str) -> ViewGroup | ViewDataset:
         try:

@@ -116,7 +116,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                      "h5vc.refs"]),
     ("engine", ["h5vc.engine", "h5vc.engine.*"]),
     ("around the repository", ["h5vc.pointer", "h5vc.git", "h5vc.git.env"]),
-    ("operations on the history", ["h5vc.transaction", "h5vc.verify", "h5vc.view", "h5vc.diff",
+    ("operations on the history", ["h5vc.transaction", "h5vc.verify", "h5vc.view", "h5vc.diff", "h5vc.export",
                                    "h5vc.importing",
                                    "h5vc.importing.*"]),
     ("facade", ["h5vc.repository"]),
@@ -180,3 +180,15 @@ def test_transactions_use_no_private_member_of_the_repository() -> None:
     assert "class History(Protocol)" in src
     found = sorted(set(re.findall(r"\b(?:repo|_repo|_h|history|h)\._[a-z]\w*", src)))
     assert not found, f"private members reached from transaction.py: {found}"
+
+
+def test_every_subpackage_is_packaged() -> None:
+    """The layers are subpackages: a wheel that held only the top package would not import."""
+    import tomllib
+    from setuptools import find_packages
+
+    conf = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    include = conf["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_packages(str(PACKAGE.parent), include=include))
+    wanted = {module_name(p.parent) for p in PACKAGE.rglob("__init__.py")}
+    assert wanted <= found and "h5vc.engine" in wanted, sorted(wanted - found)

@@ -785,6 +785,38 @@ def _diff_values(repo: Repository, d: Any) -> dict[str, dict[str, Any]]:
 
 
 @app.command()
+def export(
+    rev: Annotated[str, typer.Argument(help="The revision to export: commit, branch, tag, "
+                                       "HEAD~N.")],
+    out: Annotated[Path, typer.Argument(help="The file (h5) or folder (npy, images) to write.")],
+    select: Annotated[list[str] | None, typer.Option("--select", help="A group or dataset to "
+                                                     "export, with all below it (repeat it; "
+                                                     "default: everything).")] = None,
+    where: Annotated[list[str] | None, typer.Option("--where", help="ATTR=VALUE: keep only "
+                                                    "the groups and datasets with this "
+                                                    "attribute value, and all below them "
+                                                    "(repeat it: all must hold).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="h5: one plain HDF5 file; npy: a folder "
+                                     "of .npy files, one per dataset; images: the image files "
+                                     "of groups made by the images importer.")] = "h5",
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace OUT if it exists.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a selection of any revision, by category and attribute, to a new file or folder."""
+    with _open(store, write=False) as repo:
+        rep = repo.export(rev, out, select=select, where=where, format=fmt, force=force)
+    if as_json:
+        _echo_json({"out": str(rep.out), "commit": rep.commit, "format": rep.format,
+                    "datasets": rep.paths, "rows": rep.rows, "files": rep.files,
+                    "bytes": rep.bytes})
+        return
+    what = (f"{len(rep.paths)} dataset{'s' if len(rep.paths) != 1 else ''}, {rep.rows:,} rows"
+            if rep.format != "images" else f"{rep.files:,} images")
+    typer.echo(f"exported {what} as of {rep.commit[:10]} to {rep.out} ({rep.bytes / 2**20:.1f} MiB)")
+
+
+@app.command()
 def cat(
     target: Annotated[str, typer.Argument(metavar="REV:PATH", help="A dataset as of a revision: "
                                           "v1:/train/cat/images, HEAD~2:/sensors/a (a bare "
