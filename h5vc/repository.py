@@ -994,10 +994,12 @@ class Repository:
                    for ch in self._layout.read_payload(fr, tail, pos)["changes"]]
         return apply_changes(snap["state"], changes)
 
-    def state_of(self, rev: str) -> State:
-        """The tracked state of any commit: a map of paths to groups and datasets."""
+    def state_of(self, rev: str, *, base: tuple[str, State] | None = None) -> State:
+        """The tracked state of any commit: a map of paths to groups and datasets.
+        ``base``: a commit id and its state already known, to start from when it is an
+        ancestor (it saves replaying the history below it)."""
         cid = self.resolve(rev)
-        bases: dict[str, State] = {}
+        bases: dict[str, State] = dict([base]) if base is not None else {}
         snap, _ = self._read_snapshot()
         if snap is not None:
             bases[snap["commit"]] = snap["state"]
@@ -1433,7 +1435,7 @@ class Repository:
             b_id = None
         else:
             b_id = self.resolve(b)
-            new = self.state_of(b_id)
+            new = self.state_of(b_id, base=(a_id, old) if a_id else None)
         return diff_states(old, new, want, a_id, b_id)
 
     def export(self, rev: str, out: str | os.PathLike[str], *, select: list[str] | None = None,

@@ -16,6 +16,7 @@ the same repository) after it was made.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -325,6 +326,8 @@ class View(ViewGroup):
         self.source = source
         self.commit = commit
         self.state = state
+        self._plans: dict[str, tuple[np.dtype, str, list[int], list[list[Any]], list[int]]] = {}
+        self._held: dict[tuple[str, str | None], tuple[set[tuple[Any, ...]], h5py.Dataset | None]] = {}
         super().__init__(self, "/")
 
     def __repr__(self) -> str:
@@ -335,29 +338,56 @@ class View(ViewGroup):
 
     # -- reading rows -----------------------------------------------------------------------
 
+    def _plan(self, path: str) -> tuple[np.dtype, str, list[int], list[list[Any]], list[int]]:
+        """Per dataset, once: dtype, its hash key, row shape, ranges and their starts."""
+        got = self._plans.get(path)
+        if got is None:
+            node = self.state[path]
+            dt = decode_dtype(node["meta"]["dtype"])
+            ranges = node["ranges"]
+            got = self._plans[path] = (dt, dtype_key(dt), list(node["meta"]["tail"]), ranges,
+                                       [int(r[0]) for r in ranges])
+        return got
+
+    def _live(self, path: str) -> tuple[set[tuple[Any, ...]], h5py.Dataset | None]:
+        """The ranges of ``path`` that HEAD holds where this revision has them, and the live
+        dataset; asked again when HEAD moves."""
+        head, live_state = self.source.head_state()
+        key = (path, head)
+        got = self._held.get(key)
+        if got is None:
+            live = live_state.get(path)
+            held: set[tuple[Any, ...]] = set()
+            ds = None
+            if live is not None and live["k"] == "d" and live["meta"] == self.state[path]["meta"]:
+                held = {tuple(r) for r in live["ranges"]}
+                obj = self.source.file.get(path)
+                ds = obj if isinstance(obj, h5py.Dataset) else None
+            got = self._held[key] = (held, ds)
+        return got
+
     def _read(self, path: str, start: int, stop: int, scalar: bool = False) -> Any:
-        node = self.state[path]
-        meta = node["meta"]
-        dt = decode_dtype(meta["dtype"])
+        dt, dkey, tail, ranges, starts = self._plan(path)
+        held, ds = self._live(path)
         src = self.source
-        _head, live_state = src.head_state()
-        live = live_state.get(path)
-        held = set()
-        if live is not None and live["k"] == "d" and live["meta"] == meta:
-            held = {tuple(r) for r in live["ranges"]}
-        trusted = src.rows_trusted
-        f = src.file
+        trusted = bool(held) and src.rows_trusted
         layout = src.layout
-        dkey = dtype_key(dt)
         if scalar:
-            (_s, _e, h), = node["ranges"]
-            if (_s, _e, h) in held and path in f:
-                value = f[path][()]
+            (_s, _e, h), = ranges
+            if ds is not None and (_s, _e, h) in held:
+                value = ds[()]
                 if trusted or rows_hash(np.asarray(value, dtype=dt), dkey) == h:
                     return value
             return layout.read_object(h)[()]
-        out = np.empty((stop - start, *meta["tail"]), dtype=dt)
-        for s, e, h in node["ranges"]:
+        i = max(0, bisect.bisect_right(starts, start) - 1)
+        if i < len(ranges) and ranges[i][0] <= start and stop <= ranges[i][1]:
+            one = self._one(path, ranges[i], start, stop, held, ds, trusted, dkey)
+            if one is not None and one.dtype == dt:
+                return one  # within one range: h5py's own array, no copy
+        out = np.empty((stop - start, *tail), dtype=dt)
+        while i < len(ranges) and ranges[i][0] < stop:
+            s, e, h = ranges[i]
+            i += 1
             a, b = max(start, s), min(stop, e)
             if a >= b:
                 continue
@@ -365,16 +395,14 @@ class View(ViewGroup):
             if h is None:
                 raise IntegrityError(f"rows {s}:{e} of {path} at commit {self.commit[:10]} were "
                                      "not recorded; they cannot be read")
-            if (s, e, h) in held:
-                ds = f.get(path)
-                if isinstance(ds, h5py.Dataset) and ds.shape and ds.shape[0] >= e:
-                    if trusted:
-                        dest[...] = read_rows(ds, a, b)
-                        continue
-                    whole = read_rows(ds, s, e)
-                    if rows_hash(whole, dkey) == h:
-                        dest[...] = whole[a - s:b - s]
-                        continue
+            if ds is not None and (s, e, h) in held and ds.shape and ds.shape[0] >= e:
+                if trusted:
+                    _read_into(ds, a, b, dest)
+                    continue
+                whole = read_rows(ds, s, e)
+                if rows_hash(whole, dkey) == h:
+                    dest[...] = whole[a - s:b - s]
+                    continue
             if not layout.has_object(h):
                 raise IntegrityError(
                     f"rows {s}:{e} of {path} as of commit {self.commit[:10]} are no longer in "
@@ -385,5 +413,31 @@ class View(ViewGroup):
                     dest[...] = got
             else:
                 pack, pa, _pb = layout.locate(h)
-                dest[...] = pack[pa + a - s:pa + b - s]
+                _read_into(pack, pa + a - s, pa + b - s, dest)
         return out
+
+
+    def _one(self, path: str, r: list[Any], start: int, stop: int, held: set[tuple[Any, ...]],
+             ds: h5py.Dataset | None, trusted: bool, dkey: str) -> np.ndarray | None:
+        """Rows start:stop that lie in range ``r``, read as one array: live when vouched for,
+        else from the preserved copy; None for what :meth:`_read` checks the long way."""
+        s, e, h = r
+        if h is None:
+            return None
+        if ds is not None and (s, e, h) in held and ds.shape and ds.shape[0] >= e:
+            return ds[start:stop] if trusted else None
+        try:
+            pack, pa, _pb = self.source.layout.locate(h)
+        except IntegrityError:
+            return None  # missing: the long way says so
+        return pack[pa + start - s:pa + stop - s]
+
+
+def _read_into(ds: h5py.Dataset, a: int, b: int, dest: np.ndarray) -> None:
+    """Rows a:b of ``ds`` into ``dest``: large reads straight into it (h5py's direct read
+    costs more per call but saves a copy)."""
+    if (not ds.dtype.hasobject and dest.flags.c_contiguous and ds.dtype == dest.dtype
+            and dest.nbytes >= 1 << 20):
+        ds.read_direct(dest, np.s_[a:b])
+    else:
+        dest[...] = ds[a:b]
