@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from h5vc import DirtyStoreError, InvalidInputError, Repository
+from h5vc import DirtyStoreError, InvalidInputError, Repository, ViewGroup
 
 META = ".h5vc"
 
@@ -191,6 +191,39 @@ def file_view(path: Path) -> dict[str, Any]:
 
         f.visititems(visit)
     return out
+
+
+VIEW_KEYS = ("k", "attrs", "dtype", "shape", "chunks", "maxshape", "compression", "values")
+
+
+def revision_view(view: Any) -> dict[str, Any]:
+    """A revision read through ``repo.at(rev)``, in the terms of :func:`file_view`."""
+    def attrs(obj: Any) -> dict[str, Any]:
+        return {k: canon(obj.attrs[k]) for k in obj.attrs}
+
+    out: dict[str, Any] = {"/": {"k": "g", "attrs": attrs(view)}}
+
+    def visit(name: str, obj: Any) -> None:
+        p = "/" + name
+        if isinstance(obj, ViewGroup):
+            out[p] = {"k": "g", "attrs": attrs(obj)}
+            return
+        dt = obj.dtype
+        values = obj[()]
+        if h5py.check_string_dtype(dt) is not None and dt.hasobject:
+            values = np.array([v.decode() if isinstance(v, bytes) else v
+                               for v in np.asarray(values).reshape(-1)],
+                              dtype=object).reshape(np.shape(values))
+        out[p] = {"k": "d", "attrs": attrs(obj), "dtype": dtype_sig(dt), "shape": obj.shape,
+                  "chunks": obj.chunks, "maxshape": obj.maxshape,
+                  "compression": obj.compression, "values": canon(values)}
+
+    view.visititems(visit)
+    return out
+
+
+def subset(v: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {p: {k: node[k] for k in keys if k in node} for p, node in v.items()}
 
 
 def assert_views_equal(got: dict[str, Any], want: dict[str, Any], what: str) -> None:
@@ -388,6 +421,19 @@ def apply_op(model: dict[str, Any], op: tuple[Any, ...], target: Any, *, tx: boo
         model[p] = {"k": "g", "attrs": {}}
         return True
     raise AssertionError(kind)
+
+
+class _Same:
+    """The machine's own open repository, as a context that does not close it."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+
+    def __enter__(self) -> Repository:
+        return self.repo
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 class Boom(Exception):
@@ -595,6 +641,18 @@ class H5vcMachine(RuleBasedStateMachine):
             assert changes != []
         else:
             assert changes == []
+
+    @invariant()
+    def every_commit_reads_back_without_checkout(self) -> None:
+        if self.repo is None:
+            return
+        before = self.path.stat().st_mtime_ns, self.path.stat().st_size
+        with _Same(self.repo) as repo:
+            for cid in self.commits:
+                got = revision_view(repo.at(cid))
+                want = subset(model_view(self.snapshots[cid]), VIEW_KEYS)
+                assert_views_equal(got, want, f"at({cid[:10]})")
+        assert (self.path.stat().st_mtime_ns, self.path.stat().st_size) == before
 
     @invariant()
     def history_is_consistent(self) -> None:
