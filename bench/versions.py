@@ -55,14 +55,19 @@ def fill(tx: Any, path: str, n: int, value: float | None = None) -> None:
             ds[a:b] = np.full((b - a, COLS), value, dtype=np.float32)
 
 
-def part_a(tmp: Path, gib: float, runs: int) -> dict[str, float]:
+def build(path: Path, gib: float) -> tuple[int, str]:
+    """A store whose /x holds ``gib`` GiB of float32 rows; (rows, the commit)."""
     n = int(gib * 2**30) // (4 * COLS)
-    path = tmp / "a.h5"
-    progress(f"A: building {gib} GiB")
     with Repository.init(path, pointer=False) as repo:
         with repo.transaction("data") as tx:
             fill(tx, "/x", n)
-        v1 = repo.head.id
+        return n, repo.head.id
+
+
+def part_a(tmp: Path, gib: float, runs: int) -> dict[str, float]:
+    path = tmp / "a.h5"
+    progress(f"A: building {gib} GiB")
+    n, v1 = build(path, gib)
 
     def raw() -> float:
         with h5py.File(path, "r") as f:
@@ -230,13 +235,10 @@ def part_e(tmp: Path, gib: float, runs: int) -> dict[str, float]:
     import dask.array as da
     from distributed import Client, LocalCluster
 
-    n = int(gib * 2**30) // (4 * COLS)
     path = tmp / "e.h5"
     progress(f"E: building {gib} GiB, then rewriting a quarter")
-    with Repository.init(path, pointer=False) as repo:
-        with repo.transaction("data") as tx:
-            fill(tx, "/x", n)
-        v1 = repo.head.id
+    n, v1 = build(path, gib)
+    with Repository.open(path) as repo:
         with repo.transaction("rewrite a quarter") as tx:
             tx_ds = tx["/x"]
             for a in range(0, n // 4, 16 * CHUNK):
