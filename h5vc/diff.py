@@ -18,10 +18,6 @@ __all__ = ["Diff", "PathDiff", "diff_states"]
 META_FIELDS = ("dtype", "rank", "tail", "chunks", "maxshape", "filters", "fill")
 
 
-def _value(enc: Any) -> Any:
-    return None if enc is None else plain_value(enc)
-
-
 @dataclass
 class PathDiff:
     """How one path differs. ``status``: "created", "deleted", "replaced" (a group became a
@@ -133,14 +129,14 @@ def _attrs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     out = {}
     for k in sorted(set(a) | set(b)):
         if a.get(k) != b.get(k):
-            out[k] = (_value(a.get(k)), _value(b.get(k)))
+            out[k] = (plain_value(a.get(k)), plain_value(b.get(k)))
     return out
 
 
 def _dataset_created(p: str, node: dict[str, Any], status: str = "created") -> PathDiff:
     n = int(node["n"]) if node["meta"]["rank"] > 0 else 0
     return PathDiff(p, "dataset", status, (0, n), appended=[(0, n)] if n else [],
-                    attrs={k: (None, _value(v)) for k, v in sorted(node["attrs"].items())})
+                    attrs=_attrs({}, node["attrs"]))
 
 
 def diff_states(a: State, b: State, paths: list[str] | None = None,

@@ -123,7 +123,7 @@ def _prepare(out: Path, force: bool, folder: bool, store: Path) -> Path:
             kind = "a folder" if out.is_dir() else "a file"
             raise InvalidInputError(f"{out} is {kind}; this format writes "
                                     + ("a folder" if folder else "a file"))
-    parent = out.parent if str(out.parent) else Path(".")
+    parent = out.parent
     if not parent.is_dir():
         raise InvalidInputError(f"the folder {parent} does not exist; create it first")
     if folder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import getpass
@@ -1108,20 +1109,25 @@ class Repository:
             self._prints = Table.load(raw) if isinstance(raw, bytes) else None
         return self._prints  # type: ignore[return-value]
 
-    def _file_bytes(self, flush: bool = True) -> tuple[Any, mmap.mmap] | None:
-        """The file's bytes as a read-only map, with this session's writes flushed first
-        (``flush=False``: they just were)."""
+    @contextlib.contextmanager
+    def _mapped(self, flush: bool = True) -> Iterator[mmap.mmap | None]:
+        """The file's bytes as a read-only map (None when it cannot be mapped), with this
+        session's writes flushed first (``flush=False``: they just were)."""
         try:
             if flush and self._writable:
                 self._f.flush()
-            fh = open(self.path, "rb")  # noqa: SIM115 - closed by the caller with the map
+            fh = open(self.path, "rb")  # noqa: SIM115 - closed below, with the map
         except (OSError, RuntimeError):
-            return None
-        try:
-            return fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            fh.close()
-            return None
+            yield None
+            return
+        with fh:
+            try:
+                buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                yield None
+                return
+            with buf:
+                yield buf
 
     def _scan_prints(self, state: State, rehash: bool,
                      flushed: bool = False) -> list[dict[str, Any]] | None:
@@ -1134,20 +1140,15 @@ class Repository:
         table = self._load_prints()
         if table is None or table.commit != cached[0]:
             return None
-        got = self._file_bytes(flush=not flushed)
-        if got is None:
-            return None
-        fh, buf = got
-        try:
+        with self._mapped(flush=not flushed) as buf:
+            if buf is None:
+                return None
             try:
                 if Footprints(buf).root != table.root:
                     return None
             except Unknown:
                 return None
             suspects = table.changed(buf)
-        finally:
-            buf.close()
-            fh.close()
         known = table.paths()
         suspects.update(p for p in state if p not in known)
         self._seal.suspects |= suspects
@@ -1158,47 +1159,23 @@ class Repository:
     def _refresh_prints(self) -> None:
         """Before a session that knows the store equal to HEAD closes: bring the footprints
         table to HEAD, taking again those of the objects this session found or made changed."""
-        if not self._writable or not self._f.id.valid:
-            return
+        if not self._committed or not self._writable or not self._f.id.valid:
+            return  # taken after commits only: a checkout leaves the table to the next commit
         head, state = self._head_state()
         if head is None:
             return
         table = self._load_prints()
-        if not self._committed:
-            return  # taken after commits only: a checkout leaves the table to the next commit
         if table is None and len(state) < PRINTS_MIN_PATHS:
             return  # a small store scans in milliseconds: no table to rewrite at each commit
         if table is not None and table.commit == head and not self._seal.suspects:
             return  # already true
-        got = self._file_bytes()
-        if got is None:
-            return
-        fh, buf = got
-        try:
-            fp = Footprints(buf)
-            old: State | None = None
-            if table is not None and table.root == fp.root and table.commit != head:
-                base = self._prints_base
-                try:
-                    old = base[1] if base and base[0] == table.commit else self.state_of(table.commit)
-                except H5vcError:
-                    old = None
-            if table is None or table.root != fp.root or (table.commit != head and old is None):
-                table = Table(head, fp.root)
-                table.take(fp, None, self._vlen_attr, self._links)
-            else:
-                dirty = self._seal.suspects & state.keys()
-                if old is not None:
-                    dirty |= {p for p in state if old.get(p) is not state[p]
-                              and old.get(p) != state[p]}
-                table.keep_only(state)
-                table.take(fp, sorted(dirty), self._vlen_attr, self._links, self._locate)
-                table.commit = head
-        except Unknown:
-            return
-        finally:
-            buf.close()
-            fh.close()
+        with self._mapped() as buf:
+            if buf is None:
+                return
+            try:
+                table = self._retake_prints(buf, table, head, state)
+            except Unknown:
+                return
         payload = table.dump()
         # only a cache: never written into the last free space (DiskFullError: not written)
         ensure_space(self.path, 2 * len(payload), "the footprints table")
@@ -1206,6 +1183,30 @@ class Repository:
         self._prints = table
         self._seal.suspects = set()
         self._seal.modified = True
+
+    def _retake_prints(self, buf: mmap.mmap, table: Table | None, head: str,
+                       state: State) -> Table:
+        """The footprints table brought to HEAD: updated for the paths that changed since
+        the commit it vouches for, or taken whole when that cannot be told."""
+        fp = Footprints(buf)
+        old: State | None = None
+        if table is not None and table.root == fp.root and table.commit != head:
+            base = self._prints_base
+            try:
+                old = base[1] if base and base[0] == table.commit else self.state_of(table.commit)
+            except H5vcError:
+                old = None
+        if table is None or table.root != fp.root or (table.commit != head and old is None):
+            table = Table(head, fp.root)
+            table.take(fp, None, self._vlen_attr, self._links)
+            return table
+        dirty = self._seal.suspects & state.keys()
+        if old is not None:
+            dirty |= {p for p in state if old.get(p) is not state[p] and old.get(p) != state[p]}
+        table.keep_only(state)
+        table.take(fp, sorted(dirty), self._vlen_attr, self._links, self._locate)
+        table.commit = head
+        return table
 
     def _links(self, path: str) -> dict[str, int] | None:
         try:

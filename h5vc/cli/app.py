@@ -745,6 +745,8 @@ def _diff_values(repo: Repository, d: Any) -> dict[str, dict[str, Any]]:
     """Old and new rows of the small ranges that differ (for --values)."""
     import numpy as np
 
+    from ..engine.hashing import plain_text
+
     old = repo.at(d.a) if d.a else None
     new = repo.at(d.b) if d.b else None
     out: dict[str, dict[str, Any]] = {}
@@ -770,12 +772,12 @@ def _diff_values(repo: Repository, d: Any) -> dict[str, dict[str, Any]]:
                 got = [rows(v, s0, e0) for v in sides]
                 entry: dict[str, Any] = {"kind": label, "rows": [s0, e0]}
                 if label == "rewritten":
-                    entry["old"], entry["new"] = (_plain(g.tolist()) for g in got)
+                    entry["old"], entry["new"] = (plain_text(g.tolist()) for g in got)
                     for i in range(e0 - s0):
                         if not np.array_equal(got[0][i], got[1][i]):
                             text.append(f"row {s0 + i}: {got[0][i].tolist()} -> {got[1][i].tolist()}")
                 else:
-                    entry["new" if label == "appended" else "old"] = _plain(got[0].tolist())
+                    entry["new" if label == "appended" else "old"] = plain_text(got[0].tolist())
                     sign = "+" if label == "appended" else "-"
                     text += [f"{sign} row {s0 + i}: {got[0][i].tolist()}" for i in range(e0 - s0)]
                 data.append(entry)
@@ -835,6 +837,7 @@ def cat(
     """Print (or save) a dataset or an attribute as of any revision, without a checkout."""
     import numpy as np
 
+    from ..engine.hashing import plain_text
     from ..errors import NotFoundError
     from ..view import ViewDataset
 
@@ -887,7 +890,7 @@ def cat(
         _echo_json({"rev": rev, "commit": commit, "path": path, "attr": attr,
                     "shape": None if arr is None else list(arr.shape),
                     "dtype": None if arr is None else str(arr.dtype),
-                    "data": None if arr is None else _plain(arr.tolist())})
+                    "data": None if arr is None else plain_text(arr.tolist())})
         return
     if arr is None:
         typer.echo("(empty: no dataspace)")
@@ -904,16 +907,6 @@ def cat(
     if big:
         typer.echo(f"({arr.size:,} values, summarized: choose rows with --slice, or save them "
                    "with --npy FILE)", err=True)
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, bytes):
-        return x.decode("utf-8", "replace")
-    if isinstance(x, list):
-        return [_plain(v) for v in x]
-    if isinstance(x, tuple):
-        return [_plain(v) for v in x]
-    return x
 
 
 def _parse_slice(text: str) -> tuple[Any, ...]:

@@ -263,19 +263,22 @@ def decode_value(enc: Any) -> tuple[np.ndarray | None, np.dtype, tuple[int, ...]
 
 def plain_value(enc: Any) -> Any:
     """An encoded value (an attribute as the state records it) as plain JSON: numbers, text
-    (bytes decoded as UTF-8), lists; None for an empty dataspace."""
+    (bytes decoded as UTF-8), lists; None for an empty dataspace, or for None (absent)."""
+    if enc is None:
+        return None
     arr, _dt, shape = decode_value(enc)
     if shape is None or arr is None:
         return None
     v = arr[()] if shape == () else arr.tolist()
     if hasattr(v, "item"):
         v = v.item()
-    return _plain_text(v)
+    return plain_text(v)
 
 
-def _plain_text(x: Any) -> Any:
+def plain_text(x: Any) -> Any:
+    """``x`` (values of ``ndarray.tolist()``) with bytes decoded as UTF-8, tuples as lists."""
     if isinstance(x, bytes):
         return x.decode("utf-8", "replace")
     if isinstance(x, (list, tuple)):
-        return [_plain_text(v) for v in x]
+        return [plain_text(v) for v in x]
     return x
