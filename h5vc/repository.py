@@ -21,6 +21,7 @@ import xxhash
 
 from .crashpoints import crash_point
 from .diff import Diff, diff_states
+from .engine import snapshot as snapshot_pages
 from .engine.footprint import Footprints, Table, Unknown
 from .engine.format import META, TRAILER, Frame, Layout, canonical_json
 from .engine.hashing import dtype_key, plain_value
@@ -30,6 +31,8 @@ from .engine.objects import RestoreReport, restore
 from .engine.provenance import Provenance, legacy_sources
 from .engine.rows import live_hash, read_rows
 from .engine.scan import materialize, object_filters, read_attrs, scan, scan_suspects
+from .engine.snapshot import PagedState, Pages, changed_paths
+from .engine.snapshot import encode as encode_pages
 from .engine.space import disk_full, ensure_space
 from .engine.space import forget as forget_reserved
 from .engine.stamp import is_sealed, seal, seal_seconds, sealed_second
@@ -63,6 +66,9 @@ __all__ = ["CheckoutResult", "Commit", "Repository", "Status"]
 # the snapshot is rewritten once the frames after it exceed this or a quarter of its size: an
 # open decodes those frames (each ~25 µs) to reach HEAD, a rewrite costs about one write
 SNAPSHOT_MIN_BYTES = 2 * 1024
+# a paged snapshot is read a page at a time, so its size does not slow an open: it is rewritten
+# once this much follows it, which bounds what an open replays
+SNAPSHOT_MAX_TAIL = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -153,8 +159,16 @@ def _check_refs(refs: Any, journal_len: int) -> None:
 
 def _check_snapshot(snap: Any, journal_len: int) -> None:
     ok = (isinstance(snap, dict) and _is_id(snap.get("commit"))
-          and isinstance(snap.get("journal_len"), int) and 0 < snap["journal_len"] <= journal_len
-          and isinstance(snap.get("state"), dict) and "/" in snap["state"])
+          and isinstance(snap.get("journal_len"), int) and 0 < snap["journal_len"] <= journal_len)
+    if ok and "pages" in snap:  # paged (engine/snapshot.py): the header, its pages apart
+        pages = snap["pages"]
+        ok = (isinstance(pages, list) and bool(pages) and "state" not in snap
+              and all(isinstance(e, list) and len(e) == 5 and isinstance(e[0], str)
+                      and all(isinstance(v, int) and v >= 0 for v in (e[1], e[2], e[4]))
+                      and isinstance(e[3], str) for e in pages)
+              and [e[0] for e in pages] == sorted(e[0] for e in pages))
+    elif ok:
+        ok = isinstance(snap.get("state"), dict) and "/" in snap["state"]
     if not ok:
         raise IntegrityError(f"/{META}/state does not hold a valid snapshot")
 
@@ -524,6 +538,9 @@ class Repository:
         self._journal: bytes | None = None
         self._snapshot_len = 0
         self._snap_pos: int | None = None
+        self._paged = False  # the snapshot is paged
+        self._pages: Pages | None = None  # the pages of the snapshot read last
+        self._all_pages: weakref.WeakSet[Pages] = weakref.WeakSet()  # every Pages still in use
         # The file is held open, and HDF5's lock keeps other writers out, so what this object
         # read from /.h5vc stays true until it writes it itself.
         self._stored_refs: dict[str, Any] | None = None
@@ -1020,7 +1037,8 @@ class Repository:
 
     def _read_snapshot(self) -> tuple[dict[str, Any] | None, int]:
         """The state snapshot, or (None, 0) when it is missing or damaged (then the state is
-        rebuilt from the journal, and a writable store gets a new snapshot at its next commit)."""
+        rebuilt from the journal, and a writable store gets a new snapshot at its next commit).
+        A paged snapshot's state is a PagedState: its pages are read when they are needed."""
         try:
             snap, size = self._layout.read_record("state")
             if snap is not None:
@@ -1028,12 +1046,60 @@ class Repository:
         except IntegrityError:
             self._snap_pos = 0  # rewrite it at the next commit
             return None, 0
+        if snap is not None and "pages" in snap:
+            self._paged = True
+            seq = self._layout.record_seq("state") or 0
+            pages = self._pages
+            if pages is None or pages.seq != seq or pages.entries != snap["pages"]:
+                pages = self._pages = self._pages_of(snap["pages"], seq, snap["commit"])
+            snap = {**snap, "state": PagedState(pages)}
+            size = self._layout.snapshot_bytes or size
         return snap, size
 
+    def _pages_of(self, entries: list[list[Any]], seq: int, cid: str) -> Pages:
+        lay = self._layout
+        pages = Pages(entries, lambda start, n: lay.read_side("state", seq, start, n),
+                      lambda: self._rescue_snapshot(cid), seq)
+        self._all_pages.add(pages)
+        return pages
+
+    def _rescue_snapshot(self, cid: str) -> State:
+        """A page of the snapshot is damaged: its commit's state from the journal alone (the
+        snapshot is rewritten at the next commit, `h5vc repair` rewrites it now)."""
+        self._snap_pos = 0
+        index = self._load_index()
+        chain: list[str] = []
+        cur: str | None = cid
+        while cur is not None:
+            if cur not in index:
+                raise IntegrityError(f"commit {cur[:10]} is missing from the journal")
+            chain.append(cur)
+            cur = index[cur].parent
+        return apply_changes(empty_state(), [ch for c in reversed(chain)
+                                             for ch in self._record_of(c)["changes"]])
+
     def _write_snapshot(self, cid: str, state: State) -> None:
-        blob = {"commit": cid, "journal_len": self._layout.journal_len, "state": state}
-        self._snapshot_len = self._layout.write_record("state", blob)
-        self._snap_pos = blob["journal_len"]
+        pos = self._layout.journal_len
+        paged = encode_pages(state)
+        if paged is not None:
+            entries, side = paged
+            for pages in list(self._all_pages):
+                pages.load_all()  # states still in use keep their pages as the slot is rewritten
+            head = {"commit": cid, "journal_len": pos, "paths": len(state), "pages": entries}
+            try:
+                self._snapshot_len = self._layout.write_record("state", head, side)
+            except IntegrityError:  # its side dataset is damaged: one record, as small ones
+                paged = None
+            else:
+                seq = self._layout.record_seq("state") or 0
+                self._pages = self._pages_of(entries, seq, cid)
+                if self._head_cache is not None and self._head_cache[0] == cid:
+                    self._head_cache = (cid, PagedState(self._pages))
+        if paged is None:
+            blob = {"commit": cid, "journal_len": pos, "state": dict(state)}
+            self._snapshot_len = self._layout.write_record("state", blob)
+        self._paged = paged is not None
+        self._snap_pos = pos
 
     # -- status / commit ----------------------------------------------------------------
 
@@ -1200,10 +1266,18 @@ class Repository:
             table = Table(head, fp.root)
             table.take(fp, None, self._vlen_attr, self._links)
             return table
-        dirty = self._seal.suspects & state.keys()
-        if old is not None:
-            dirty |= {p for p in state if old.get(p) is not state[p] and old.get(p) != state[p]}
-        table.keep_only(state)
+        dirty = {p for p in self._seal.suspects if p in state}
+        quick = changed_paths(old, state) if old is not None else None
+        if quick is not None:  # two paged states: their overlays tell what changed
+            dirty |= {p for p in quick if p in state}
+            for p in quick:
+                if p not in state and p in old:  # type: ignore[operator]
+                    table.set(p, None)
+        else:
+            if old is not None:
+                dirty |= {p for p in state
+                          if old.get(p) is not state[p] and old.get(p) != state[p]}
+            table.keep_only(state)
         table.take(fp, sorted(dirty), self._vlen_attr, self._links, self._locate)
         table.commit = head
         return table
@@ -1302,7 +1376,13 @@ class Repository:
             self._index[cid] = Frame(cid, head, parent_end, end - TRAILER.size - len(payload),
                                      len(payload))
         snap_pos = self._snapshot_pos()
-        if end - snap_pos > max(SNAPSHOT_MIN_BYTES, self._snapshot_len // 4) or snap_pos == 0:
+        due = self._snapshot_len // 4
+        if self._paged:
+            due = min(due, SNAPSHOT_MAX_TAIL)
+        due = max(SNAPSHOT_MIN_BYTES, due)
+        if not self._paged and self._snapshot_len > 2 * snapshot_pages.PAGE_BYTES:
+            due = 0  # written before snapshots were paged: paged at this commit
+        if end - snap_pos > due or snap_pos == 0:
             self._write_snapshot(cid, new_state)
         if pending:
             self._layout.set_pending_sources([])
@@ -1357,6 +1437,7 @@ class Repository:
                 return 0
             self._snap_pos = pos
             self._snapshot_len = self._layout.snapshot_bytes
+            self._paged = self._layout.snapshot_paged
         return self._snap_pos
 
     # -- checkout ------------------------------------------------------------------------

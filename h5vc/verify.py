@@ -25,6 +25,7 @@ from .engine.format import TRAILER, Frame, Layout
 from .engine.hashing import dtype_key, rows_hash, rows_hash_parts
 from .engine.rows import as_0d, live_hash, row_slices
 from .engine.scan import dataset_meta
+from .engine.snapshot import Pages
 from .engine.state import State, apply_changes, empty_state
 from .errors import H5vcError, IntegrityError
 
@@ -154,6 +155,29 @@ def _state(cid: str, frames: dict[str, tuple[Frame, dict[str, Any]]]) -> State |
         chain.append(cur)
         cur = frames[cur][0].parent
     return apply_changes(empty_state(), [ch for c in reversed(chain) for ch in frames[c][1]["changes"]])
+
+
+def _stored_state(layout: Layout, snap: Any, report: VerifyReport) -> Any:
+    """The state a snapshot holds, every page of a paged one read and checked; None (with the
+    problem reported) when a page is damaged."""
+    if not (isinstance(snap, dict) and isinstance(snap.get("pages"), list)):
+        return snap.get("state") if isinstance(snap, dict) else None
+    seq = layout.record_seq("state") or 0
+
+    def damaged() -> State:
+        raise IntegrityError("damaged page")
+
+    try:
+        pages = Pages(snap["pages"], lambda a, n: layout.read_side("state", seq, a, n),
+                      damaged, seq)
+        bad = pages.bad_pages()
+        if not bad:
+            return dict(pages.items())
+    except (IntegrityError, TypeError, ValueError, IndexError):
+        bad = [-1]
+    report.problems.append(Problem("state snapshot", f"{len(bad)} of its pages damaged (h5vc "
+                                   "rebuilds the state from the history meanwhile)", REPAIR))
+    return None
 
 
 def _object_rows(layout: Layout, h: str) -> tuple[Any, int, int, bool]:
@@ -329,7 +353,8 @@ def verify(repo: RepositoryLike, rev: str | None = None) -> VerifyReport:
     if snap is not None and rev is None:
         cid = snap.get("commit") if isinstance(snap, dict) else None
         built = _state(cid, frames) if isinstance(cid, str) else None
-        if built is None or built != snap.get("state"):
+        stored = _stored_state(layout, snap, report)
+        if stored is not None and (built is None or built != stored):
             report.problems.append(Problem("state snapshot", "does not match the history "
                                            f"(commit {str(cid)[:10]})", REPAIR))
 

@@ -7,6 +7,7 @@
       journal         uint8 stream of commit frames, only ever appended
       refs.0, refs.1  two slots of the refs record: HEAD, branches, tags, the journal length
       state.0, state.1  two slots of the state record: a snapshot of one commit's state
+      state.side.0, .1  the pages of a large snapshot, one dataset per slot (see snapshot.py)
       pending.0, .1   two slots: provenance of imports made without a commit (format 3)
       prints.0, .1    two slots: the footprints of the tracked objects, a cache (binary)
       packs/<key>     preserved ranges, appended as rows: one pack per dtype, row shape, filters
@@ -60,6 +61,7 @@ _READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError)  # what HDF5 raises
 REC_TRAILER = struct.Struct("<QQI4s")  # seq, xxh3-64 of payload + seq, payload length, magic
 REC_MAGIC = b"H5VR"
 RECORD_CHUNK = 1 << 12
+SIDE_CHUNK = 1 << 16
 # two-slot records; pending: provenance not yet committed; prints: footprints of the tracked
 # objects (a cache, see h5vc.engine.footprint: binary, and never needed to read the history)
 RECORDS = ("refs", "state", "pending", "prints")
@@ -485,8 +487,11 @@ class Layout:
         except ValueError:
             raise IntegrityError(f"/{META}/{name} is damaged in {self.f.filename}") from None
 
-    def write_record(self, name: str, value: Any) -> int:
-        """Write ``value`` into the older slot of record ``name``; returns its size."""
+    def write_record(self, name: str, value: Any, side: bytes | None = None) -> int:
+        """Write ``value`` into the older slot of record ``name``; returns its size (with
+        ``side``'s). ``side``: bytes the value refers to (a paged snapshot's pages), written
+        first into the side dataset paired with that slot. IntegrityError, with nothing
+        written, when that dataset is damaged."""
         if name not in self._seq:
             try:
                 self.read_record(name)
@@ -495,6 +500,9 @@ class Layout:
         seq = self._seq.get(name, 0) + 1
         if child(self.g, f"{name}.{seq % 2}") is BROKEN:
             seq += 1  # that slot cannot be written again: the other one is rewritten in place
+        if side is not None:
+            self._write_side(f"{name}.side.{seq % 2}", side)
+            crash_point("record.side-written")
         payload = value if name in RAW_RECORDS else canonical_json(value)
         check = xxhash.xxh3_64_intdigest(payload + struct.pack("<Q", seq))
         buf = np.frombuffer(payload + REC_TRAILER.pack(seq, check, len(payload), REC_MAGIC),
@@ -516,11 +524,50 @@ class Layout:
         self._seq[name] = seq
         live = self._load_live()
         live["seq"][name] = seq
+        size = int(buf.size) + (len(side) if side is not None else 0)
         if name == "state" and isinstance(value, dict):
             live["state_journal_len"] = value.get("journal_len")
-            live["state_bytes"] = int(buf.size)
+            live["state_bytes"] = size
+            live["state_paged"] = "pages" in value
         self._write_live()
-        return int(buf.size)
+        return size
+
+    def _write_side(self, key: str, data: bytes) -> None:
+        ds = child(self.g, key)
+        if ds is BROKEN or (ds is not None and not (isinstance(ds, h5py.Dataset)
+                                                    and ds.dtype == np.uint8 and ds.ndim == 1)):
+            raise IntegrityError(f"/{META}/{key} is damaged in {self.f.filename}")
+        buf = np.frombuffer(data, dtype=np.uint8)
+        if ds is None:
+            self.g.create_dataset(key, data=buf, maxshape=(None,), chunks=(SIDE_CHUNK,))
+            return
+        dsid = ds.id
+        if dsid.shape[0] != buf.size:
+            dsid.set_extent((buf.size,))
+        if buf.size:
+            dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, buf)
+
+    def record_seq(self, name: str) -> int | None:
+        """The seq of record ``name`` as last read or written."""
+        return self._seq.get(name)
+
+    def read_side(self, name: str, seq: int, start: int, length: int) -> bytes | None:
+        """``length`` bytes at ``start`` of the side dataset of record ``name``'s slot ``seq``;
+        None when they cannot be read."""
+        if start < 0 or length < 0:
+            return None
+        try:
+            dsid = h5py.h5d.open(self.g.id, f"{name}.side.{seq % 2}".encode())
+            if len(dsid.shape) != 1 or dsid.dtype != np.uint8 or start + length > dsid.shape[0]:
+                return None
+            buf = np.empty(length, dtype=np.uint8)
+            if length:
+                space = dsid.get_space()
+                space.select_hyperslab((start,), (length,))
+                dsid.read(h5py.h5s.create_simple((length,)), space, buf)
+            return buf.tobytes()
+        except _READ_ERRORS:
+            return None
 
     def drop_legacy(self) -> None:
         """After the first records are written and flushed: format 1 becomes format 2 (and 3
@@ -566,6 +613,10 @@ class Layout:
         """Where the snapshot's commit ends in the journal, without reading the snapshot."""
         pos = self._load_live().get("state_journal_len")
         return int(pos) if isinstance(pos, int) else None
+
+    @property
+    def snapshot_paged(self) -> bool:
+        return self._load_live().get("state_paged") is True
 
     @property
     def snapshot_bytes(self) -> int:

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
+from collections.abc import Mapping
 from typing import Any
 
-State = dict[str, dict[str, Any]]
+# a dict, or a PagedState read lazily from a large snapshot (engine/snapshot.py, which this
+# module does not import: such a state offers derive() and below()); read-only either way
+State = Mapping[str, dict[str, Any]]
 
 ROOT = "/"
 
@@ -81,8 +84,10 @@ def empty_state() -> State:
 
 
 def apply_changes(state: State, changes: list[dict[str, Any]]) -> State:
-    """A new state: ``state`` with ``changes`` applied (``state`` itself is not modified)."""
-    new = dict(state)
+    """A new state: ``state`` with ``changes`` applied (``state`` itself is not modified).
+    A paged state gives a paged state that shares its pages: nothing untouched is decoded."""
+    derive = getattr(state, "derive", None)
+    new: Any = derive() if derive is not None else dict(state)
     touched: set[str] = set()
 
     def node(path: str) -> dict[str, Any]:
@@ -108,7 +113,9 @@ def apply_changes(state: State, changes: list[dict[str, Any]]) -> State:
             nd = node(path)
             nd["meta"], nd["n"], nd["ranges"] = ch["meta"], 0, []
         elif op == "delete":
-            for p in [p for p in new if is_below(p, path)]:
+            below = new.below(path) if derive is not None else [
+                p for p in new if is_below(p, path)]
+            for p in below:
                 del new[p]
                 touched.discard(p)
         elif op == "rows":
