@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .engine.hashing import plain_value
+from .engine.hashing import has_refs, plain_value
 from .engine.objects import create_dataset, set_attrs
 from .engine.state import State, is_below, parent_of, row_bytes, utc_now
 from .errors import InvalidInputError, NotFoundError
@@ -182,6 +182,7 @@ def _write_h5(view: View, paths: list[str], tmp: Path, record: dict[str, Any],
               report: ExportReport) -> None:
     state = view.state
     with h5py.File(tmp, "w") as f:
+        referring: list[str] = []  # objects whose attributes refer to others: set at the end
         for p in paths:
             node = state[p]
             if node["k"] == "g":
@@ -198,7 +199,12 @@ def _write_h5(view: View, paths: list[str], tmp: Path, record: dict[str, Any],
                         obj[s:e] = src[s:e]
                         report.rows += e - s
                 report.paths.append(p)
-            set_attrs(obj, node["attrs"], {})
+            if any(has_refs(a["dtype"]) for a in node["attrs"].values()):
+                referring.append(p)
+            else:
+                set_attrs(obj, node["attrs"], {})
+        for p in referring:  # a reference to an object left out of the selection is null
+            set_attrs(f[p], state[p]["attrs"], {}, missing_ok=True)
         f.attrs["h5vc_export"] = json.dumps(record)
     report.files = 1
 

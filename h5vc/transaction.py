@@ -625,6 +625,13 @@ class _TxObject:
     def attrs(self) -> TxAttrs:
         return TxAttrs(self._tx, self.name)
 
+    @property
+    def ref(self) -> h5py.Reference:
+        """An HDF5 object reference to this object, to store in an attribute (h5vc records
+        it as this object's path)."""
+        self._tx._require_open()
+        return self._tx._f[self.name].ref
+
 
 class TxGroup(_TxObject):
     """A group inside a transaction."""

@@ -81,7 +81,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-STORE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".h5vc.h5")
+STORE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".h5vc.h5", ".nc", ".nc4", ".h5ad", ".mat")
 
 StoreOpt = Annotated[
     Path | None,
@@ -894,6 +894,9 @@ def cat(
         return
     if arr is None:
         typer.echo("(empty: no dataspace)")
+        return
+    if arr.dtype.kind == "O" and not all(isinstance(v, (str, bytes)) for v in arr.flat):
+        typer.echo(json.dumps(plain_text(arr.tolist()), ensure_ascii=False))  # ragged values
         return
     if arr.dtype.kind in ("S", "O"):  # text as text, as h5py's .asstr() shows it
         arr = np.vectorize(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes)

@@ -12,7 +12,7 @@ import base64
 import functools
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import h5py
@@ -37,11 +37,14 @@ def encode_dtype(dt: np.dtype) -> Any:
     e = h5py.check_enum_dtype(dt)
     if e is not None:
         return {"enum": np.dtype(dt.str).str, "values": sorted([k, int(x)] for k, x in e.items())}
-    if h5py.check_ref_dtype(dt) is not None:
-        raise InvalidInputError(
-            "HDF5 object and region references cannot be versioned yet; "
-            "store the referenced path as a string instead"
-        )
+    r = h5py.check_ref_dtype(dt)
+    if r is not None:
+        if r is not h5py.Reference:
+            raise InvalidInputError(
+                "HDF5 region references cannot be versioned yet; store the referenced path "
+                "and selection as a string instead"
+            )
+        return {"ref": "object"}
     if h5py.check_opaque_dtype(dt):
         return {"opaque": dt.str}
     if dt.names is not None:
@@ -68,6 +71,8 @@ def decode_dtype(enc: Any) -> np.dtype:
         return h5py.enum_dtype(dict(enc["values"]), basetype=np.dtype(enc["enum"]))
     if "opaque" in enc:
         return h5py.opaque_dtype(np.dtype(enc["opaque"]))
+    if "ref" in enc:
+        return h5py.ref_dtype
     if "fields" in enc:
         return np.dtype(
             {
@@ -190,16 +195,50 @@ def rows_hash(arr: np.ndarray, dkey: str) -> str:
 
 # -- values (attributes, fill values) ------------------------------------------------------
 
-def _jsonable(x: Any) -> Any:
+RefPath = Callable[[Any], "str | None"]  # an object reference -> its target's path (None: null)
+MakeRef = Callable[["str | None"], Any]  # a target's path (None: null) -> a reference
+
+
+def has_refs(enc_dtype: Any) -> bool:
+    """Whether an encoded dtype holds object references anywhere (fields, vlen, arrays)."""
+    return "{'ref'" in repr(enc_dtype) if not isinstance(enc_dtype, str) else False
+
+
+def ref_targets(enc: Any) -> set[str]:
+    """The target paths of the object references in an encoded value (null ones left out)."""
+    out: set[str] = set()
+
+    def walk(j: Any) -> None:
+        if isinstance(j, dict):
+            if "ref" in j and len(j) == 1:
+                if j["ref"] is not None:
+                    out.add(j["ref"])
+                return
+            for v in j.values():
+                walk(v)
+        elif isinstance(j, list):
+            for v in j:
+                walk(v)
+
+    if has_refs(enc["dtype"]):
+        walk(enc["data"])
+    return out
+
+
+def _jsonable(x: Any, rp: RefPath | None = None) -> Any:
+    if isinstance(x, h5py.Reference):
+        if rp is None:
+            raise InvalidInputError("an object reference cannot be stored here")
+        return {"ref": rp(x) if x else None}
     if isinstance(x, bytes):
         return {"b": base64.b64encode(x).decode()}
     if isinstance(x, str):
         return x
     if isinstance(x, np.void) and x.dtype.names is not None:
-        return [_jsonable(x[n]) for n in x.dtype.names]
+        return [_jsonable(x[n], rp) for n in x.dtype.names]
     if isinstance(x, np.ndarray):
         if x.dtype.hasobject:
-            return {"o": [_jsonable(y) for y in x.ravel()]}
+            return {"o": [_jsonable(y, rp) for y in x.ravel()]}
         return {"a": base64.b64encode(np.ascontiguousarray(x).tobytes()).decode()}
     if isinstance(x, np.generic):
         return {"a": base64.b64encode(x.tobytes()).decode()}
@@ -208,9 +247,11 @@ def _jsonable(x: Any) -> Any:
     raise InvalidInputError(f"cannot store a value of type {type(x).__name__}")
 
 
-def _from_jsonable(j: Any, dt: np.dtype) -> Any:
+def _from_jsonable(j: Any, dt: np.dtype, mk: MakeRef | None = None) -> Any:
     if j is None:
         return None
+    if isinstance(j, dict) and "ref" in j:  # the target's path, or a reference made from it
+        return mk(j["ref"]) if mk is not None else j["ref"]
     s = h5py.check_string_dtype(dt)
     v = h5py.check_vlen_dtype(dt)
     if isinstance(j, str):
@@ -220,39 +261,48 @@ def _from_jsonable(j: Any, dt: np.dtype) -> Any:
     if isinstance(j, list) and dt.names is not None:
         rec = np.zeros((), dtype=dt)
         for name, part in zip(dt.names, j, strict=True):
-            rec[name] = _from_jsonable(part, dt.fields[name][0])
+            rec[name] = _from_jsonable(part, dt.fields[name][0], mk)
         return rec[()]
     if "o" in j:
         base = v if v is not None else dt
-        return np.array([_from_jsonable(y, base) for y in j["o"]], dtype=base)
+        items = [_from_jsonable(y, base, mk) for y in j["o"]]
+        out = np.empty(len(items), dtype=base)
+        for i, y in enumerate(items):
+            out[i] = y
+        return out
     raw = base64.b64decode(j["a"])
     if v is not None:
         return np.frombuffer(raw, dtype=v).copy()
     return np.frombuffer(raw, dtype=dt).copy()
 
 
-def encode_value(arr: np.ndarray | None, dt: np.dtype, shape: tuple[int, ...] | None) -> Any:
-    """Typed JSON for an attribute or fill value: dtype, shape (None = empty) and data."""
+def encode_value(arr: np.ndarray | None, dt: np.dtype, shape: tuple[int, ...] | None,
+                 refs: RefPath | None = None) -> Any:
+    """Typed JSON for an attribute or fill value: dtype, shape (None = empty) and data.
+    An object reference is recorded as its target's path (``refs`` tells it), so that it
+    survives the target being rewritten elsewhere in the file."""
     enc: dict[str, Any] = {"dtype": encode_dtype(dt), "shape": None if shape is None else list(shape)}
     if shape is None or arr is None:
         enc["data"] = None
     elif dt.hasobject:
-        enc["data"] = {"o": [_jsonable(x) for x in np.asarray(arr, dtype=dt).reshape(-1)]}
+        enc["data"] = {"o": [_jsonable(x, refs) for x in np.asarray(arr, dtype=dt).reshape(-1)]}
     else:
         a = np.ascontiguousarray(np.asarray(arr, dtype=dt))
         enc["data"] = {"a": base64.b64encode(a.tobytes()).decode()}
     return enc
 
 
-def decode_value(enc: Any) -> tuple[np.ndarray | None, np.dtype, tuple[int, ...] | None]:
-    """Inverse of :func:`encode_value`: (array or None, dtype, shape or None)."""
+def decode_value(enc: Any, refs: MakeRef | None = None
+                 ) -> tuple[np.ndarray | None, np.dtype, tuple[int, ...] | None]:
+    """Inverse of :func:`encode_value`: (array or None, dtype, shape or None). An object
+    reference comes back made by ``refs`` from its target's path, or as the path itself."""
     dt = decode_dtype(enc["dtype"])
     if enc["shape"] is None:
         return None, dt, None
     shape = tuple(enc["shape"])
     data = enc["data"]
     if "o" in data:
-        items = [_from_jsonable(x, dt) for x in data["o"]]
+        items = [_from_jsonable(x, dt, refs) for x in data["o"]]
         arr = np.empty(len(items), dtype=dt)
         for i, x in enumerate(items):
             arr[i] = x
@@ -263,7 +313,8 @@ def decode_value(enc: Any) -> tuple[np.ndarray | None, np.dtype, tuple[int, ...]
 
 def plain_value(enc: Any) -> Any:
     """An encoded value (an attribute as the state records it) as plain JSON: numbers, text
-    (bytes decoded as UTF-8), lists; None for an empty dataspace, or for None (absent)."""
+    (bytes decoded as UTF-8), lists; None for an empty dataspace, or for None (absent). An
+    object reference is its target's path (None for a null one)."""
     if enc is None:
         return None
     arr, _dt, shape = decode_value(enc)
@@ -281,4 +332,8 @@ def plain_text(x: Any) -> Any:
         return x.decode("utf-8", "replace")
     if isinstance(x, (list, tuple)):
         return [plain_text(v) for v in x]
+    if isinstance(x, np.ndarray):  # a variable-length value (its object references as paths)
+        return [plain_text(v) for v in x.tolist()]
+    if isinstance(x, np.generic):
+        return x.item()
     return x

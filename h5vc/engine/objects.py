@@ -24,7 +24,15 @@ import numpy as np
 from ..crashpoints import crash_point
 from ..errors import DirtyStoreError, IntegrityError
 from .format import Layout
-from .hashing import decode_dtype, decode_value, dtype_key, rows_hash, rows_hash_parts
+from .hashing import (
+    decode_dtype,
+    decode_value,
+    dtype_key,
+    has_refs,
+    ref_targets,
+    rows_hash,
+    rows_hash_parts,
+)
 from .rows import live_hash, read_rows, row_slices, write_rows
 from .scan import create_kwargs, object_filters
 from .space import ensure_space
@@ -56,9 +64,29 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
     return f.create_dataset(path, shape=shape, dtype=dt, **kw)
 
 
-def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any]) -> int:
+def make_refs(f: h5py.File, where: str, missing_ok: bool = False) -> Callable[[str | None], Any]:
+    """A recorded target path -> an object reference to it in ``f`` (None: a null reference).
+    A target that does not exist is an IntegrityError naming ``where``, or with
+    ``missing_ok`` a null reference (an export that leaves the target out)."""
+
+    def ref(path: str | None) -> Any:
+        if path is None:
+            return h5py.Reference()
+        try:
+            return f[path].ref
+        except (KeyError, ValueError, RuntimeError, OSError):
+            if missing_ok:
+                return h5py.Reference()
+            raise IntegrityError(f"{where} refers to {path}, which is not in the store") from None
+
+    return ref
+
+
+def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any], *,
+              missing_ok: bool = False) -> int:
     """Make the attributes of ``obj`` equal ``want`` (encoded), given they now equal ``have``;
-    returns how many were set or deleted.
+    returns how many were set or deleted. An object reference is made to its recorded target
+    path, which must exist (``missing_ok``: a null reference where it does not).
 
     Attributes of any size: HDF5 keeps an attribute over 64 KiB in dense storage, which only
     an object with a version-2 header has (h5py writes one with ``libver=("v108", ...)`` or
@@ -70,7 +98,8 @@ def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any]) ->
     """
 
     def create(o: Any, name: str, enc: dict[str, Any]) -> None:
-        arr, dt, shape = decode_value(enc)
+        arr, dt, shape = decode_value(
+            enc, make_refs(o.file, f"attribute {name!r} of {o.name}", missing_ok))
         if shape is None:
             o.attrs.create(name, h5py.Empty(dt))
         else:
@@ -304,6 +333,7 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
         if p in f:
             del f[p]
         report.paths_changed.append(p)
+    referring: list[str] = []  # created objects with references: their targets come first
     for p in creates:
         node = target[p]
         if node["k"] == "g":
@@ -314,8 +344,13 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
             obj = create_dataset(f, p, node["meta"], node["n"])
             report.rows_written += _write_ranges(obj, layout, node["ranges"])
         crash_point("restore.created")
-        set_attrs(obj, node["attrs"], {})
+        if any(has_refs(a["dtype"]) for a in node["attrs"].values()):
+            referring.append(p)
+        else:
+            set_attrs(obj, node["attrs"], {})
         report.paths_changed.append(p)
+    for p in referring:
+        set_attrs(f[p], target[p]["attrs"], {})
     created = set(creates)
     for p, n, writing in resizes:
         ds = f[p]
@@ -328,7 +363,10 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
         a = live.get(p)
         if p in created or a is None:
             continue
-        if set_attrs(f[p], b["attrs"], a["attrs"]) and p not in report.paths_changed:
+        have = a["attrs"]
+        if created:  # a reference to an object made anew must be made anew too
+            have = {k: v for k, v in have.items() if not ref_targets(v) & created}
+        if set_attrs(f[p], b["attrs"], have) and p not in report.paths_changed:
             report.paths_changed.append(p)
     return report
 

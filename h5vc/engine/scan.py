@@ -7,14 +7,15 @@ rows. ``status`` shows the first, ``commit`` records the second.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import h5py
 import numpy as np
 
+from ..errors import InvalidInputError
 from .format import META
-from .hashing import dtype_key, encode_dtype, encode_value
+from .hashing import decode_value, dtype_key, encode_dtype, encode_value, has_refs
 from .rows import as_0d, live_hash
 from .state import ROOT, State, block_rows, is_below, split_blocks
 
@@ -54,12 +55,20 @@ def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
             ensure_filter(int(code))
             filters.append([int(code), int(flags), [int(v) for v in values]])
         chunks = list(ds.chunks) if ds.chunks else None
+    try:
+        enc_dt = encode_dtype(dt)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"dataset {ds.name}: {e}") from None
+    if has_refs(enc_dt):
+        raise InvalidInputError(
+            f"dataset {ds.name} holds HDF5 object references, which h5vc versions in "
+            "attributes but not yet in datasets; store the targets' paths as strings instead")
     fill = None
     if rank >= 0 and not dt.hasobject:
         fv = ds.fillvalue
         fill = encode_value(np.asarray(fv, dtype=dt), dt, ())["data"]
     meta = {
-        "dtype": encode_dtype(dt),
+        "dtype": enc_dt,
         "rank": rank,
         "tail": tail,
         "chunks": chunks,
@@ -99,6 +108,19 @@ def object_filters(meta: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
+def ref_paths(f: h5py.File) -> Callable[[Any], str | None]:
+    """Object reference -> its target's path in ``f``; None for a reference whose target is
+    gone or has no name (recorded as a null reference: no path can recreate it)."""
+
+    def path(ref: Any) -> str | None:
+        try:
+            return f[ref].name
+        except (KeyError, ValueError, RuntimeError, OSError, TypeError):
+            return None
+
+    return path
+
+
 def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
     """The attributes of ``obj``, encoded (see :func:`h5vc.engine.hashing.encode_value`).
 
@@ -113,20 +135,21 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
     for name in attrs:
         aid = attrs.get_id(name)
         dt, shape = aid.dtype, aid.shape
-        if shape is None:
-            out[name] = encode_value(None, dt, None)
-            continue
-        value = attrs[name]
-        arr = as_0d(value, dt) if shape == () else np.asarray(value, dtype=dt)
-        enc = out[name] = encode_value(arr, dt, shape)
+        try:
+            if shape is None:
+                out[name] = encode_value(None, dt, None)
+                continue
+            value = attrs[name]
+            arr = as_0d(value, dt) if shape == () else np.asarray(value, dtype=dt)
+            enc = out[name] = encode_value(arr, dt, shape, ref_paths(obj.file))
+        except InvalidInputError as e:
+            raise InvalidInputError(f"attribute {name!r} of {obj.name}: {e}") from None
         try:
             size = aid.get_storage_size()
         except RuntimeError:  # HDF5 cannot size an empty attribute
             size = 0
-        if size <= 32 << 10:
+        if size <= 32 << 10 or has_refs(enc["dtype"]):
             continue
-        from ..errors import InvalidInputError
-        from .hashing import decode_value
 
         tried: dict[Any, str | None] = read_attrs.__dict__.setdefault("tried", {})
         key = (name, repr(enc["dtype"]), shape, size)
