@@ -1648,7 +1648,7 @@ class Repository:
             tops = sorted({p for p in paths if not any(
                 p != q and p.startswith(q.rstrip("/") + "/") for q in paths)})
         self._objcache.clear()
-        self._rebuild_broken_vlen(goal, tops or ["/"])
+        self._rebuild_vlen(goal, tops or ["/"], None if paths is None else set(paths))
         # rows that differ from the commit, or cannot be read (HDF5 may have written a
         # dataset's rows but not the heap its strings live in), get hash None: never kept,
         # never preserved (what they held is preserved already), written again from the commit
@@ -1656,11 +1656,16 @@ class Repository:
         live = apply_changes(goal, changes)
         restore(self._f, self._layout, live, goal, force=True)
 
-    def _rebuild_broken_vlen(self, goal: State, tops: list[str]) -> None:
-        """A variable-length dataset whose rows reached the file before the heap holding their
-        values cannot be read, nor overwritten (HDF5 frees the old values first). Its rows that
-        still match the commit are preserved, and the dataset is deleted: restore makes it
-        again from preserved rows."""
+    def _rebuild_vlen(self, goal: State, tops: list[str], touched: set[str] | None) -> None:
+        """Variable-length datasets a killed operation wrote to are made anew.
+
+        Their rows hold references into HDF5's global heap, and the kill can leave rows in the
+        file whose heap objects never reached it: inside the extent (they cannot be read, nor
+        overwritten: HDF5 frees the old values first), or past it, in the last chunk, where the
+        next resize would bring them back and writing over them crashes HDF5 itself. So every
+        such dataset the operation touched (``touched``; None: any), and any whose rows cannot
+        be read, has its rows that still match the commit preserved and is deleted; restore
+        makes it again from preserved rows, in fresh chunks."""
         for p, node in goal.items():
             if node["k"] != "d" or not any(is_below(p, t) for t in tops) or p not in self._f:
                 continue
@@ -1668,7 +1673,7 @@ class Repository:
             if not isinstance(ds, h5py.Dataset) or not ds.dtype.hasobject or not ds.shape:
                 continue
             dkey = dtype_key(ds.dtype)
-            good, broken = [], False
+            good, broken = [], touched is None or p in touched
             for s, e, h in node["ranges"]:
                 try:
                     if e <= ds.shape[0] and live_hash(ds, s, e, dkey) == h:

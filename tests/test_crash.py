@@ -259,3 +259,83 @@ def test_a_file_shorter_than_its_recorded_end_is_extended_and_recovered(tmp_path
     assert v.returncode == 0, v.stdout + v.stderr
     with h5py.File(path, "r") as f:
         assert f["a"][()].tolist() == [*range(10), *range(5)]
+
+
+def _stale_refs_past_end(path: Path, name: str) -> None:
+    """Write, past the extent of ``name``'s last chunk, references to heap objects that are not
+    in the file: what a kill leaves when a chunk of new variable-length rows reached the file
+    and neither the new extent nor the heap holding their values did."""
+    import struct
+
+    with h5py.File(path, "r+") as f:
+        ds = f[name]
+        c, n = ds.chunks[0], ds.shape[0]
+        assert ds.dtype.hasobject and n % c, "the last chunk must be partial"
+        start = n - n % c
+        mask, raw = ds.id.read_direct_chunk((start,))
+        assert mask == 0 and len(raw) == 16 * c  # length, heap collection address, index
+        buf = bytearray(raw)
+        _length, addr, _index = struct.unpack_from("<IQI", buf, 0)
+        for i in range(n % c, c):  # a real collection, an object it does not hold
+            struct.pack_into("<IQI", buf, 16 * i, 3, addr, 60_000 + i)
+        ds.id.write_direct_chunk((start,), bytes(buf))
+
+
+def test_stale_heap_references_past_a_vlen_dataset_end_are_not_reused(tmp_path: Path) -> None:
+    """A checkout killed while it grew a variable-length dataset: the rows it wrote past the
+    recorded extent point at heap objects that never reached the file. Recovery (and every
+    later checkout that grows the dataset again) must not write over them: HDF5 would free
+    them first and crash."""
+    path = tmp_path / "s.h5"
+    names = np.array([f"name-{i}-é" for i in range(400)], dtype=object)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("/names", data=names[:300], dtype=h5py.string_dtype(),
+                         maxshape=(None,), chunks=(64,))
+    with Repository.init(path, pointer=False) as repo:
+        a = repo.head.id  # type: ignore[union-attr]
+        with repo.transaction("more names") as tx:
+            tx["/names"].append(names[300:])
+        c = repo.head.id  # type: ignore[union-attr]
+    dc = digest(path)
+    run(H5VC + ["checkout", a, "-s", str(path)])
+    da = digest(path)
+    r = run(H5VC + ["checkout", c, "-s", str(path)], crash="intent.flushed")
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    _stale_refs_past_end(path, "/names")
+    st = run(H5VC + ["status", "-s", str(path)])  # recovers: finishes the checkout
+    assert "finished an interrupted checkout" in st.stdout + st.stderr, st.stdout + st.stderr
+    assert digest(path) == dc
+    run(H5VC + ["verify", "-s", str(path)])
+    for cid, d in ((a, da), (c, dc), (a, da), (c, dc)):
+        run(H5VC + ["checkout", cid, "-s", str(path)])
+        assert digest(path) == d
+    run(H5VC + ["verify", "-s", str(path)])
+
+
+def test_stale_heap_references_past_a_vlen_pack_end_are_skipped(tmp_path: Path) -> None:
+    """A kill while variable-length rows were appended to a pack can leave the same stale
+    references past the pack's extent: the next append starts in a fresh chunk instead."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("/names", data=np.array([f"a{i}" for i in range(100)], dtype=object),
+                         dtype=h5py.string_dtype(), maxshape=(None,), chunks=(256,))
+    with Repository.init(path, pointer=False) as repo:
+        a = repo.head.id  # type: ignore[union-attr]
+        with repo.transaction("b") as tx:  # the rows it overwrites are preserved in a pack
+            tx["/names"][0:10] = np.array([f"b{i}" for i in range(10)], dtype=object)
+        b = repo.head.id  # type: ignore[union-attr]
+    db = digest(path)
+    with h5py.File(path, "r") as f:
+        packs = [k for k, v in f["/.h5vc/packs"].items() if v.dtype.hasobject]
+    assert len(packs) == 1
+    pack = f"/.h5vc/packs/{packs[0]}"
+    _stale_refs_past_end(path, pack)
+    run(H5VC + ["checkout", a, "-s", str(path)])  # preserves b's rows: appends to the pack
+    with h5py.File(path, "r") as f:
+        assert [f["/names"][i].decode() for i in (0, 9, 10)] == ["a0", "a9", "a10"]
+    with Repository.open(path) as repo, repo.transaction("c") as tx:  # and appends again
+        tx["/names"][20:30] = np.array([f"c{i}" for i in range(10)], dtype=object)
+    run(H5VC + ["verify", "-s", str(path)])
+    run(H5VC + ["checkout", b, "-s", str(path)])
+    assert digest(path) == db
+    run(H5VC + ["verify", "-s", str(path)])

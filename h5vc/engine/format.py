@@ -86,6 +86,19 @@ def child(g: h5py.Group, name: str) -> h5py.HLObject | None:
         return BROKEN
 
 
+def _append_start(pack: h5py.Dataset) -> int:
+    """Where rows appended to ``pack`` begin: its end, or for variable-length rows the next
+    chunk boundary. A kill during an append can leave, past the extent of the last chunk,
+    references to heap objects that never reached the file; HDF5 frees an element's old value
+    before writing it, and freeing such a reference crashes it, so those elements are skipped
+    (they stay unreferenced by the index) and appends start in a fresh chunk."""
+    n0 = int(pack.shape[0])
+    if pack.dtype.hasobject and pack.chunks:
+        c = pack.chunks[0]
+        n0 = -(-n0 // c) * c
+    return n0
+
+
 BROKEN: Any = object()  # see child()
 PACK_SALTS = 8  # names tried for one pack key when earlier ones are broken
 
@@ -748,7 +761,7 @@ class Layout:
         rows = arr.reshape(1) if scalar else arr
 
         key, pack = self._pack_for(dtype, tuple(rows.shape[1:]), filters, block_rows)
-        n0 = pack.shape[0]
+        n0 = _append_start(pack)
         contiguous = all(todo[i][2] == todo[i + 1][1] for i in range(len(todo) - 1))
         total = sum(b - a for _, a, b in todo)
         pack.resize(n0 + total, axis=0)
@@ -773,7 +786,7 @@ class Layout:
         if h in self._load_object_index():
             return 0
         key, pack = self._pack_for(src.dtype, tuple(src.shape[1:]), filters, block_rows)
-        n0 = pack.shape[0]
+        n0 = _append_start(pack)
         pack.resize(n0 + stop - start, axis=0)
         for a, b in row_slices(src, start, stop):
             write_rows(pack, n0 + a - start, src[a:b])
