@@ -19,7 +19,7 @@ import numpy as np
 from .crashpoints import crash_point
 from .engine.format import Layout
 from .engine.hashing import dtype_key, encode_value, rows_hash, text_rows_hash
-from .engine.objects import preserve_ranges, restore, set_attrs
+from .engine.objects import make_group, preserve_ranges, restore, set_attrs
 from .engine.rows import row_slices, write_rows
 from .engine.scan import attr_changes, dataset_meta, materialize, read_attrs, scan
 from .engine.space import disk_full, ensure_space
@@ -252,7 +252,7 @@ class Transaction:
         if p in self._f:
             raise InvalidInputError(f"{p} already exists; use tx.require_group('{p}') to reuse it")
         self._structural_touch(self._first_missing(p))
-        self._f.create_group(p)
+        make_group(self._f, p)
         return TxGroup(self, p)
 
     def require_group(self, path: str) -> TxGroup:
@@ -284,6 +284,9 @@ class Transaction:
         self._structural_touch(self._first_missing(p))
         if arr is not None:
             ensure_space(self._h.path, arr.nbytes, f"creating {p}")
+        parent = p.rsplit("/", 1)[0]
+        if parent and parent not in self._f:
+            make_group(self._f, parent)
         try:
             ds = self._f.create_dataset(p, data=data, shape=shape, dtype=dtype, **kwargs)
         except (TypeError, ValueError) as e:

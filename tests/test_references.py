@@ -131,6 +131,61 @@ def test_netcdf4_versions_read_and_exported_without_checkout(tmp_path: Path) -> 
     assert r.output == '[["/time"], ["/lat"], ["/lon"]]\n', r.output
 
 
+NETCDF4_WRITE = """
+import sys
+import numpy as np, pandas as pd, xarray as xr
+t = pd.date_range("2026-01-01", periods=4, freq="D")
+xr.Dataset({"temp": (("time", "lat"), np.arange(12, dtype="f4").reshape(4, 3), {"units": "K"})},
+           coords={"time": t, "lat": [10.0, 20.0, 30.0]}, attrs={"title": "c"}
+           ).to_netcdf(sys.argv[1], engine="netcdf4", unlimited_dims=["time"])
+"""
+NETCDF4_APPEND = """
+import sys
+import netCDF4, numpy as np
+d = netCDF4.Dataset(sys.argv[1], "a")
+n = len(d.dimensions["time"])
+d["time"][n:n + 2] = d["time"][n - 1] + np.array([1, 2])
+d["temp"][n:n + 2] = np.full((2, 3), float(sys.argv[2]), "f4")
+d.close()
+"""
+
+
+def test_a_file_the_netcdf_library_wrote_round_trips_and_stays_writable_by_it(
+        tmp_path: Path) -> None:
+    """Written and appended by netCDF-C (xarray's netcdf4 engine, netCDF4-python), in processes
+    of their own; netCDF-C opens for writing only files whose groups all track creation order,
+    so the groups h5vc adds must too."""
+    nc = tmp_path / "c.nc"
+
+    def py(code: str, *args: str) -> None:
+        r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+
+    py(NETCDF4_WRITE, nc)
+    v1, s1 = read_nc(nc), netcdf4_summary(nc)
+    assert cli("init", str(nc)).exit_code == 0
+    assert cli("status", "-s", str(nc)).output.endswith("nothing to commit: the store equals HEAD\n")
+    py(NETCDF4_APPEND, nc, 7)
+    v2, s2 = read_nc(nc), netcdf4_summary(nc)
+    assert s2["dims"]["time"] == 6
+    r = cli("status", "-s", str(nc))
+    assert "+2 rows          /time (4 -> 6)" in r.output, r.output
+    assert cli("commit", "-s", str(nc), "-m", "two more days").exit_code == 0
+    for rev, want, seen in (("main~1", v1, s1), ("main", v2, s2)):
+        assert cli("checkout", "-s", str(nc), rev).exit_code == 0
+        assert read_nc(nc).identical(want), rev
+        assert netcdf4_summary(nc) == seen, rev
+    assert cli("checkout", "-s", str(nc), "main~1").exit_code == 0
+    with Repository.open(nc) as repo, repo.transaction("a group of its own") as tx:
+        tx.create_dataset("/extra/more/x", data=np.arange(3))  # groups h5vc makes
+    py(NETCDF4_APPEND, nc, 9)  # still writable by netCDF-C
+    assert netcdf4_summary(nc)["dims"]["time"] == 6
+    assert cli("commit", "-s", str(nc), "-m", "other days").exit_code == 0
+    assert cli("status", "-s", str(nc)).output.endswith("nothing to commit: the store equals HEAD\n")
+    assert cli("verify", "-s", str(nc)).exit_code == 0
+
+
 @pytest.mark.parametrize("extra", [0, 300])  # 300 more paths: status reads only what changed
 def test_references_made_by_hand(tmp_path: Path, extra: int) -> None:
     path = tmp_path / "refs.h5"

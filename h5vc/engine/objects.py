@@ -257,6 +257,17 @@ def _same_shape_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return True
 
 
+def make_group(f: h5py.File, path: str) -> h5py.Group:
+    """Create group ``path`` and any missing parents. They track link creation order when the
+    root group does (netCDF4 files: netCDF-C opens for writing only files whose groups all
+    track it), so a group h5vc makes keeps such a file writable by its own library."""
+    track = bool(f["/"].id.get_create_plist().get_link_creation_order())
+    g: h5py.Group = f["/"]
+    for name in path.strip("/").split("/"):
+        g = g[name] if name in g else g.create_group(name, track_order=track or None)
+    return g
+
+
 def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
             force: bool = False,
             before_mutate: Callable[[list[str]], None] | None = None) -> RestoreReport:
@@ -338,7 +349,7 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
         node = target[p]
         if node["k"] == "g":
             if p not in f:
-                f.create_group(p)
+                make_group(f, p)
             obj = f[p]
         else:
             obj = create_dataset(f, p, node["meta"], node["n"])
