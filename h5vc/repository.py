@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 import xxhash
 
 from .crashpoints import crash_point
@@ -24,7 +25,7 @@ from .diff import Diff, diff_states
 from .engine import snapshot as snapshot_pages
 from .engine.footprint import Footprints, Table, Unknown
 from .engine.format import META, TRAILER, Frame, Layout, canonical_json
-from .engine.hashing import dtype_key, plain_value
+from .engine.hashing import decode_dtype, dtype_key, plain_value, rows_hash
 from .engine.hdf5lib import extend_to_eof
 from .engine.lock import StoreLock, probe_readers
 from .engine.objects import RestoreReport, restore
@@ -534,6 +535,7 @@ class Repository:
         self._writable = f.mode == "r+"
         self._active: Any = None  # the open transaction, if any
         self._head_cache: tuple[str | None, State] | None = None
+        self._places: tuple[str | None, dict[str, tuple[str, int, int]]] | None = None
         self._index: dict[str, Frame] | None = None
         self._journal: bytes | None = None
         self._snapshot_len = 0
@@ -947,6 +949,96 @@ class Repository:
         if self._journal is not None and fr.end <= len(self._journal):
             return self._layout.read_payload(fr, self._journal, 0)
         return self._layout.read_payload(fr)
+
+    @property
+    def remotes(self) -> dict[str, dict[str, Any]]:
+        """Remote name -> {"url", "options"} (see :mod:`h5vc.remote`)."""
+        return dict(self._layout.remotes()["remotes"])
+
+    @property
+    def default_remote(self) -> str | None:
+        rec = self._layout.remotes()
+        if rec.get("default") in rec["remotes"]:
+            return rec["default"]
+        return next(iter(rec["remotes"])) if len(rec["remotes"]) == 1 else None
+
+    def set_remote(self, name: str, url: str, *, options: dict[str, str] | None = None,
+                   default: bool = False) -> None:
+        """Add or change remote ``name``. ``options`` go to fsspec (endpoint, profile, region);
+        credentials are refused: they come from the environment or AWS/fsspec config files."""
+        self._require_writable()
+        check_text(name, "the remote's name")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise InvalidInputError(f"bad remote name {name!r}: use letters, digits, '.', '_', '-'")
+        check_text(url, "the remote's URL")
+        opts = dict(options or {})
+        secret = sorted(k for k in opts if re.search(r"secret|password|token|key|credential", k, re.I))
+        if secret or re.match(r"^[a-z0-9+]+://[^/@]*:[^/@]*@", url):
+            raise InvalidInputError(
+                "credentials are not stored with a remote (" + (", ".join(secret) or "in the URL")
+                + "); set them in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or "
+                "in ~/.aws/credentials")
+        rec = self._layout.remotes()
+        rec["remotes"][name] = {"url": url, "options": opts}
+        if default or rec.get("default") not in rec["remotes"]:
+            rec["default"] = name
+        self._layout.set_remotes(rec)
+        self._f.flush()
+        self._seal.wrote()
+
+    def remove_remote(self, name: str) -> None:
+        self._require_writable()
+        rec = self._layout.remotes()
+        if name not in rec["remotes"]:
+            raise NotFoundError(f"no remote named {name!r}; see `h5vc remote list`")
+        del rec["remotes"][name]
+        if rec.get("default") == name:
+            rec["default"] = None
+        self._layout.set_remotes(rec)
+        self._f.flush()
+        self._seal.wrote()
+
+    def commit_record(self, cid: str) -> bytes:
+        """The record of commit ``cid`` as the journal holds it: canonical JSON whose xxh3-128
+        is the id (what a remote stores). IntegrityError when it does not check."""
+        fr = self._frame(self.resolve(cid))
+        raw = self._layout.read_journal(fr.start, fr.start + fr.length)
+        if xxhash.xxh3_128(raw).hexdigest() != fr.id:
+            raise IntegrityError(f"commit {fr.id[:10]} of {self.path} is damaged; see `h5vc verify`")
+        return raw
+
+    def content(self, h: str, meta: dict[str, Any]) -> np.ndarray:
+        """The rows of committed range ``h`` of a dataset whose recorded meta is ``meta``,
+        checked against ``h``: from the live file where HEAD's state places them and they still
+        match, else from the preserved objects. IntegrityError when neither holds them."""
+        dkey = dtype_key(decode_dtype(meta["dtype"]))
+        head, state = self._head_state()
+        if self._places is None or self._places[0] != head:
+            places: dict[str, tuple[str, int, int]] = {}
+            for p, node in state.items():
+                if node["k"] == "d":
+                    for s0, e0, h0 in node["ranges"]:
+                        places.setdefault(h0, (p, s0, e0))
+            self._places = (head, places)
+        where = self._places[1].get(h)
+        if where is not None:
+            p, s0, e0 = where
+            ds = self._f.get(p)
+            try:
+                if isinstance(ds, h5py.Dataset):
+                    arr = np.asarray(read_rows(ds, s0, e0))
+                    if rows_hash(arr, dkey) == h:
+                        return arr
+            except (OSError, ValueError, RuntimeError):
+                pass
+        if self._layout.has_object(h):
+            arr = np.asarray(self._layout.read_object(h))
+            if rows_hash(arr, dkey) != h:
+                raise IntegrityError(f"preserved content {h[:10]} does not match its hash; "
+                                     "the store is damaged: see `h5vc verify`")
+            return arr
+        raise IntegrityError(f"the content of range {h[:10]} is no longer in {self.path} (changed "
+                             "or deleted outside h5vc since it was committed); see `h5vc verify`")
 
     def get_commit(self, rev: str) -> Commit:
         cid = self.resolve(rev)

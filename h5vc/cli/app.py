@@ -1049,6 +1049,152 @@ def sync(
         raise typer.Exit(1)
 
 
+remote_app = typer.Typer(
+    name="remote",
+    help="The remotes a store is pushed to and pulled from: add, list, remove.",
+    no_args_is_help=True,
+)
+app.add_typer(remote_app)
+
+
+def _parse_options(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InvalidInputError(f"bad --option {item!r}: give key=value (endpoint_url=http://...)")
+        out[key] = value
+    return out
+
+
+@remote_app.command("add")
+def remote_add(
+    name: Annotated[str, typer.Argument(help="The remote's name (origin, backup, ...).")],
+    url: Annotated[str, typer.Argument(help="A folder, file://..., s3://bucket/prefix, or any "
+                                       "fsspec URL.")],
+    default: Annotated[bool, typer.Option("--default", help="Make it the remote push and "
+                                          "pull use when none is named.")] = False,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", metavar="KEY=VALUE", help="A filesystem option for fsspec "
+        "(endpoint_url, profile, ...; never credentials). Repeatable.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Add (or change) a remote. A local folder is made absolute."""
+    import os
+
+    opts = _parse_options(option or [])
+    if "://" not in url and not url.startswith("/"):
+        url = os.path.abspath(url)
+    with _open(store, write=True) as repo:
+        repo.set_remote(name, url, options=opts, default=default)
+        mark = " (default)" if repo.default_remote == name else ""
+    typer.echo(f"Added remote {name}: {url}{mark}")
+
+
+@remote_app.command("list")
+def remote_list(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """List the remotes; * marks the default."""
+    with _open(store, write=False) as repo:
+        remotes, default = repo.remotes, repo.default_remote
+    if as_json:
+        _echo_json({"default": default, "remotes": remotes})
+        return
+    for name, conf in remotes.items():
+        opts = " ".join(f"{k}={v}" for k, v in conf.get("options", {}).items())
+        typer.echo(f"{'*' if name == default else ' '} {name}  {conf['url']}" + (f"  {opts}" if opts else ""))
+
+
+@remote_app.command("remove")
+def remote_remove(
+    name: Annotated[str, typer.Argument(help="The remote to forget (its data stays where it is).")],
+    store: StoreOpt = None,
+) -> None:
+    """Forget a remote."""
+    with _open(store, write=True) as repo:
+        repo.remove_remote(name)
+    typer.echo(f"Removed remote {name}")
+
+
+def _bar(quiet: bool) -> Any:
+    """A progress callback writing bytes moved to stderr when it is a terminal, else None."""
+    import sys
+    import time
+
+    if quiet or not sys.stderr.isatty():
+        return None
+    t0 = time.monotonic()
+
+    def show(moved: int) -> None:
+        rate = moved / max(time.monotonic() - t0, 1e-6)
+        typer.echo(f"\r{moved / 2**20:9.1f} MiB  {rate / 2**20:7.1f} MiB/s", err=True, nl=False)
+
+    return show
+
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+
+
+@app.command()
+def push(
+    remote: Annotated[str | None, typer.Argument(help="The remote (default: the store's "
+                                                 "default remote).")] = None,
+    refs: Annotated[list[str] | None, typer.Argument(help="Branches and tags to push "
+                                                     "(default: the current branch and its tags).")] = None,
+    store: StoreOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send commits and the rows they hold to a remote: only what it lacks; a branch moves
+    only forward (pull first when the remote has commits you lack)."""
+    from ..remote import push as do_push
+
+    bar = _bar(quiet)
+    with _open(store, write=False) as repo:
+        report = do_push(repo, remote, refs or None, progress=bar)
+    if bar is not None:
+        typer.echo("", err=True)
+    if as_json:
+        _echo_json(report.to_json())
+        return
+    for ref in report.up_to_date:
+        typer.echo(f"{ref}: up to date on {report.remote}")
+    for ref, (old, new) in report.updated.items():
+        typer.echo(f"{ref}: {old[:10] if old else '(new)'} -> {new[:10]} on {report.remote}")
+    typer.echo(f"Sent {report.commits} commit(s), {report.objects} range(s), "
+               f"{report.bytes / 2**20:.2f} MiB in {report.packs} pack(s)")
+
+
+@app.command()
+def clone(
+    url: Annotated[str, typer.Argument(help="The remote: a folder, s3://bucket/prefix, ...")],
+    store: Annotated[Path, typer.Argument(help="The new store's path (must not exist).")],
+    rev: Annotated[str | None, typer.Option("--rev", help="The branch, tag or commit to check "
+                                            "out (default: the remote's default branch).")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", metavar="KEY=VALUE", help="A filesystem option for fsspec. Repeatable.")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a new store from a remote: its whole history, REV checked out, the remote
+    recorded as `origin`."""
+    import os
+
+    from ..remote import clone as do_clone
+
+    if "://" not in url and not url.startswith("/"):
+        url = os.path.abspath(url)
+    bar = _bar(quiet)
+    report = do_clone(url, store, rev=rev, options=_parse_options(option or []), progress=bar)
+    if bar is not None:
+        typer.echo("", err=True)
+    if as_json:
+        _echo_json(report.to_json())
+        return
+    at = f"branch {report.branch}" if report.branch else f"commit {report.commit[:10]}"
+    typer.echo(f"Cloned {report.commits} commit(s) into {store}, on {at} "
+               f"({report.bytes / 2**20:.2f} MiB fetched)")
+
+
 hooks_app = typer.Typer(
     name="hooks",
     help="Git hooks that keep stores and code in step: install, uninstall, status.",

@@ -193,7 +193,9 @@ class Layout:
 
     @classmethod
     def create(cls, f: h5py.File, created_by: str) -> Layout:
-        g = f.create_group(META)
+        # creation order tracked, as netCDF-C requires of every group in a file it opens for
+        # writing: an adopted netCDF4 file stays writable by the netCDF library
+        g = f.create_group(META, track_order=True)
         g.attrs["format_version"] = np.int64(FORMAT_VERSION)
         g.attrs["created_by"] = created_by
         g.create_dataset("journal", shape=(0,), maxshape=(None,), dtype=np.uint8,
@@ -211,7 +213,7 @@ class Layout:
         links = self.g.id.links
         made = False
         if not links.exists(b"packs"):
-            self.g.create_group("packs")
+            self.g.create_group("packs", track_order=True)
             made = True
         if not links.exists(b"objindex"):
             self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
@@ -693,6 +695,24 @@ class Layout:
             self.g.attrs["format_version"] = np.int64(version)
             self.version = version
 
+    def remotes(self) -> dict[str, Any]:
+        """The remotes configured for this store: ``{"remotes": {name: {"url", "options"}},
+        "default": name or None}`` (an attribute of ``/.h5vc``: no credentials, ever)."""
+        raw = self.g.attrs.get("remotes")
+        if raw is None:
+            return {"remotes": {}, "default": None}
+        try:
+            rec = json.loads(raw)
+            if isinstance(rec.get("remotes"), dict):
+                return rec
+        except (ValueError, AttributeError):
+            pass
+        raise IntegrityError(f"the remotes of {self.f.filename} are damaged; set them again "
+                             "with `h5vc remote add`")
+
+    def set_remotes(self, rec: dict[str, Any]) -> None:
+        self.g.attrs["remotes"] = canonical_json(rec).decode()
+
     def flush_intent(self) -> None:
         """Make the intent reach the file before anything else waiting in HDF5's cache."""
         flush_object(self.g)
@@ -810,7 +830,8 @@ class Layout:
     def _pack_for(self, dtype: np.dtype, tail: tuple[int, ...], filters: dict[str, Any],
                   block_rows: int) -> tuple[str, h5py.Dataset]:
         base = canonical_json([encode_dtype(dtype), list(tail), sorted(filters.items())])
-        packs = self.g.require_group("packs")
+        packs = self.g["packs"] if "packs" in self.g else \
+            self.g.create_group("packs", track_order=True)
         for salt in range(PACK_SALTS):
             key = xxhash.xxh3_64_hexdigest(base + (b"#%d" % salt if salt else b""))
             got = child(packs, key)

@@ -1,0 +1,477 @@
+"""Push a store's history to a remote, and clone a store from one (see :mod:`.storage`).
+
+Push sends the commits a remote lacks and the row ranges they name that it lacks, checked
+against their hashes before they leave, in packs of up to 32 MiB; then moves each branch, only
+as a fast-forward. Clone builds the new store in a file beside its destination: the journal
+(the same commit records, so ids carry over), the chosen branch's tip written into its
+datasets, every other range preserved as an object, the refs; each payload checked against
+its id or hash as it arrives. The file takes the destination's name only when it is whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import xxhash
+
+from ..crashpoints import crash_point
+from ..engine.format import Layout
+from ..engine.hashing import (
+    canonical_bytes,
+    decode_dtype,
+    decode_value,
+    dtype_key,
+    encode_value,
+    has_refs,
+    rows_hash,
+)
+from ..engine.objects import create_dataset, make_group, set_attrs
+from ..engine.rows import write_rows
+from ..engine.scan import object_filters
+from ..engine.state import ROOT, State, apply_changes, block_rows, empty_state
+from ..errors import IntegrityError, InvalidInputError, NotFoundError
+from ..repository import Repository
+from .storage import PACK_BYTES, RemoteError, RemoteStorage
+
+__all__ = ["PushReport", "CloneReport", "push", "clone", "remote_of"]
+
+Progress = Callable[[int], None]  # bytes moved so far
+
+
+@dataclass
+class PushReport:
+    remote: str
+    commits: int = 0
+    objects: int = 0
+    bytes: int = 0
+    packs: int = 0
+    updated: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # ref: (old, new)
+    up_to_date: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"remote": self.remote, "commits": self.commits, "objects": self.objects,
+                "bytes": self.bytes, "packs": self.packs, "up_to_date": self.up_to_date,
+                "updated": {k: {"old": a, "new": b} for k, (a, b) in self.updated.items()}}
+
+
+@dataclass
+class CloneReport:
+    path: Path
+    remote: str
+    branch: str | None
+    commit: str
+    commits: int = 0
+    objects: int = 0
+    bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "remote": self.remote, "branch": self.branch,
+                "commit": self.commit, "commits": self.commits, "objects": self.objects,
+                "bytes": self.bytes}
+
+
+def remote_of(repo: Repository, name: str | None) -> tuple[str, RemoteStorage]:
+    """The named remote of ``repo`` (None: its default), ready to use."""
+    remotes = repo.remotes
+    if name is None:
+        name = repo.default_remote
+        if name is None:
+            raise InvalidInputError(
+                "no remote to use: add one with `h5vc remote add NAME URL`" if not remotes else
+                "several remotes and no default: name one, or set it with "
+                "`h5vc remote add NAME URL --default`")
+    if name not in remotes:
+        raise NotFoundError(f"no remote named {name!r}; see `h5vc remote list`")
+    conf = remotes[name]
+    return name, RemoteStorage(conf["url"], conf.get("options") or {}, name=name)
+
+
+# -- payloads ---------------------------------------------------------------------------------
+
+def _encode_rows(arr: np.ndarray, dt: np.dtype) -> tuple[bytes, str]:
+    """A range's payload: its canonical bytes for fixed-size rows, typed JSON for rows of
+    variable length (strings, sequences)."""
+    if not dt.hasobject:
+        return bytes(canonical_bytes(np.ascontiguousarray(arr, dtype=dt))), "raw"
+    return json.dumps(encode_value(arr, dt, arr.shape), separators=(",", ":")).encode(), "json"
+
+
+def _decode_rows(raw: bytes, kind: str, dt: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    if kind == "raw":
+        if len(raw) != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
+            raise ValueError("size")
+        return np.frombuffer(raw, dtype=dt).reshape(shape)
+    if kind == "json":
+        arr, _dt, got = decode_value(json.loads(raw))
+        if arr is None or got != shape:
+            raise ValueError("shape")
+        return arr
+    raise ValueError(f"kind {kind}")
+
+
+def _rows_shape(meta: dict[str, Any], s: int, e: int) -> tuple[int, ...]:
+    return () if meta["rank"] == 0 else (e - s, *meta["tail"])
+
+
+def _check_rows(arr: np.ndarray, meta: dict[str, Any], h: str) -> bool:
+    return rows_hash(arr, dtype_key(decode_dtype(meta["dtype"]))) == h
+
+
+# -- walking a history ------------------------------------------------------------------------
+
+def _parents_first(tips: Iterable[str], parents: Callable[[str], list[str]],
+                   stop: set[str]) -> list[str]:
+    """The commits reachable from ``tips`` and not in ``stop``, every parent before its child."""
+    order: list[str] = []
+    seen: set[str] = set(stop)
+    for tip in tips:
+        stack = [(tip, False)]
+        while stack:
+            cid, done = stack.pop()
+            if done:
+                order.append(cid)
+                continue
+            if cid in seen:
+                continue
+            seen.add(cid)
+            stack.append((cid, True))
+            stack.extend((p, False) for p in parents(cid) if p not in seen)
+    return order
+
+
+def _new_ranges(state: State, changes: list[dict[str, Any]]
+                ) -> Iterable[tuple[str, str, int, int, dict[str, Any]]]:
+    """(hash, path, start, stop, meta) of the ranges a commit's changes write, given the state
+    after the commit."""
+    for ch in changes:
+        if ch["op"] == "rows" and ch["path"] in state:
+            meta = state[ch["path"]]["meta"]
+            for s, e, h in ch["ranges"]:
+                yield h, ch["path"], s, e, meta
+
+
+# -- push -------------------------------------------------------------------------------------
+
+def push(repo: Repository, remote: str | None = None, refs: list[str] | None = None, *,
+         progress: Progress | None = None) -> PushReport:
+    """Send ``refs`` (branch or tag names; None: the current branch and the tags on it) and
+    everything they need that the remote lacks; move the remote's branches as fast-forwards.
+
+    RemoteError when a branch on the remote has commits this store lacks (pull first)."""
+    name, rs = remote_of(repo, remote)
+    report = PushReport(name)
+    branches, tags = repo.branches(), repo.tags()
+    if refs is None:
+        if repo.branch is None:
+            raise InvalidInputError("HEAD is detached: name the branch or tag to push "
+                                    "(h5vc push REMOTE BRANCH)")
+        want_b = [repo.branch]
+        on_branch = _ancestors(repo, branches[repo.branch])
+        want_t = sorted(t for t, c in tags.items() if c in on_branch)
+    else:
+        want_b = [r for r in refs if r in branches]
+        want_t = [r for r in refs if r not in branches and r in tags]
+        unknown = [r for r in refs if r not in branches and r not in tags]
+        if unknown:
+            raise NotFoundError(f"no branch or tag named {unknown[0]!r} in {repo.path}; see "
+                                "`h5vc branch` and `h5vc tag`")
+    rs.create()
+    remote_b, remote_t = rs.branches(), rs.tags()
+    index = rs.index()
+
+    # fast-forward checks first: nothing is sent for a push that would be refused
+    moves: list[tuple[str, tuple[int, str] | None, str]] = []
+    for b in want_b:
+        tip, old = branches[b], remote_b.get(b)
+        if old is not None and old[1] == tip:
+            report.up_to_date.append(b)
+            continue
+        if old is not None and old[1] not in _ancestors(repo, tip):
+            raise RemoteError(
+                f"the remote {name}'s branch {b} has commits this store lacks "
+                f"({old[1][:10]}); bring them in first (h5vc pull {name}), then push again")
+        moves.append((b, old, tip))
+    for t in want_t:
+        if t in remote_t and remote_t[t] != tags[t]:
+            raise RemoteError(f"tag {t} on remote {name} names another commit "
+                              f"({remote_t[t][:10]}); tags are never moved: rename yours")
+
+    tips = [tip for _b, _o, tip in moves] + [tags[t] for t in want_t if t not in remote_t]
+    # what the remote's refs reach is whole there (a ref moves only after its push completed);
+    # commits a killed push left behind are sent again only in part: their records are
+    # there, but not necessarily the rows they name
+    whole: set[str] = set()
+    for c in {c for _n, c in remote_b.values()} | set(remote_t.values()):
+        if c not in whole:
+            try:
+                whole |= _ancestors(repo, c)
+            except (NotFoundError, InvalidInputError):
+                pass  # a commit this store lacks: its branch is refused above, if pushed
+    send = _parents_first(tips, lambda c: repo.get_commit(c).parents, whole)
+    records = {cid: repo.commit_record(cid) for cid in send}
+    # the ranges those commits write, with the meta to read them by: each parent's state is
+    # known before its children (parents first), and dropped once its last child is done
+    states: dict[str, State] = {}
+    children: dict[str, int] = {}
+    for cid in send:
+        for p in json.loads(records[cid])["parents"]:
+            children[p] = children.get(p, 0) + 1
+    need: dict[str, dict[str, Any]] = {}
+    for cid in send:
+        rec = json.loads(records[cid])
+        parent = rec["parents"][0] if rec["parents"] else None
+        if parent is None:
+            base: State = empty_state()
+        elif parent in states:
+            base = states[parent]
+        else:
+            base = repo.state_of(parent)
+        state = apply_changes(base, rec["changes"])
+        for h, _p, _s, _e, meta in _new_ranges(state, rec["changes"]):
+            if h not in index.objects and h not in need:
+                need[h] = meta
+        if parent is not None and parent in states:
+            children[parent] -= 1
+            if children[parent] <= 0:
+                del states[parent]
+        if children.get(cid):
+            states[cid] = state
+
+    # packs: commit records first (a clone reads them before any rows), then the rows
+    moved = 0
+
+    def flush(cs: dict[str, bytes], os_: dict[str, tuple[bytes, str]]) -> None:
+        nonlocal moved
+        if not cs and not os_:
+            return
+        rs.write_pack(cs, os_)
+        crash_point("push.pack-sent")
+        report.packs += 1
+        moved += sum(map(len, cs.values())) + sum(len(r) for r, _k in os_.values())
+        if progress is not None:
+            progress(moved)
+
+    fresh = {cid: raw for cid, raw in records.items() if cid not in index.commits}
+    flush(fresh, {})
+    report.commits = len(fresh)
+    batch: dict[str, tuple[bytes, str]] = {}
+    size = 0
+    for h, meta in need.items():
+        arr = repo.content(h, meta)
+        raw, kind = _encode_rows(arr, decode_dtype(meta["dtype"]))
+        batch[h] = (raw, kind)
+        size += len(raw)
+        report.objects += 1
+        if size >= PACK_BYTES:
+            flush({}, batch)
+            batch, size = {}, 0
+    flush({}, batch)
+    report.bytes = moved
+
+    crash_point("push.before-refs")
+    for t in want_t:
+        if t not in remote_t:
+            rs.put_tag(t, tags[t])
+            report.updated[f"tag {t}"] = (None, tags[t])
+    for b, old, tip in moves:
+        if not rs.move_branch(b, old, tip):
+            raise RemoteError(
+                f"another push moved branch {b} of remote {name} meanwhile; bring its commits "
+                f"in (h5vc pull {name}), then push again (what was sent stays on the remote)")
+        report.updated[b] = (None if old is None else old[1], tip)
+    if rs.default_branch() is None and want_b:
+        rs.set_default_branch(want_b[0])
+    return report
+
+
+def _ancestors(repo: Repository, cid: str) -> set[str]:
+    return {c.id for c in repo.log(cid)}
+
+
+# -- clone ------------------------------------------------------------------------------------
+
+def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
+          options: dict[str, str] | None = None, name: str = "origin",
+          progress: Progress | None = None) -> CloneReport:
+    """Make a new store at ``path`` from the remote at ``url``: its whole history, with
+    ``rev`` (a branch or tag of the remote, or a commit id; default: the remote's default
+    branch) checked out. The remote is recorded as ``name``, the default."""
+    dest = Path(path)
+    if dest.exists():
+        raise InvalidInputError(f"{dest} exists already; clone into a new path")
+    if not dest.parent.is_dir():
+        raise InvalidInputError(f"cannot clone into {dest}: folder {dest.parent} does not exist")
+    rs = RemoteStorage(url, options or {}, name=url)
+    rs.require()
+    branches = {b: c for b, (_n, c) in rs.branches().items()}
+    tags = rs.tags()
+    branch: str | None
+    if rev is None:
+        branch = rs.default_branch()
+        if branch not in branches:
+            branch = "main" if "main" in branches else (sorted(branches)[0] if branches else None)
+        if branch is None:
+            raise RemoteError(f"remote {url} has no branch to clone")
+        target = branches[branch]
+    elif rev in branches:
+        branch, target = rev, branches[rev]
+    elif rev in tags:
+        branch, target = None, tags[rev]
+    else:
+        found = [b for b in {*branches.values(), *tags.values()} if b.startswith(rev)]
+        branch, target = None, found[0] if len(found) == 1 else ""
+    index = rs.index()
+    if rev is not None and target == "" and rev in index.commits:
+        target = rev
+    if not target:
+        raise NotFoundError(f"remote {url} has no branch, tag or commit {rev!r}")
+
+    report = CloneReport(dest, url, branch, target)
+    moved = 0
+
+    # the commits: read pack by pack, each record checked against its id
+    records: dict[str, dict[str, Any]] = {}
+    raws: dict[str, bytes] = {}
+    packs_c = sorted({p for p, _a, _n in index.commits.values()})
+    for pack in packs_c:
+        data = rs.read_pack(pack)
+        moved += len(data)
+        for cid, (p, a, n) in index.commits.items():
+            if p != pack:
+                continue
+            raw = data[a:a + n]
+            if len(raw) != n or xxhash.xxh3_128(raw).hexdigest() != cid:
+                raise IntegrityError(f"commit {cid[:10]} on remote {url} is damaged (pack {pack} "
+                                     "does not hold it as its index says); nothing was cloned")
+            raws[cid] = raw
+            records[cid] = json.loads(raw)
+    tips = [*branches.values(), *tags.values(), target]
+    missing = sorted({c for c in tips if c not in records})
+    if missing:
+        raise IntegrityError(f"remote {url} names commit {missing[0][:10]} but does not hold it")
+
+    def parents(c: str) -> list[str]:
+        ps = records[c]["parents"]
+        for p in ps:
+            if p not in records:
+                raise IntegrityError(f"commit {c[:10]} on remote {url} names a parent it does "
+                                     f"not hold ({p[:10]}); nothing was cloned")
+        return ps
+
+    order = _parents_first(tips, parents, set())
+    # the states, parent before child: what each range is (meta), and the target's state
+    metas: dict[str, tuple[dict[str, Any], int, int]] = {}
+    states: dict[str, State] = {}
+    children: dict[str, int] = {}
+    for cid in order:
+        for p in records[cid]["parents"]:
+            children[p] = children.get(p, 0) + 1
+    goal: State | None = None
+    for cid in order:
+        rec = records[cid]
+        parent = rec["parents"][0] if rec["parents"] else None
+        state = apply_changes(states[parent] if parent else empty_state(), rec["changes"])
+        for h, _p, s, e, meta in _new_ranges(state, rec["changes"]):
+            metas.setdefault(h, (meta, s, e))
+        if cid == target:
+            goal = state
+        if parent is not None:
+            children[parent] -= 1
+            if children[parent] <= 0:
+                del states[parent]
+        if children.get(cid) or cid == target:
+            states[cid] = state
+    assert goal is not None
+    lost = sorted(h for h in metas if h not in index.objects)
+    if lost:
+        raise IntegrityError(f"remote {url} lacks the rows of range {lost[0][:10]} (and "
+                             f"{len(lost) - 1} more); push them from a store that has them")
+
+    tmp = dest.with_name(dest.name + ".h5vc-clone")
+    tmp.unlink(missing_ok=True)
+    live: dict[str, list[tuple[str, int, int]]] = {}
+    for p, node in goal.items():
+        if node["k"] == "d":
+            for s, e, h in node["ranges"]:
+                live.setdefault(h, []).append((p, s, e))
+    try:
+        with h5py.File(tmp, "w") as f:
+            lay = Layout.create(f, "h5vc clone")
+            ends: dict[str, int] = {}
+            for cid in order:
+                parent = records[cid]["parents"][0] if records[cid]["parents"] else None
+                ends[cid] = lay.append_frame(raws[cid], cid, parent,
+                                             ends[parent] if parent else 0)
+            report.commits = len(order)
+            for p in sorted(goal):  # groups and datasets, parents first; attributes at the end
+                node = goal[p]
+                if p == ROOT:
+                    continue
+                if node["k"] == "g":
+                    make_group(f, p)
+                else:
+                    parent_path = p.rsplit("/", 1)[0]
+                    if parent_path:
+                        make_group(f, parent_path)
+                    create_dataset(f, p, node["meta"], node["n"])
+            by_pack: dict[str, list[str]] = {}
+            for h in metas:
+                by_pack.setdefault(index.objects[h][0], []).append(h)
+            for pack in sorted(by_pack):
+                data = rs.read_pack(pack)
+                crash_point("clone.pack-read")
+                moved += len(data)
+                if progress is not None:
+                    progress(moved)
+                for h in by_pack[pack]:
+                    _p, a, n, kind = index.objects[h]
+                    meta, s, e = metas[h]
+                    dt = decode_dtype(meta["dtype"])
+                    try:
+                        arr = _decode_rows(data[a:a + n], kind, dt, _rows_shape(meta, s, e))
+                        ok = _check_rows(arr, meta, h)
+                    except (ValueError, TypeError, KeyError):
+                        ok = False
+                    if not ok:
+                        raise IntegrityError(
+                            f"range {h[:10]} on remote {url} is damaged (pack {pack}: its "
+                            "bytes do not match its hash); nothing was cloned")
+                    report.objects += 1
+                    if h in live:
+                        for lp, ls, _le in live[h]:
+                            write_rows(f[lp], ls, arr)
+                    else:
+                        lay.put_run(arr, dt, object_filters(meta), block_rows(meta, e - s),
+                                    [(h, 0, arr.shape[0] if arr.ndim else 1)],
+                                    scalar=meta["rank"] == 0)
+            referring = []
+            for p in sorted(goal):
+                if any(has_refs(a["dtype"]) for a in goal[p]["attrs"].values()):
+                    referring.append(p)
+                else:
+                    set_attrs(f[p], goal[p]["attrs"], {})
+            for p in referring:
+                set_attrs(f[p], goal[p]["attrs"], {})
+            lay.sync()
+            head = {"branch": branch} if branch else {"commit": target}
+            ref_ids = {*branches.values(), *tags.values(), target}
+            lay.write_record("refs", {"head": head, "branches": branches, "tags": tags,
+                                      "journal_len": lay.journal_len,
+                                      "pos": {c: ends[c] for c in sorted(ref_ids)}})
+            lay.set_remotes({"remotes": {name: {"url": url, "options": dict(options or {})}},
+                             "default": name})
+            f.flush()
+        crash_point("clone.before-rename")
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    report.bytes = moved
+    return report

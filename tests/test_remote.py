@@ -1,0 +1,305 @@
+"""Remotes on a local folder: push, clone, only what is missing moves, fast-forward only,
+racing pushers, damaged payloads caught, kills during push and clone (through the CLI, as a
+user runs it, and through the Python API)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import xxhash
+from typer.testing import CliRunner
+
+from h5vc import Repository
+from h5vc.cli import app
+from h5vc.remote import clone, push
+
+runner = CliRunner()
+H5VC = [sys.executable, "-m", "h5vc"]
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def run(*args: str, crash: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("H5VC_CRASH_AT", None)
+    if crash:
+        env["H5VC_CRASH_AT"] = crash
+    r = subprocess.run([*H5VC, *args], capture_output=True, text=True, env=env)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def digest(path: Path) -> str:
+    """Every tracked object outside /.h5vc: names, shapes, dtypes, values, attributes."""
+    h = xxhash.xxh3_128()
+    with h5py.File(path, "r") as f:
+        def visit(name: str, obj: object) -> None:
+            if name.startswith(".h5vc"):
+                return
+            h.update(name.encode())
+            for k in sorted(obj.attrs):  # type: ignore[attr-defined]
+                v = obj.attrs[k]  # type: ignore[attr-defined]
+                if isinstance(v, h5py.Reference):
+                    v = f[v].name
+                h.update(k.encode() + repr(v).encode())
+            if isinstance(obj, h5py.Dataset):
+                h.update(str((obj.shape, obj.dtype, obj.chunks, obj.compression)).encode())
+                data = obj[()]
+                if obj.dtype.hasobject:
+                    for v in np.asarray(data).ravel():
+                        h.update(v if isinstance(v, bytes) else repr(v).encode())
+                else:
+                    h.update(np.ascontiguousarray(data).tobytes())
+        for k in sorted(f.attrs):
+            v = f.attrs[k]
+            h.update(k.encode() + repr(f[v].name if isinstance(v, h5py.Reference) else v).encode())
+        f.visititems(visit)
+    return h.hexdigest()
+
+
+def make_store(path: Path) -> list[str]:
+    """Categories of images (uint8, gzip), a table, strings, a scalar, attributes and an
+    object reference, over three commits and a tag; returns the commit ids, oldest first."""
+    rng = np.random.default_rng(7)
+    with h5py.File(path, "w") as f:
+        for cat in ("cat", "dog"):
+            g = f.create_group(f"train/{cat}")
+            g.attrs["label"] = cat
+            g.create_dataset("images", data=rng.integers(0, 255, (40, 16, 16, 3), dtype="u1"),
+                             maxshape=(None, 16, 16, 3), chunks=(8, 16, 16, 3), compression="gzip")
+        f.create_dataset("table", data=rng.random((500, 4)), maxshape=(None, 4), chunks=(128, 4))
+        f.create_dataset("names", data=np.array([f"n{i}-é" for i in range(60)], dtype=object),
+                         dtype=h5py.string_dtype(), maxshape=(None,), chunks=(16,))
+        f.create_dataset("scale", data=2.5)
+        f.attrs["first"] = f["train/cat/images"].ref
+    with Repository.init(path, message="first", pointer=False) as repo:
+        with repo.transaction("more dogs") as tx:
+            tx["/train/dog/images"].append(rng.integers(0, 255, (8, 16, 16, 3), dtype="u1"))
+            tx["/names"][0:4] = np.array(["a", "b", "c", "d"], dtype=object)
+            tx["/train"].attrs["split"] = "v2"
+        repo.create_tag("v2")
+        with repo.transaction("rewrite the table") as tx:
+            tx["/table"][0:200] = rng.random((200, 4))
+            tx["/scale"][()] = 3.0
+        return [c.id for c in reversed(list(repo.log()))]
+
+
+def checkouts(path: Path, ids: list[str]) -> dict[str, str]:
+    """The digest of every commit, checked out in turn (then back to main)."""
+    out = {}
+    for cid in ids:
+        r = cli("checkout", cid, "-s", str(path))
+        assert r.exit_code == 0, r.output
+        out[cid] = digest(path)
+    assert cli("checkout", "main", "-s", str(path)).exit_code == 0
+    return out
+
+
+@pytest.fixture
+def pushed(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    a, remote = tmp_path / "a.h5", tmp_path / "remote"
+    ids = make_store(a)
+    assert cli("remote", "add", "origin", str(remote), "-s", str(a)).exit_code == 0
+    r = cli("push", "-s", str(a))
+    assert r.exit_code == 0, r.output
+    return a, remote, ids
+
+
+def test_push_then_clone_gives_every_commit_byte_for_byte(pushed, tmp_path: Path) -> None:
+    a, remote, ids = pushed
+    r = cli("clone", str(remote), str(tmp_path / "b.h5"))
+    assert r.exit_code == 0, r.output
+    assert "Cloned 3 commit(s)" in r.output and "on branch main" in r.output, r.output
+    b = tmp_path / "b.h5"
+    assert digest(b) == digest(a)
+    assert cli("status", "-s", str(b)).output.endswith("nothing to commit: the store equals HEAD\n")
+    log = json.loads(cli("log", "--json", "-s", str(b)).output)
+    assert [c["id"] for c in reversed(log)] == ids
+    assert json.loads(cli("tag", "--json", "-s", str(b)).output) == {"v2": ids[1]}
+    assert checkouts(b, ids) == checkouts(a, ids)
+    assert cli("verify", "-s", str(b)).exit_code == 0
+    listed = json.loads(cli("remote", "list", "--json", "-s", str(b)).output)
+    assert listed == {"default": "origin", "remotes": {"origin": {"url": str(remote), "options": {}}}}
+    # a tag as --rev: a detached HEAD at it
+    r = cli("clone", str(remote), str(tmp_path / "c.h5"), "--rev", "v2")
+    assert r.exit_code == 0 and f"on commit {ids[1][:10]}" in r.output, r.output
+    assert json.loads(cli("status", "--json", "-s", str(tmp_path / "c.h5")).output)["head"] == ids[1]
+
+
+def test_push_sends_only_what_the_remote_lacks(pushed, tmp_path: Path) -> None:
+    a, remote, ids = pushed
+    again = json.loads(cli("push", "--json", "-s", str(a)).output)
+    assert again["up_to_date"] == ["main"] and again["bytes"] == 0 and again["packs"] == 0
+    with Repository.open(a) as repo:
+        with repo.transaction("a few more cats") as tx:
+            tx["/train/cat/images"].append(np.full((8, 16, 16, 3), 9, dtype="u1"))
+        report = push(repo)  # the Python API
+        new = repo.head.id  # type: ignore[union-attr]
+    assert report.commits == 1 and report.objects == 1  # one block of 8 images
+    assert 8 * 16 * 16 * 3 <= report.bytes <= 8 * 16 * 16 * 3 + 2048
+    assert report.updated == {"main": (ids[-1], new)}
+    got = clone(str(remote), tmp_path / "b.h5")
+    assert got.commit == new and got.commits == 4
+    assert digest(tmp_path / "b.h5") == digest(a)
+
+
+def test_a_push_that_would_lose_commits_is_refused(pushed, tmp_path: Path) -> None:
+    a, remote, ids = pushed
+    b = tmp_path / "b.h5"
+    assert cli("clone", str(remote), str(b)).exit_code == 0
+    for store, n in ((b, 1), (a, 2)):
+        with Repository.open(store) as repo, repo.transaction(f"from {store.name}") as tx:
+            tx["/table"].append(np.full((n, 4), float(n)))
+    r = cli("push", "-s", str(b))
+    assert r.exit_code == 0, r.output
+    with Repository.open(b, mode="r") as repo:
+        b_tip = repo.head.id  # type: ignore[union-attr]
+    r = cli("push", "-s", str(a))
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        f"Error: the remote origin's branch main has commits this store lacks ({b_tip[:10]}); "
+        "bring them in first (h5vc pull origin), then push again"], r.output
+    assert clone(str(remote), tmp_path / "c.h5").commit == b_tip  # the remote kept B's commit
+
+
+def test_racing_pushers_one_wins_the_other_is_refused(pushed, tmp_path: Path) -> None:
+    a, remote, ids = pushed
+    stores = []
+    for i in range(2):
+        s = tmp_path / f"w{i}.h5"
+        assert cli("clone", str(remote), str(s)).exit_code == 0
+        stores.append(s)
+    for rnd in range(4):
+        tips = []
+        for i, s in enumerate(stores):
+            with Repository.open(s) as repo:
+                with repo.transaction(f"round {rnd} writer {i}") as tx:
+                    tx["/table"].append(np.full((1, 4), float(10 * rnd + i)))
+                tips.append(repo.head.id)  # type: ignore[union-attr]
+        procs = [subprocess.Popen([*H5VC, "push", "-s", str(s)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for s in stores]
+        outs = [(p.wait(), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+        codes = sorted(c for c, _o, _e in outs)
+        assert codes == [0, 1], outs
+        winner = [i for i, (c, _o, _e) in enumerate(outs) if c == 0][0]
+        loser_err = outs[1 - winner][2]
+        assert "Traceback" not in loser_err and loser_err.startswith("Error: "), loser_err
+        assert "pull" in loser_err, loser_err
+        got = clone(str(remote), tmp_path / f"check{rnd}.h5")
+        assert got.commit == tips[winner]
+        # the loser starts the next round from the winner's history
+        loser = stores[1 - winner]
+        loser.unlink()
+        assert cli("clone", str(remote), str(loser)).exit_code == 0
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("what", ["commit", "rows"])
+def test_a_damaged_payload_on_the_remote_is_caught_and_nothing_is_cloned(
+        pushed, tmp_path: Path, what: str) -> None:
+    a, remote, ids = pushed
+    packs = remote / "packs"
+    for idx in packs.glob("*.idx"):
+        rec = json.loads(idx.read_text())
+        entries = rec["commits"] if what == "commit" else rec["objects"]
+        if entries:
+            h, (start, n, *_kind) = sorted(entries.items())[0]
+            _flip(idx.with_suffix(".pack"), start + n // 2)
+            break
+    out = tmp_path / "b.h5"
+    r = cli("clone", str(remote), str(out))
+    assert r.exit_code == 1
+    line = r.output.strip()
+    assert line.startswith("Error: ") and len(line.splitlines()) == 1, r.output
+    assert h[:10] in line and "damaged" in line and "nothing was cloned" in line, line
+    assert not out.exists() and not list(tmp_path.glob("b.h5*"))
+
+
+@pytest.mark.parametrize("point", ["clone.pack-read", "clone.before-rename"])
+def test_a_killed_clone_leaves_no_store_and_runs_again(pushed, tmp_path: Path, point: str) -> None:
+    a, remote, ids = pushed
+    out = tmp_path / "b.h5"
+    r = run("clone", str(remote), str(out), crash=point)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not out.exists()
+    r = run("clone", str(remote), str(out))
+    assert r.returncode == 0, r.stderr
+    assert digest(out) == digest(a) and not list(tmp_path.glob("b.h5.*"))
+    assert run("verify", "-s", str(out)).returncode == 0
+
+
+@pytest.mark.parametrize("point", ["push.pack-sent", "push.before-refs"])
+def test_a_killed_push_runs_again_and_completes(tmp_path: Path, point: str) -> None:
+    a, remote = tmp_path / "a.h5", tmp_path / "remote"
+    ids = make_store(a)
+    assert cli("remote", "add", "origin", str(remote), "-s", str(a)).exit_code == 0
+    r = run("push", "-s", str(a), crash=point)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not (remote / "refs" / "heads" / "main").exists()  # the branch did not move
+    r = run("push", "-s", str(a))
+    assert r.returncode == 0, r.stderr
+    b = tmp_path / "b.h5"
+    assert run("clone", str(remote), str(b)).returncode == 0
+    assert checkouts(b, ids) == checkouts(a, ids)
+
+
+def test_bad_input_is_one_line_and_changes_nothing(pushed, tmp_path: Path) -> None:
+    a, remote, ids = pushed
+    before = a.read_bytes()
+    cases = [
+        (["remote", "add", "s3", "s3://bucket/x", "-o", "secret=abc", "-s", str(a)], "credentials"),
+        (["remote", "add", "s3", "s3://me:pw@bucket/x", "-s", str(a)], "credentials"),
+        (["remote", "add", "bad name", str(remote), "-s", str(a)], "bad remote name"),
+        (["remote", "add", "o", str(remote), "-o", "novalue", "-s", str(a)], "key=value"),
+        (["remote", "remove", "nope", "-s", str(a)], "no remote named 'nope'"),
+        (["push", "nope", "-s", str(a)], "no remote named 'nope'"),
+        (["push", "origin", "nobranch", "-s", str(a)], "no branch or tag named 'nobranch'"),
+        (["clone", str(remote), str(a)], "exists already"),
+        (["clone", str(tmp_path / "empty"), str(tmp_path / "x.h5")], "holds no h5vc history"),
+        (["clone", str(remote), str(tmp_path / "no" / "x.h5")], "does not exist"),
+        (["clone", str(remote), str(tmp_path / "y.h5"), "--rev", "nothing"], "no branch, tag or commit"),
+    ]
+    (tmp_path / "empty").mkdir()
+    for args, text in cases:
+        r = cli(*args)
+        assert r.exit_code == 1, (args, r.output)
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and text in lines[0], (args, r.output)
+    assert a.read_bytes() == before
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()
+    b = tmp_path / "fresh.h5"
+    with h5py.File(b, "w") as f:
+        f["x"] = np.arange(3)
+    assert cli("init", str(b)).exit_code == 0
+    r = cli("push", "-s", str(b))
+    assert r.exit_code == 1 and "add one with `h5vc remote add NAME URL`" in r.output, r.output
+
+
+def test_remote_add_list_remove(tmp_path: Path) -> None:
+    a = tmp_path / "a.h5"
+    make_store(a)
+    assert cli("remote", "add", "one", str(tmp_path / "r1"), "-s", str(a)).exit_code == 0
+    r = cli("remote", "add", "two", "s3://bucket/data", "-o", "endpoint_url=http://127.0.0.1:1",
+            "--default", "-s", str(a))
+    assert r.exit_code == 0 and "(default)" in r.output, r.output
+    r = cli("remote", "list", "-s", str(a))
+    assert r.output.splitlines() == [f"  one  {tmp_path / 'r1'}",
+                                     "* two  s3://bucket/data  endpoint_url=http://127.0.0.1:1"]
+    assert cli("remote", "remove", "two", "-s", str(a)).exit_code == 0
+    assert json.loads(cli("remote", "list", "--json", "-s", str(a)).output)["default"] == "one"
+    assert cli("status", "-s", str(a)).output.endswith("nothing to commit: the store equals HEAD\n")
