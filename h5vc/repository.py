@@ -6,6 +6,7 @@ import contextlib
 import datetime as _dt
 import functools
 import getpass
+import json
 import mmap
 import os
 import re
@@ -998,6 +999,105 @@ class Repository:
         self._f.flush()
         self._seal.wrote()
 
+    def commit_ids(self) -> set[str]:
+        """The ids of every commit in the store's journal (on a branch or not)."""
+        return set(self._load_index())
+
+    def set_remote_refs(self, name: str, branches: dict[str, str], tags: dict[str, str]) -> None:
+        """Record what remote ``name``'s branches and tags named when last fetched."""
+        self._require_writable()
+        rec = self._layout.remotes()
+        if name not in rec["remotes"]:
+            raise NotFoundError(f"no remote named {name!r}; see `h5vc remote list`")
+        rec["remotes"][name]["seen"] = {"branches": dict(branches), "tags": dict(tags)}
+        self._layout.set_remotes(rec)
+        self._f.flush()
+        self._seal.wrote()
+
+    def has_content(self, h: str) -> bool:
+        """True when committed range ``h`` is in the store: preserved, or among HEAD's rows."""
+        if self._layout.has_object(h):
+            return True
+        self.content_place(h)
+        return self._places is not None and h in self._places[1]
+
+    def content_place(self, h: str) -> tuple[str, int, int] | None:
+        """(path, start, stop) of range ``h`` among HEAD's rows, or None."""
+        head, state = self._head_state()
+        if self._places is None or self._places[0] != head:
+            places: dict[str, tuple[str, int, int]] = {}
+            for p, node in state.items():
+                if node["k"] == "d":
+                    for s0, e0, h0 in node["ranges"]:
+                        places.setdefault(h0, (p, s0, e0))
+            self._places = (head, places)
+        return self._places[1].get(h)
+
+    def receive(self, records: list[tuple[str, bytes]],
+                objects: Iterator[tuple[str, np.ndarray, dict[str, Any]]]) -> int:
+        """Take in commits made elsewhere (a fetch): ``objects`` (hash, rows, dataset meta),
+        already checked against their hashes, are preserved first; then ``records`` (id, the
+        record's bytes; parents first, each parent here or earlier in the list) are appended
+        to the journal, checked against their ids. No branch moves and the live file is not
+        touched. A kill midway is undone at the next open. Returns the commits added."""
+        self._require_writable()
+        index = self._load_index()
+        todo = [(cid, raw) for cid, raw in records if cid not in index]
+        for cid, raw in todo:
+            if xxhash.xxh3_128(raw).hexdigest() != cid:
+                raise IntegrityError(f"commit {cid[:10]} does not match its id; nothing was fetched")
+        for h, arr, meta in objects:
+            if self.has_content(h):
+                continue
+            rows = 1 if meta["rank"] == 0 else int(arr.shape[0])
+            self._layout.put_run(arr, decode_dtype(meta["dtype"]), object_filters(meta),
+                                 block_rows(meta, rows), [(h, 0, rows)], scalar=meta["rank"] == 0)
+        self._layout.sync()
+        if not todo:
+            return 0
+        refs = self._refs()
+        self._write_refs(refs)  # the journal length they know is the length before the fetch
+        n0 = self._layout.journal_len
+        self._begin({"op": "fetch", "journal_len": n0})
+        ends: dict[str, int] = {}
+        for cid, raw in todo:
+            parents = json.loads(raw)["parents"]
+            parent = parents[0] if parents else None
+            if parent is not None and parent not in ends:
+                ends[parent] = self._frame(parent).end
+            ends[cid] = self._layout.append_frame(raw, cid, parent, ends[parent] if parent else 0)
+            crash_point("fetch.frame-written")
+        self._f.flush()
+        self._write_refs(refs)  # now covering the fetched frames: HEAD does not move
+        self._index = self._journal = None
+        self._end()
+        return len(todo)
+
+    def fast_forward(self, branch: str, rev: str) -> bool:
+        """Move ``branch`` forward to ``rev`` (a descendant of its tip); when it is checked out,
+        the store is brought to ``rev`` as a checkout would (refused with uncommitted
+        changes). False when ``rev`` is the tip already; InvalidInputError when it is not a
+        descendant."""
+        self._require_writable()
+        refs = self._refs()
+        if branch not in refs["branches"]:
+            raise NotFoundError(f"no branch {branch!r}; see `h5vc branch`")
+        target, tip = self.resolve(rev), refs["branches"][branch]
+        if target == tip:
+            return False
+        if tip not in {c.id for c in self.log(target)}:
+            raise InvalidInputError(f"{target[:10]} does not descend from {branch}'s tip "
+                                    f"{tip[:10]}: the histories have diverged")
+        if refs["head"].get("branch") == branch:
+            self.checkout(target)
+            refs = self._refs()
+            refs["head"] = {"branch": branch}
+        refs["branches"][branch] = target
+        self._write_refs(refs)
+        if self._pointer is not None:
+            self._update_pointer(self._head_from(refs) or target)
+        return True
+
     def commit_record(self, cid: str) -> bytes:
         """The record of commit ``cid`` as the journal holds it: canonical JSON whose xxh3-128
         is the id (what a remote stores). IntegrityError when it does not check."""
@@ -1012,15 +1112,7 @@ class Repository:
         checked against ``h``: from the live file where HEAD's state places them and they still
         match, else from the preserved objects. IntegrityError when neither holds them."""
         dkey = dtype_key(decode_dtype(meta["dtype"]))
-        head, state = self._head_state()
-        if self._places is None or self._places[0] != head:
-            places: dict[str, tuple[str, int, int]] = {}
-            for p, node in state.items():
-                if node["k"] == "d":
-                    for s0, e0, h0 in node["ranges"]:
-                        places.setdefault(h0, (p, s0, e0))
-            self._places = (head, places)
-        where = self._places[1].get(h)
+        where = self.content_place(h)
         if where is not None:
             p, s0, e0 = where
             ds = self._f.get(p)
@@ -1689,8 +1781,24 @@ class Repository:
         self._seal.wrote()
 
     def _recover(self, intent: dict[str, Any]) -> None:
-        """Finish (checkout) or undo (transaction, rollback) what a killed process began."""
+        """Finish (checkout) or undo (transaction, rollback, fetch) what a killed process began."""
         op = intent.get("op", "damaged")
+        if op == "fetch" and isinstance(intent.get("journal_len"), int) and \
+                0 <= intent["journal_len"] <= self._layout.journal_len:
+            try:
+                done = self._raw_refs()["journal_len"] > intent["journal_len"]
+            except IntegrityError:
+                done = False
+            if not done:
+                # the fetched commits were appended after the refs' journal length: dropped,
+                # so that they cannot pass for commits of HEAD's branch (their rows stay)
+                self._layout.truncate_journal(intent["journal_len"])
+            self._index = self._journal = None
+            self._stored_refs = None
+            self._end()
+            self.recovered.append("finished an interrupted fetch" if done else
+                                  "undone an interrupted fetch: the store is as it was")
+            return
         goal = intent.get("goal")
         refs = self._refs()
         head = self._head_from(refs)

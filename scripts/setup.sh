@@ -21,7 +21,7 @@ for plugin in plugins/*/; do
   pip_install -e "$plugin"
 done
 rm -f "$log"
-.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, pre_commit, h5vc_npy, h5vc_images, h5vc_csv" \
+.venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, pre_commit, s3fs, h5vc_npy, h5vc_images, h5vc_csv" \
   || { echo "setup: installing Python packages failed" >&2; exit 1; }
 
 # Debian packages: hdf5-tools (h5dump) for the readability tests, git for the git integration

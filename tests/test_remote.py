@@ -303,3 +303,94 @@ def test_remote_add_list_remove(tmp_path: Path) -> None:
     assert cli("remote", "remove", "two", "-s", str(a)).exit_code == 0
     assert json.loads(cli("remote", "list", "--json", "-s", str(a)).output)["default"] == "one"
     assert cli("status", "-s", str(a)).output.endswith("nothing to commit: the store equals HEAD\n")
+
+
+def test_teammates_share_a_store_through_push_and_pull(pushed, tmp_path: Path) -> None:
+    """A pushes, B clones; B commits and pushes, A pulls; A commits and pushes, B pulls: every
+    commit checks out byte for byte the same in both."""
+    a, remote, ids = pushed
+    b = tmp_path / "b.h5"
+    assert cli("clone", str(remote), str(b)).exit_code == 0
+    rng = np.random.default_rng(3)
+    with Repository.open(b) as repo:
+        with repo.transaction("B: new birds") as tx:
+            g = tx.create_group("/train/bird")
+            g.attrs["label"] = "bird"
+            g.create_dataset("images", data=rng.integers(0, 255, (12, 16, 16, 3), dtype="u1"),
+                             chunks=(8, 16, 16, 3))
+            tx["/names"].append(np.array(["from b"], dtype=object))
+        repo.create_tag("birds")
+    assert cli("push", "origin", "main", "birds", "-s", str(b)).exit_code == 0
+    r = cli("status", "-s", str(a))
+    assert r.output.endswith("nothing to commit: the store equals HEAD\n")
+    r = cli("pull", "-s", str(a))
+    assert r.exit_code == 0, r.output
+    assert "Fetched 1 commit(s)" in r.output and "New tag birds" in r.output, r.output
+    assert "Fast-forwarded" in r.output, r.output
+    assert digest(a) == digest(b)
+    assert cli("status", "-s", str(a)).output.endswith("nothing to commit: the store equals HEAD\n")
+    with Repository.open(a) as repo:
+        with repo.transaction("A: fewer rows, a new attribute") as tx:
+            tx["/table"].resize(300)
+            tx["/train/cat"].attrs["checked"] = True
+    assert cli("push", "-s", str(a)).exit_code == 0
+    r = cli("pull", "--json", "-s", str(b))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["commits"] == 1 and out["pulled"] is not None
+    again = json.loads(cli("pull", "--json", "-s", str(b)).output)
+    assert again["commits"] == 0 and again["bytes"] == 0 and "up to date" in again["note"]
+    all_ids = [c["id"] for c in reversed(json.loads(cli("log", "--json", "-s", str(a)).output))]
+    assert [c["id"] for c in reversed(json.loads(cli("log", "--json", "-s", str(b)).output))] == all_ids
+    assert checkouts(a, all_ids) == checkouts(b, all_ids)
+    for s in (a, b):
+        assert cli("verify", "-s", str(s)).exit_code == 0
+
+
+def test_pull_refuses_uncommitted_changes_and_diverged_histories(pushed, tmp_path: Path) -> None:
+    a, remote, ids = pushed
+    b = tmp_path / "b.h5"
+    assert cli("clone", str(remote), str(b)).exit_code == 0
+    with Repository.open(a) as repo, repo.transaction("A") as tx:
+        tx["/table"].append(np.zeros((3, 4)))
+    assert cli("push", "-s", str(a)).exit_code == 0
+    with h5py.File(b, "a") as f:  # an edit not committed yet: rows appended
+        f["table"].resize(f["table"].shape[0] + 2, axis=0)
+        f["table"][-2:] = -1.0
+    before = digest(b)
+    r = cli("pull", "-s", str(b))
+    assert r.exit_code == 1 and "uncommitted change" in r.output, r.output
+    assert digest(b) == before  # the edit is still there; the commits were fetched
+    assert cli("commit", "-m", "B's edit", "-s", str(b)).exit_code == 0
+    r = cli("pull", "-s", str(b))
+    assert r.exit_code == 1 and "have diverged" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    with Repository.open(b, mode="r") as repo:
+        assert repo.head.message == "B's edit"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("point", ["fetch.pack-read", "fetch.frame-written", "intent.flushed",
+                                   "op.flushed"])
+def test_a_killed_pull_leaves_the_store_as_it_was_or_updated(pushed, tmp_path: Path,
+                                                              point: str) -> None:
+    a, remote, ids = pushed
+    b = tmp_path / "b.h5"
+    assert cli("clone", str(remote), str(b)).exit_code == 0
+    old = digest(b)
+    with Repository.open(a) as repo:
+        for i in range(2):
+            with repo.transaction(f"A {i}") as tx:
+                tx["/table"].append(np.full((130, 4), float(i)))
+    assert cli("push", "-s", str(a)).exit_code == 0
+    r = run("pull", "-s", str(b), crash=point)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    st = run("status", "--json", "-s", str(b))
+    assert st.returncode == 0, st.stderr
+    assert json.loads(st.stdout)["clean"]
+    assert digest(b) in (old, digest(a))
+    assert run("verify", "-s", str(b)).returncode == 0
+    r = run("pull", "-s", str(b))
+    assert r.returncode == 0, r.stderr
+    assert digest(b) == digest(a)
+    all_ids = [c["id"] for c in reversed(json.loads(cli("log", "--json", "-s", str(a)).output))]
+    assert checkouts(b, all_ids) == checkouts(a, all_ids)

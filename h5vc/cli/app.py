@@ -1164,6 +1164,55 @@ def push(
                f"{report.bytes / 2**20:.2f} MiB in {report.packs} pack(s)")
 
 
+def _fetch_command(which: str, remote: str | None, store: Path | None, quiet: bool,
+                   as_json: bool) -> None:
+    from .. import remote as remotes
+
+    bar = _bar(quiet)
+    with _open(store, write=True) as repo:
+        report = (remotes.pull if which == "pull" else remotes.fetch)(repo, remote, progress=bar)
+    if bar is not None:
+        typer.echo("", err=True)
+    if as_json:
+        _echo_json(report.to_json())
+        return
+    typer.echo(f"Fetched {report.commits} commit(s), {report.objects} range(s), "
+               f"{report.bytes / 2**20:.2f} MiB from {report.remote}")
+    for t in report.tags:
+        typer.echo(f"New tag {t}")
+    if report.pulled is not None:
+        old, new = report.pulled
+        typer.echo(f"Fast-forwarded {old[:10]} -> {new[:10]}")
+    if report.note:
+        typer.echo(report.note)
+
+
+@app.command()
+def fetch(
+    remote: Annotated[str | None, typer.Argument(help="The remote (default: the store's "
+                                                 "default remote).")] = None,
+    store: StoreOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring in a remote's commits and the rows they hold that this store lacks; no branch
+    moves and the file's data is not touched."""
+    _fetch_command("fetch", remote, store, quiet, as_json)
+
+
+@app.command()
+def pull(
+    remote: Annotated[str | None, typer.Argument(help="The remote (default: the store's "
+                                                 "default remote).")] = None,
+    store: StoreOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch, then bring the current branch forward to the remote's (refused with uncommitted
+    changes, or when the histories have diverged)."""
+    _fetch_command("pull", remote, store, quiet, as_json)
+
+
 @app.command()
 def clone(
     url: Annotated[str, typer.Argument(help="The remote: a folder, s3://bucket/prefix, ...")],

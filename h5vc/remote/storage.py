@@ -68,6 +68,9 @@ class RemoteStorage:
         self.url = url
         self.name = name or url
         self.fs, self.root = _fs(url, dict(options or {}))
+        protocol = self.fs.protocol
+        self._local = "file" in (protocol if isinstance(protocol, (tuple, list)) else (protocol,))
+        self.fs.invalidate_cache()  # fsspec shares instances: what another writer did since
 
     # -- paths and plain files -----------------------------------------------------------
 
@@ -87,11 +90,13 @@ class RemoteStorage:
         local folder; on object stores, as atomic as the store's conditional create)."""
         path = self._p(rel)
         try:
-            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            if self._local:
+                self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
             if exclusive:
+                self.fs.invalidate_cache()
                 if self.fs.exists(path):
                     return False
-                try:
+                try:  # S3: a put with If-None-Match: * (s3fs's "x" mode)
                     with self.fs.open(path, "xb") as fh:
                         fh.write(data)
                 except FileExistsError:
@@ -99,6 +104,14 @@ class RemoteStorage:
                 except ValueError:  # a filesystem without exclusive create
                     with self.fs.open(path, "wb") as fh:
                         fh.write(data)
+                except OSError:
+                    self.fs.invalidate_cache()
+                    if self.fs.exists(path):  # the condition failed: another writer was first
+                        return False
+                    raise
+                return True
+            if not self._local:  # one put: an object appears whole or not at all
+                self.fs.pipe_file(path, data)
                 return True
             tmp = path + ".part"
             with self.fs.open(tmp, "wb") as fh:
@@ -110,6 +123,7 @@ class RemoteStorage:
 
     def _list(self, rel: str) -> list[str]:
         try:
+            self.fs.invalidate_cache(self._p(rel))
             return sorted(posixpath.basename(p.rstrip("/"))
                           for p in self.fs.ls(self._p(rel), detail=False))
         except FileNotFoundError:
@@ -254,7 +268,8 @@ class RemoteStorage:
         pack = xxhash.xxh3_128(index).hexdigest()
         path = self._p("packs", pack + ".pack")
         try:
-            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            if self._local:
+                self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
             with self.fs.open(path, "wb") as fh:
                 for part in parts:
                     fh.write(part)

@@ -40,7 +40,7 @@ from ..errors import IntegrityError, InvalidInputError, NotFoundError
 from ..repository import Repository
 from .storage import PACK_BYTES, RemoteError, RemoteStorage
 
-__all__ = ["PushReport", "CloneReport", "push", "clone", "remote_of"]
+__all__ = ["CloneReport", "FetchReport", "PushReport", "clone", "fetch", "pull", "push", "remote_of"]
 
 Progress = Callable[[int], None]  # bytes moved so far
 
@@ -474,4 +474,147 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
         tmp.unlink(missing_ok=True)
         raise
     report.bytes = moved
+    return report
+
+
+# -- fetch and pull ---------------------------------------------------------------------------
+
+@dataclass
+class FetchReport:
+    remote: str
+    commits: int = 0
+    objects: int = 0
+    bytes: int = 0
+    branches: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)  # tags made here
+    pulled: tuple[str, str] | None = None  # (old, new) tip of the branch pull moved
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"remote": self.remote, "commits": self.commits, "objects": self.objects,
+                "bytes": self.bytes, "branches": self.branches, "tags": self.tags,
+                "pulled": None if self.pulled is None else
+                {"old": self.pulled[0], "new": self.pulled[1]}, "note": self.note}
+
+
+def fetch(repo: Repository, remote: str | None = None, *,
+          progress: Progress | None = None) -> FetchReport:
+    """Bring in the commits of the remote's branches and tags that this store lacks, and the
+    rows they write that it lacks, each checked against its id or hash. No branch moves and
+    the live file is not touched; the remote's tips are recorded (``repo.remotes[name]
+    ["seen"]``), and its tags this store lacks are made here."""
+    name, rs = remote_of(repo, remote)
+    rs.require()
+    report = FetchReport(name)
+    remote_b = {b: c for b, (_n, c) in rs.branches().items()}
+    remote_t = rs.tags()
+    index = rs.index()
+    known = repo.commit_ids()
+    records: dict[str, bytes] = {}
+    moved = 0
+    for pack in sorted({p for c, (p, _a, _n) in index.commits.items() if c not in known}):
+        data = rs.read_pack(pack)
+        moved += len(data)
+        for cid, (p, a, n) in index.commits.items():
+            if p == pack and cid not in known:
+                raw = data[a:a + n]
+                if len(raw) != n or xxhash.xxh3_128(raw).hexdigest() != cid:
+                    raise IntegrityError(f"commit {cid[:10]} on remote {name} is damaged (pack "
+                                         f"{pack}); nothing was fetched")
+                records[cid] = raw
+    tips = sorted({*remote_b.values(), *remote_t.values()})
+    lacking = [c for c in tips if c not in known and c not in records]
+    if lacking:
+        raise IntegrityError(f"remote {name} names commit {lacking[0][:10]} but does not hold it")
+    parsed = {cid: json.loads(raw) for cid, raw in records.items()}
+
+    def parents(c: str) -> list[str]:
+        ps = parsed[c]["parents"]
+        for p in ps:
+            if p not in known and p not in parsed:
+                raise IntegrityError(f"commit {c[:10]} on remote {name} names a parent it does "
+                                     f"not hold ({p[:10]}); nothing was fetched")
+        return ps
+
+    order = _parents_first(tips, parents, known)
+    need: dict[str, tuple[dict[str, Any], int, int]] = {}
+    states: dict[str, State] = {}
+    for cid in order:
+        rec = parsed[cid]
+        parent = rec["parents"][0] if rec["parents"] else None
+        base = empty_state() if parent is None else states.get(parent) or repo.state_of(parent)
+        state = apply_changes(base, rec["changes"])
+        states[cid] = state
+        for h, _p, s, e, meta in _new_ranges(state, rec["changes"]):
+            if h not in need and not repo.has_content(h):
+                need[h] = (meta, s, e)
+    lost = sorted(h for h in need if h not in index.objects)
+    if lost:
+        raise IntegrityError(f"remote {name} lacks the rows of range {lost[0][:10]} (and "
+                             f"{len(lost) - 1} more); push them from a store that has them")
+
+    def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
+        nonlocal moved
+        by_pack: dict[str, list[str]] = {}
+        for h in need:
+            by_pack.setdefault(index.objects[h][0], []).append(h)
+        for pack in sorted(by_pack):
+            data = rs.read_pack(pack)
+            crash_point("fetch.pack-read")
+            moved += len(data)
+            if progress is not None:
+                progress(moved)
+            for h in by_pack[pack]:
+                _p, a, n, kind = index.objects[h]
+                meta, s, e = need[h]
+                try:
+                    arr = _decode_rows(data[a:a + n], kind, decode_dtype(meta["dtype"]),
+                                       _rows_shape(meta, s, e))
+                    ok = _check_rows(arr, meta, h)
+                except (ValueError, TypeError, KeyError):
+                    ok = False
+                if not ok:
+                    raise IntegrityError(f"range {h[:10]} on remote {name} is damaged (pack "
+                                         f"{pack}: its bytes do not match its hash); nothing "
+                                         "was fetched")
+                report.objects += 1
+                yield h, arr, meta
+
+    report.commits = repo.receive([(c, records[c]) for c in order], iter(objects()))
+    report.bytes = moved
+    report.branches = remote_b
+    local_tags = repo.tags()
+    for t, c in sorted(remote_t.items()):
+        if t not in local_tags:
+            repo.create_tag(t, c)
+            report.tags.append(t)
+    repo.set_remote_refs(name, remote_b, remote_t)
+    return report
+
+
+def pull(repo: Repository, remote: str | None = None, *,
+         progress: Progress | None = None) -> FetchReport:
+    """Fetch, then bring the current branch forward to the remote's branch of the same name
+    (refused with uncommitted changes, and when the histories have diverged)."""
+    branch = repo.branch
+    if branch is None:
+        raise InvalidInputError("HEAD is detached: check out the branch to pull into "
+                                "(h5vc checkout main)")
+    report = fetch(repo, remote, progress=progress)
+    theirs = report.branches.get(branch)
+    mine = repo.branches()[branch]
+    if theirs is None:
+        report.note = f"remote {report.remote} has no branch {branch}: nothing to pull"
+    elif theirs == mine:
+        report.note = f"{branch} is up to date with {report.remote}"
+    elif mine in _ancestors(repo, theirs):
+        repo.fast_forward(branch, theirs)
+        report.pulled = (mine, theirs)
+    elif theirs in _ancestors(repo, mine):
+        report.note = f"{branch} is ahead of {report.remote} (push it: h5vc push)"
+    else:
+        raise RemoteError(
+            f"{branch} and {report.remote}'s {branch} have diverged ({mine[:10]} here, "
+            f"{theirs[:10]} there); h5vc cannot merge yet: put your commits on another branch "
+            f"(h5vc branch mine), check out {theirs[:10]} and commit them again there")
     return report
