@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_remote import H5VC, checkouts, digest, make_store
+from test_remote import run as h5vc
 
 from h5vc import Repository
 
@@ -86,16 +87,6 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def h5vc(*args: str, crash: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("H5VC_CRASH_AT", None)
-    if crash:
-        env["H5VC_CRASH_AT"] = crash
-    r = subprocess.run([*H5VC, *args], capture_output=True, text=True, env=env)
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
 
 
 def url() -> str:

@@ -157,6 +157,33 @@ def _new_ranges(state: State, changes: list[dict[str, Any]]
                 yield h, ch["path"], s, e, meta
 
 
+def _fetch_rows(rs: RemoteStorage, index: Any, wanted: dict[str, tuple[dict[str, Any], int, int]],
+                what: str, undone: str, fetched: Callable[[int], None]
+                ) -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
+    """(hash, rows, meta) of the ``wanted`` ranges (hash -> (meta, start, stop) of a commit
+    that writes them), read pack by pack, each checked against its hash."""
+    by_pack: dict[str, list[str]] = {}
+    for h in wanted:
+        by_pack.setdefault(index.objects[h][0], []).append(h)
+    for pack in sorted(by_pack):
+        data = rs.read_pack(pack)
+        crash_point(f"{what}.pack-read")
+        fetched(len(data))
+        for h in by_pack[pack]:
+            _p, a, n, kind = index.objects[h]
+            meta, s, e = wanted[h]
+            try:
+                arr = _decode_rows(data[a:a + n], kind, decode_dtype(meta["dtype"]),
+                                   _rows_shape(meta, s, e))
+                ok = _check_rows(arr, meta, h)
+            except (ValueError, TypeError, KeyError):
+                ok = False
+            if not ok:
+                raise IntegrityError(f"range {h[:10]} on remote {rs.name} is damaged (pack {pack}: "
+                                     f"its bytes do not match its hash); {undone}")
+            yield h, arr, meta
+
+
 # -- push -------------------------------------------------------------------------------------
 
 def push(repo: Repository, remote: str | None = None, refs: list[str] | None = None, *,
@@ -421,36 +448,24 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
                     if parent_path:
                         make_group(f, parent_path)
                     create_dataset(f, p, node["meta"], node["n"])
-            by_pack: dict[str, list[str]] = {}
-            for h in metas:
-                by_pack.setdefault(index.objects[h][0], []).append(h)
-            for pack in sorted(by_pack):
-                data = rs.read_pack(pack)
-                crash_point("clone.pack-read")
-                moved += len(data)
+            def fetched(nbytes: int) -> None:
+                nonlocal moved
+                moved += nbytes
                 if progress is not None:
                     progress(moved)
-                for h in by_pack[pack]:
-                    _p, a, n, kind = index.objects[h]
-                    meta, s, e = metas[h]
-                    dt = decode_dtype(meta["dtype"])
-                    try:
-                        arr = _decode_rows(data[a:a + n], kind, dt, _rows_shape(meta, s, e))
-                        ok = _check_rows(arr, meta, h)
-                    except (ValueError, TypeError, KeyError):
-                        ok = False
-                    if not ok:
-                        raise IntegrityError(
-                            f"range {h[:10]} on remote {url} is damaged (pack {pack}: its "
-                            "bytes do not match its hash); nothing was cloned")
-                    report.objects += 1
-                    if h in live:
-                        for lp, ls, _le in live[h]:
-                            write_rows(f[lp], ls, arr)
-                    else:
-                        lay.put_run(arr, dt, object_filters(meta), block_rows(meta, e - s),
-                                    [(h, 0, arr.shape[0] if arr.ndim else 1)],
-                                    scalar=meta["rank"] == 0)
+
+            for h, arr, meta in _fetch_rows(rs, index, metas, "clone", "nothing was cloned",
+                                            fetched):
+                report.objects += 1
+                dt = decode_dtype(meta["dtype"])
+                _m, s, e = metas[h]
+                if h in live:
+                    for lp, ls, _le in live[h]:
+                        write_rows(f[lp], ls, arr)
+                else:
+                    lay.put_run(arr, dt, object_filters(meta), block_rows(meta, e - s),
+                                [(h, 0, arr.shape[0] if arr.ndim else 1)],
+                                scalar=meta["rank"] == 0)
             referring = []
             for p in sorted(goal):
                 if any(has_refs(a["dtype"]) for a in goal[p]["attrs"].values()):
@@ -553,32 +568,16 @@ def fetch(repo: Repository, remote: str | None = None, *,
         raise IntegrityError(f"remote {name} lacks the rows of range {lost[0][:10]} (and "
                              f"{len(lost) - 1} more); push them from a store that has them")
 
-    def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
+    def fetched(nbytes: int) -> None:
         nonlocal moved
-        by_pack: dict[str, list[str]] = {}
-        for h in need:
-            by_pack.setdefault(index.objects[h][0], []).append(h)
-        for pack in sorted(by_pack):
-            data = rs.read_pack(pack)
-            crash_point("fetch.pack-read")
-            moved += len(data)
-            if progress is not None:
-                progress(moved)
-            for h in by_pack[pack]:
-                _p, a, n, kind = index.objects[h]
-                meta, s, e = need[h]
-                try:
-                    arr = _decode_rows(data[a:a + n], kind, decode_dtype(meta["dtype"]),
-                                       _rows_shape(meta, s, e))
-                    ok = _check_rows(arr, meta, h)
-                except (ValueError, TypeError, KeyError):
-                    ok = False
-                if not ok:
-                    raise IntegrityError(f"range {h[:10]} on remote {name} is damaged (pack "
-                                         f"{pack}: its bytes do not match its hash); nothing "
-                                         "was fetched")
-                report.objects += 1
-                yield h, arr, meta
+        moved += nbytes
+        if progress is not None:
+            progress(moved)
+
+    def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
+        for item in _fetch_rows(rs, index, need, "fetch", "nothing was fetched", fetched):
+            report.objects += 1
+            yield item
 
     report.commits = repo.receive([(c, records[c]) for c in order], iter(objects()))
     report.bytes = moved
