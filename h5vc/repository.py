@@ -29,7 +29,7 @@ from .engine.format import META, TRAILER, Frame, Layout, canonical_json
 from .engine.hashing import decode_dtype, dtype_key, plain_value, rows_hash
 from .engine.hdf5lib import extend_to_eof
 from .engine.lock import StoreLock, probe_readers
-from .engine.objects import RestoreReport, restore
+from .engine.objects import RestoreReport, preserve_rows, restore
 from .engine.provenance import Provenance, legacy_sources
 from .engine.rows import live_hash, read_rows
 from .engine.scan import materialize, object_filters, read_attrs, scan, scan_suspects
@@ -983,6 +983,9 @@ class Repository:
         rec["remotes"][name] = {"url": url, "options": opts}
         if default or rec.get("default") not in rec["remotes"]:
             rec["default"] = name
+        self._save_remotes(rec)
+
+    def _save_remotes(self, rec: dict[str, Any]) -> None:
         self._layout.set_remotes(rec)
         self._f.flush()
         self._seal.wrote()
@@ -995,13 +998,23 @@ class Repository:
         del rec["remotes"][name]
         if rec.get("default") == name:
             rec["default"] = None
-        self._layout.set_remotes(rec)
-        self._f.flush()
-        self._seal.wrote()
+        self._save_remotes(rec)
 
     def commit_ids(self) -> set[str]:
         """The ids of every commit in the store's journal (on a branch or not)."""
         return set(self._load_index())
+
+    def ancestors(self, rev: str) -> set[str]:
+        """``rev``'s commit and every commit below it, from the journal's frame trailers (no
+        record is read)."""
+        index = self._load_index()
+        out: set[str] = set()
+        cur: str | None = self.resolve(rev)
+        while cur is not None and cur not in out:
+            out.add(cur)
+            fr = index.get(cur)
+            cur = fr.parent if fr is not None else None
+        return out
 
     def set_remote_refs(self, name: str, branches: dict[str, str], tags: dict[str, str]) -> None:
         """Record what remote ``name``'s branches and tags named when last fetched."""
@@ -1010,16 +1023,11 @@ class Repository:
         if name not in rec["remotes"]:
             raise NotFoundError(f"no remote named {name!r}; see `h5vc remote list`")
         rec["remotes"][name]["seen"] = {"branches": dict(branches), "tags": dict(tags)}
-        self._layout.set_remotes(rec)
-        self._f.flush()
-        self._seal.wrote()
+        self._save_remotes(rec)
 
     def has_content(self, h: str) -> bool:
         """True when committed range ``h`` is in the store: preserved, or among HEAD's rows."""
-        if self._layout.has_object(h):
-            return True
-        self.content_place(h)
-        return self._places is not None and h in self._places[1]
+        return self._layout.has_object(h) or self.content_place(h) is not None
 
     def content_place(self, h: str) -> tuple[str, int, int] | None:
         """(path, start, stop) of range ``h`` among HEAD's rows, or None."""
@@ -1047,11 +1055,8 @@ class Repository:
             if xxhash.xxh3_128(raw).hexdigest() != cid:
                 raise IntegrityError(f"commit {cid[:10]} does not match its id; nothing was fetched")
         for h, arr, meta in objects:
-            if self.has_content(h):
-                continue
-            rows = 1 if meta["rank"] == 0 else int(arr.shape[0])
-            self._layout.put_run(arr, decode_dtype(meta["dtype"]), object_filters(meta),
-                                 block_rows(meta, rows), [(h, 0, rows)], scalar=meta["rank"] == 0)
+            if not self.has_content(h):
+                preserve_rows(self._layout, h, arr, meta)
         self._layout.sync()
         if not todo:
             return 0
@@ -1085,7 +1090,7 @@ class Repository:
         target, tip = self.resolve(rev), refs["branches"][branch]
         if target == tip:
             return False
-        if tip not in {c.id for c in self.log(target)}:
+        if tip not in self.ancestors(target):
             raise InvalidInputError(f"{target[:10]} does not descend from {branch}'s tip "
                                     f"{tip[:10]}: the histories have diverged")
         if refs["head"].get("branch") == branch:

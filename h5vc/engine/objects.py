@@ -38,7 +38,7 @@ from .scan import create_kwargs, object_filters
 from .space import ensure_space
 from .state import ROOT, State, block_rows, is_below, row_bytes
 
-__all__ = ["RestoreReport", "create_dataset", "preserve_ranges", "restore"]
+__all__ = ["RestoreReport", "create_dataset", "make_group", "preserve_ranges", "preserve_rows", "restore"]
 
 
 @dataclass
@@ -255,6 +255,14 @@ def _same_shape_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
                               or (ms[0] is not None and b["n"] > ms[0])):
         return False  # cannot resize in place: recreate
     return True
+
+
+def preserve_rows(layout: Layout, h: str, arr: np.ndarray, meta: dict[str, Any]) -> int:
+    """Store ``arr``, the rows of range ``h`` of a dataset whose recorded meta is ``meta`` (rows
+    that came from elsewhere, already checked against ``h``), as an object."""
+    rows = 1 if meta["rank"] == 0 else int(arr.shape[0])
+    return layout.put_run(arr, decode_dtype(meta["dtype"]), object_filters(meta),
+                          block_rows(meta, rows), [(h, 0, rows)], scalar=meta["rank"] == 0)
 
 
 def make_group(f: h5py.File, path: str) -> h5py.Group:

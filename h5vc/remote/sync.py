@@ -32,10 +32,9 @@ from ..engine.hashing import (
     has_refs,
     rows_hash,
 )
-from ..engine.objects import create_dataset, make_group, set_attrs
+from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs
 from ..engine.rows import write_rows
-from ..engine.scan import object_filters
-from ..engine.state import ROOT, State, apply_changes, block_rows, empty_state
+from ..engine.state import ROOT, State, apply_changes, empty_state
 from ..errors import IntegrityError, InvalidInputError, NotFoundError
 from ..repository import Repository
 from .storage import PACK_BYTES, RemoteError, RemoteStorage
@@ -200,7 +199,7 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
             raise InvalidInputError("HEAD is detached: name the branch or tag to push "
                                     "(h5vc push REMOTE BRANCH)")
         want_b = [repo.branch]
-        on_branch = _ancestors(repo, branches[repo.branch])
+        on_branch = repo.ancestors(branches[repo.branch])
         want_t = sorted(t for t, c in tags.items() if c in on_branch)
     else:
         want_b = [r for r in refs if r in branches]
@@ -220,7 +219,7 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
         if old is not None and old[1] == tip:
             report.up_to_date.append(b)
             continue
-        if old is not None and old[1] not in _ancestors(repo, tip):
+        if old is not None and old[1] not in repo.ancestors(tip):
             raise RemoteError(
                 f"the remote {name}'s branch {b} has commits this store lacks "
                 f"({old[1][:10]}); bring them in first (h5vc pull {name}), then push again")
@@ -238,21 +237,29 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
     for c in {c for _n, c in remote_b.values()} | set(remote_t.values()):
         if c not in whole:
             try:
-                whole |= _ancestors(repo, c)
+                whole |= repo.ancestors(c)
             except (NotFoundError, InvalidInputError):
                 pass  # a commit this store lacks: its branch is refused above, if pushed
-    send = _parents_first(tips, lambda c: repo.get_commit(c).parents, whole)
-    records = {cid: repo.commit_record(cid) for cid in send}
+    records: dict[str, bytes] = {}  # read once: for the walk, then sent
+    parsed: dict[str, dict[str, Any]] = {}
+
+    def parents_of(c: str) -> list[str]:
+        if c not in parsed:
+            records[c] = repo.commit_record(c)
+            parsed[c] = json.loads(records[c])
+        return parsed[c]["parents"]
+
+    send = _parents_first(tips, parents_of, whole)
     # the ranges those commits write, with the meta to read them by: each parent's state is
     # known before its children (parents first), and dropped once its last child is done
     states: dict[str, State] = {}
     children: dict[str, int] = {}
     for cid in send:
-        for p in json.loads(records[cid])["parents"]:
+        for p in parsed[cid]["parents"]:
             children[p] = children.get(p, 0) + 1
     need: dict[str, dict[str, Any]] = {}
     for cid in send:
-        rec = json.loads(records[cid])
+        rec = parsed[cid]
         parent = rec["parents"][0] if rec["parents"] else None
         if parent is None:
             base: State = empty_state()
@@ -318,8 +325,6 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
     return report
 
 
-def _ancestors(repo: Repository, cid: str) -> set[str]:
-    return {c.id for c in repo.log(cid)}
 
 
 # -- clone ------------------------------------------------------------------------------------
@@ -457,15 +462,11 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
             for h, arr, meta in _fetch_rows(rs, index, metas, "clone", "nothing was cloned",
                                             fetched):
                 report.objects += 1
-                dt = decode_dtype(meta["dtype"])
-                _m, s, e = metas[h]
                 if h in live:
                     for lp, ls, _le in live[h]:
                         write_rows(f[lp], ls, arr)
                 else:
-                    lay.put_run(arr, dt, object_filters(meta), block_rows(meta, e - s),
-                                [(h, 0, arr.shape[0] if arr.ndim else 1)],
-                                scalar=meta["rank"] == 0)
+                    preserve_rows(lay, h, arr, meta)
             referring = []
             for p in sorted(goal):
                 if any(has_refs(a["dtype"]) for a in goal[p]["attrs"].values()):
@@ -606,10 +607,10 @@ def pull(repo: Repository, remote: str | None = None, *,
         report.note = f"remote {report.remote} has no branch {branch}: nothing to pull"
     elif theirs == mine:
         report.note = f"{branch} is up to date with {report.remote}"
-    elif mine in _ancestors(repo, theirs):
+    elif mine in repo.ancestors(theirs):
         repo.fast_forward(branch, theirs)
         report.pulled = (mine, theirs)
-    elif theirs in _ancestors(repo, mine):
+    elif theirs in repo.ancestors(mine):
         report.note = f"{branch} is ahead of {report.remote} (push it: h5vc push)"
     else:
         raise RemoteError(
