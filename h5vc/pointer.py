@@ -6,9 +6,11 @@ on::
     format = 1
     store = "data.h5"
     commit = "<h5vc commit id>"
+    remote = "s3://bucket/data"   # the store's default remote, when it has one
 
-The repository keeps it naming HEAD; :mod:`h5vc.git.link` reads it to bring stores to the
-commit the checked-out code expects. Nothing here runs git.
+The repository keeps it naming HEAD (and its default remote's URL, never its options or any
+credential: a fresh clone of the code finds the data there); :mod:`h5vc.git.link` reads it
+to bring stores to the commit the checked-out code expects. Nothing here runs git.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Pointer:
     store: Path
     commit: str
     format: int = POINTER_FORMAT
+    remote: str | None = None  # the URL of the store's default remote, when it has one
 
 
 def _toml_str(s: str) -> str:
@@ -60,9 +63,10 @@ def _toml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def render_pointer(store_rel: str, commit: str) -> str:
-    return (f"{_HEADER}format = {POINTER_FORMAT}\nstore = {_toml_str(store_rel)}\n"
+def render_pointer(store_rel: str, commit: str, remote: str | None = None) -> str:
+    text = (f"{_HEADER}format = {POINTER_FORMAT}\nstore = {_toml_str(store_rel)}\n"
             f"commit = {_toml_str(commit)}\n")
+    return text + (f"remote = {_toml_str(remote)}\n" if remote else "")
 
 
 def load_toml(text: str) -> dict[str, Any]:
@@ -108,14 +112,19 @@ def read_pointer(path: str | os.PathLike[str]) -> Pointer:
             f"{p} is not a valid h5vc pointer (commit must be a full 32-digit id and store a "
             f"path); {fix}"
         )
-    return Pointer(p, (p.parent / store).absolute(), commit, fmt)
+    remote = doc.get("remote")
+    if remote is not None and (not isinstance(remote, str) or not remote.strip()):
+        raise InvalidInputError(f"{p} is not a valid h5vc pointer (remote must be a URL); {fix}")
+    return Pointer(p, (p.parent / store).absolute(), commit, fmt, remote)
 
 
-def write_pointer(store: Path, commit: str, *, path: Path | None = None) -> bool:
-    """Write ``store``'s pointer file naming ``commit``; False when it already said so."""
+def write_pointer(store: Path, commit: str, *, path: Path | None = None,
+                  remote: str | None = None) -> bool:
+    """Write ``store``'s pointer file naming ``commit`` (and ``remote``, the URL of the store's
+    default remote); False when it already said so."""
     path = path or pointer_path(store)
     rel = Path(os.path.relpath(Path(store).absolute(), path.absolute().parent)).as_posix()
-    text = render_pointer(rel, commit)
+    text = render_pointer(rel, commit, remote)
     try:
         if path.read_text("utf-8") == text:
             return False

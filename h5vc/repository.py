@@ -984,6 +984,7 @@ class Repository:
         if default or rec.get("default") not in rec["remotes"]:
             rec["default"] = name
         self._save_remotes(rec)
+        self._remote_changed()
 
     def _save_remotes(self, rec: dict[str, Any]) -> None:
         self._layout.set_remotes(rec)
@@ -999,6 +1000,7 @@ class Repository:
         if rec.get("default") == name:
             rec["default"] = None
         self._save_remotes(rec)
+        self._remote_changed()
 
     def commit_ids(self) -> set[str]:
         """The ids of every commit in the store's journal (on a branch or not)."""
@@ -1608,10 +1610,25 @@ class Repository:
         self._update_pointer(head)
         return self._pointer
 
+    def _pointer_remote(self) -> str | None:
+        """The URL the pointer file carries: the default remote's (options stay here)."""
+        name = self.default_remote
+        return None if name is None else self.remotes[name]["url"]
+
+    def _remote_changed(self) -> None:
+        """Keep the pointer's remote the default remote's URL (its commit as it is)."""
+        if self._pointer is None:
+            return
+        try:
+            cid = read_pointer(self._pointer).commit
+        except H5vcError:
+            return  # unreadable: rewritten whole by the next commit or `h5vc pointer`
+        self._update_pointer(cid)
+
     def _update_pointer(self, cid: str) -> None:
         assert self._pointer is not None
         try:
-            write_pointer(self.path, cid, path=self._pointer)
+            write_pointer(self.path, cid, path=self._pointer, remote=self._pointer_remote())
         except OSError as e:
             raise ReadOnlyError(
                 f"{self.path} is at commit {cid[:10]}, but its pointer file {self._pointer} cannot "

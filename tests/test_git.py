@@ -108,6 +108,10 @@ class Sandbox:
 
 @pytest.fixture
 def sb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    return make_sandbox(tmp_path, monkeypatch)
+
+
+def make_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     box = Sandbox(tmp_path)
     # the in-process API calls git too: give it the same environment
     for k in list(os.environ):

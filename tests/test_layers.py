@@ -121,7 +121,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                                    "h5vc.importing.*"]),
     ("facade", ["h5vc.repository"]),
     ("remotes", ["h5vc.remote", "h5vc.remote.*"]),
-    ("git link", ["h5vc.git.link"]),
+    ("git link", ["h5vc.git.link", "h5vc.git.share"]),
     ("command line", ["h5vc.cli", "h5vc.cli.*", "h5vc.__main__"]),
     ("package", ["h5vc"]),
 ]

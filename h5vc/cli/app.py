@@ -97,6 +97,9 @@ def find_store(folder: Path) -> Path:
     if len(stores) == 1:
         return stores[0]
     if not stores:
+        missing = missing_stores(folder)
+        if len(missing) == 1:
+            raise NotARepositoryError(_missing_store_text(missing[0]))
         hint = f" ({', '.join(p.name for p in cands)} are not h5vc stores)" if cands else ""
         raise NotARepositoryError(
             f"no h5vc store in {folder}{hint}; create one with `h5vc init FILE.h5` or pass --store"
@@ -104,6 +107,31 @@ def find_store(folder: Path) -> Path:
     raise InvalidInputError(
         f"several stores in {folder}: {', '.join(p.name for p in stores)}; choose one with --store"
     )
+
+
+def missing_stores(folder: Path) -> list[Any]:
+    """The pointer files in ``folder`` whose store is not there (a fresh clone of the code)."""
+    from ..pointer import POINTER_SUFFIX, read_pointer
+
+    out = []
+    for p in sorted(folder.glob("*" + POINTER_SUFFIX)):
+        try:
+            ptr = read_pointer(p)
+        except H5vcError:
+            continue
+        if not ptr.store.exists():
+            out.append(ptr)
+    return out
+
+
+def _missing_store_text(ptr: Any) -> str:
+    name = _relative(ptr.store)
+    if ptr.remote is None:
+        return (f"{name} is not here: {_relative(ptr.path)} names its commit {ptr.commit[:10]} but "
+                "no remote to get it from; copy the store here, or have its maker add one (h5vc remote add "
+                "NAME URL) and push")
+    return (f"{name} is not here: {_relative(ptr.path)} names its commit {ptr.commit[:10]} on "
+            f"remote {ptr.remote}; get the store with `h5vc pull`")
 
 
 def _is_store(p: Path) -> bool:
@@ -141,6 +169,16 @@ def _open(store: Path | None, *, write: bool, recover: bool = True) -> Repositor
     from ..repository import Repository
 
     path = store if store is not None else find_store(Path.cwd())
+    if not path.exists():
+        from ..pointer import pointer_path, read_pointer
+
+        if pointer_path(path).is_file():
+            try:
+                ptr = read_pointer(pointer_path(path))
+            except H5vcError:
+                pass
+            else:
+                raise NotARepositoryError(_missing_store_text(ptr))
     if write:
         repo = Repository.open(path, mode="r+", wait=_WAIT[0], recover=recover)
     else:
@@ -1169,6 +1207,17 @@ def _fetch_command(which: str, remote: str | None, store: Path | None, quiet: bo
     from .. import remote as remotes
 
     bar = _bar(quiet)
+    if which == "pull" and remote is None:  # a fresh clone of the code: make the store
+        from ..pointer import pointer_path, read_pointer
+
+        if store is None:
+            ptrs = [] if _has_store(Path.cwd()) else missing_stores(Path.cwd())
+        else:
+            ptrs = [read_pointer(pointer_path(store))] if (
+                not store.exists() and pointer_path(store).is_file()) else []
+        if len(ptrs) == 1:
+            _materialise(ptrs[0], quiet, as_json)
+            return
     with _open(store, write=True) as repo:
         report = (remotes.pull if which == "pull" else remotes.fetch)(repo, remote, progress=bar)
     if bar is not None:
@@ -1185,6 +1234,25 @@ def _fetch_command(which: str, remote: str | None, store: Path | None, quiet: bo
         typer.echo(f"Fast-forwarded {old[:10]} -> {new[:10]}")
     if report.note:
         typer.echo(report.note)
+
+
+def _has_store(folder: Path) -> bool:
+    return any(p.is_file() and p.suffix.lower() in STORE_SUFFIXES and _is_store(p)
+               for p in folder.iterdir())
+
+
+def _materialise(ptr: Any, quiet: bool, as_json: bool) -> None:
+    from ..git.share import materialise
+
+    if ptr.remote is None:
+        raise NotARepositoryError(_missing_store_text(ptr))
+    report = materialise(ptr)
+    if as_json:
+        _echo_json(report.to_json())
+        return
+    at = f"branch {report.branch}" if report.branch else f"commit {report.commit[:10]}"
+    typer.echo(f"Made {_relative(ptr.store)} from {ptr.remote}: {report.commits} commit(s), on "
+               f"{at} ({report.bytes / 2**20:.2f} MiB fetched)")
 
 
 @app.command()

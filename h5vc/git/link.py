@@ -15,7 +15,12 @@ The **hooks** are small shell shims in the folder ``git rev-parse --git-path hoo
   rebase bring every store to its pointer's commit (:func:`sync`); they never make git fail;
 - pre-commit refuses a git commit while a store has unrecorded changes or its pointer file is
   stale, unstaged or untracked, printing the command that fixes it;
-- pre-push does nothing until remotes exist.
+- pre-push sends the data commits named by the pointer files of the git commits being
+  pushed to each store's default remote, and stops the push if that fails
+  (:mod:`h5vc.git.share`).
+
+A store missing from a fresh clone of the code is made from the remote its pointer names, and
+a store lacking the commit its pointer names fetches it, by :func:`sync` (and so by the hooks).
 
 gitpython is imported only where git is used: opening a store outside a git work tree costs a
 few ``stat`` calls.
@@ -48,6 +53,7 @@ from .env import (
     open_git,
     pointer_files,
 )
+from .share import fetch_pointed, materialise, pre_push
 
 if TYPE_CHECKING:
     import git
@@ -188,8 +194,9 @@ def store_states(start: str | os.PathLike[str] | None = None) -> list[StoreState
 
 @dataclass
 class SyncOutcome:
-    """What :func:`sync` did for one pointer: ``checked out``, ``in sync``, ``dirty``,
-    ``lacks commit``, ``store missing`` or ``error``; ``message`` says it to a user."""
+    """What :func:`sync` did for one pointer: ``checked out``, ``cloned`` (made from the
+    pointer's remote), ``in sync``, ``dirty``, ``lacks commit``, ``store missing`` or
+    ``error``; ``message`` says it to a user."""
 
     pointer: Path
     store: Path | None
@@ -200,7 +207,7 @@ class SyncOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("checked out", "in sync")
+        return self.outcome in ("checked out", "cloned", "in sync")
 
     def to_json(self) -> dict[str, Any]:
         return {"pointer": shown(self.pointer),
@@ -233,14 +240,43 @@ def sync_pointer(path: Path, *, force: bool = False, prefer_branch: str | None =
         return SyncOutcome(path, store, cid, "error", st.detail)
     short, at = cid[:10], (st.head or "-")[:10]
     if st.state == "store missing":
-        return SyncOutcome(path, store, cid, "store missing",
-                           f"{shown(path)} names commit {short}, but the store {shown(store)} is not "
-                           "here; copy the store here, then run `h5vc sync`")
+        try:
+            ptr = read_pointer(path)
+        except H5vcError as e:
+            return SyncOutcome(path, store, cid, "error", e.message)
+        if ptr.remote is None:
+            return SyncOutcome(path, store, cid, "store missing",
+                               f"{shown(path)} names commit {short}, but the store {shown(store)} "
+                               "is not here, and no remote to get it from; copy the store here, "
+                               "then run `h5vc sync`")
+        try:
+            rep = materialise(ptr)
+        except H5vcError as e:
+            return SyncOutcome(path, store, cid, "error",
+                               f"{shown(store)} is not here and cannot be made from {ptr.remote}: "
+                               f"{e.message}")
+        where = f" (h5vc branch {rep.branch})" if rep.branch else ""
+        return SyncOutcome(path, store, cid, "cloned",
+                           f"{shown(store)}: made from {ptr.remote} at {short}{where}, "
+                           f"{rep.bytes / 2**20:.2f} MiB fetched")
     if st.state == "unreadable":
         return SyncOutcome(path, store, cid, "error",
                            f"{shown(store)}: {st.detail}; run `h5vc sync` once that is fixed")
     if st.head == cid and (not st.dirty or not force):
         return SyncOutcome(path, store, cid, "in sync")
+    fetched = ""
+    if not st.has_commit:
+        try:
+            ptr = read_pointer(path)
+            with Repository.open(store, mode="r+") as repo:
+                if repo.default_remote is not None or (ptr.remote and not repo.remotes):
+                    rep = fetch_pointed(repo, ptr)
+                    fetched = f" (fetched {rep.commits} commit(s) from {rep.remote})"
+                    st.has_commit = True
+        except H5vcError as e:
+            return SyncOutcome(path, store, cid, "error",
+                               f"{shown(store)} lacks commit {short} named by {shown(path)}, and "
+                               f"fetching it failed: {e.message}")
     if not st.has_commit:
         return SyncOutcome(
             path, store, cid, "lacks commit",
@@ -260,7 +296,8 @@ def sync_pointer(path: Path, *, force: bool = False, prefer_branch: str | None =
                            f"{shown(store)}: {e.message}; run `h5vc sync` once that is fixed")
     where = f" (h5vc branch {r.branch})" if r.branch else ""
     return SyncOutcome(path, store, cid, "checked out",
-                       f"{shown(store)}: checked out {r.commit.short_id} {r.commit.message}{where}",
+                       f"{shown(store)}: checked out {r.commit.short_id} {r.commit.message}{where}"
+                       f"{fetched}",
                        r.discarded)
 
 
@@ -514,7 +551,14 @@ def run_hook(name: str, args: list[str], out: TextIO | None = None) -> int:
     if name not in HOOKS:
         raise InvalidInputError(f"unknown hook {name!r}; h5vc runs {', '.join(HOOKS)}")
     if name == "pre-push":
-        return 0  # pushes data once remotes exist
+        try:
+            lines = sys.stdin.read().splitlines() if not sys.stdin.isatty() else []
+            with open_git() as g:
+                top = Path(g.working_tree_dir or ".")
+            return pre_push(top, args[0] if args else "origin", lines, out)
+        except H5vcError as e:
+            _say(out, f"{e.message}; git push stopped (push the code alone: git push --no-verify)")
+            return 1
     if name == "pre-commit":
         try:
             return _pre_commit(out)

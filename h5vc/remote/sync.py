@@ -186,15 +186,21 @@ def _fetch_rows(rs: RemoteStorage, index: Any, wanted: dict[str, tuple[dict[str,
 # -- push -------------------------------------------------------------------------------------
 
 def push(repo: Repository, remote: str | None = None, refs: list[str] | None = None, *,
-         progress: Progress | None = None) -> PushReport:
+         commits: Iterable[str] = (), progress: Progress | None = None) -> PushReport:
     """Send ``refs`` (branch or tag names; None: the current branch and the tags on it) and
     everything they need that the remote lacks; move the remote's branches as fast-forwards.
+    ``commits`` (ids) are sent too, with what they need, and no ref moves for them; given
+    alone (``refs`` None), only they are sent (the git pre-push hook sends what pointer files
+    name this way).
 
     RemoteError when a branch on the remote has commits this store lacks (pull first)."""
     name, rs = remote_of(repo, remote)
     report = PushReport(name)
     branches, tags = repo.branches(), repo.tags()
-    if refs is None:
+    commits = sorted(set(commits))
+    if refs is None and commits:
+        want_b, want_t = [], []
+    elif refs is None:
         if repo.branch is None:
             raise InvalidInputError("HEAD is detached: name the branch or tag to push "
                                     "(h5vc push REMOTE BRANCH)")
@@ -230,6 +236,7 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
                               f"({remote_t[t][:10]}); tags are never moved: rename yours")
 
     tips = [tip for _b, _o, tip in moves] + [tags[t] for t in want_t if t not in remote_t]
+    tips += [c for c in commits if c not in tips]
     # what the remote's refs reach is whole there (a ref moves only after its push completed);
     # commits a killed push left behind are sent again only in part: their records are
     # there, but not necessarily the rows they name
@@ -364,6 +371,10 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
         target = rev
     if not target:
         raise NotFoundError(f"remote {url} has no branch, tag or commit {rev!r}")
+    if branch is None and rev not in tags:  # a commit at a branch's tip: on that branch
+        at = sorted(b for b, c in branches.items() if c == target)
+        default = rs.default_branch()
+        branch = default if default in at else (at[0] if len(at) == 1 else None)
 
     report = CloneReport(dest, url, branch, target)
     moved = 0
@@ -513,10 +524,11 @@ class FetchReport:
                 {"old": self.pulled[0], "new": self.pulled[1]}, "note": self.note}
 
 
-def fetch(repo: Repository, remote: str | None = None, *,
+def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str] = (),
           progress: Progress | None = None) -> FetchReport:
     """Bring in the commits of the remote's branches and tags that this store lacks, and the
-    rows they write that it lacks, each checked against its id or hash. No branch moves and
+    rows they write that it lacks, each checked against its id or hash; ``commits`` (ids the
+    remote holds on no branch, such as those a pointer file names) too. No branch moves and
     the live file is not touched; the remote's tips are recorded (``repo.remotes[name]
     ["seen"]``), and its tags this store lacks are made here."""
     name, rs = remote_of(repo, remote)
@@ -526,6 +538,11 @@ def fetch(repo: Repository, remote: str | None = None, *,
     remote_t = rs.tags()
     index = rs.index()
     known = repo.commit_ids()
+    extra = sorted({c for c in commits if c not in known})
+    absent = [c for c in extra if c not in index.commits]
+    if absent:
+        raise NotFoundError(f"remote {name} does not hold commit {absent[0][:10]}; push it there "
+                            "from the store that made it (h5vc push), then try again")
     records: dict[str, bytes] = {}
     moved = 0
     for pack in sorted({p for c, (p, _a, _n) in index.commits.items() if c not in known}):
@@ -538,7 +555,7 @@ def fetch(repo: Repository, remote: str | None = None, *,
                     raise IntegrityError(f"commit {cid[:10]} on remote {name} is damaged (pack "
                                          f"{pack}); nothing was fetched")
                 records[cid] = raw
-    tips = sorted({*remote_b.values(), *remote_t.values()})
+    tips = sorted({*remote_b.values(), *remote_t.values(), *extra})
     lacking = [c for c in tips if c not in known and c not in records]
     if lacking:
         raise IntegrityError(f"remote {name} names commit {lacking[0][:10]} but does not hold it")
