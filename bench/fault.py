@@ -1,16 +1,18 @@
 """Fault injection at scale: kills, two writers, a full disk, bit flips (tests/fault/harness.py).
 
 The same trials as tests/fault/test_fault.py, many more of them: by default 200 SIGKILLs per
-operation (add, commit, checkout, transaction, repair), 100 two-writer trials, both disk-full
-scenarios and 200 bit flips. Prints every failing trial (seed, where it was killed, what was
-found), a table of outcome counts per operation, and the total time; the last line is JSON.
+operation (add, commit, checkout, transaction, repair; push, pull and clone to a folder remote,
+tests/fault/remote.py), 100 two-writer trials, both disk-full scenarios and 200 bit flips.
+Prints every failing trial (seed, where it was killed, what was found), a table of outcome
+counts per operation, and the total time; the last line is JSON.
 
-    python bench/fault.py                         # everything (~1 h on 2 cores)
+    python bench/fault.py                         # everything (~1.5 h on 2 cores)
     python bench/fault.py --op checkout --trials 50
     python bench/fault.py --op transaction --seed 1234 --trials 1 --keep   # replay one seed
     python bench/fault.py --op checkout --seed 8 --trials 1 --window 120   # ... with the window
                                                                            # the run printed
     python bench/fault.py --op writers --trials 100
+    python bench/fault.py --op push --op pull --op clone --trials 100
     python bench/fault.py --op bitflip --trials 500 --verify fallback
 
 Trial i of a run uses seed SEED + i, so ``--seed S --trials 1`` replays the trial of seed S
@@ -33,7 +35,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OPS = ("add", "commit", "checkout", "transaction", "repair", "writers", "disk", "bitflip")
+OPS = ("add", "commit", "checkout", "transaction", "repair", "writers", "disk", "bitflip",
+       "push", "pull", "clone")
 DEFAULTS = {"writers": 100, "bitflip": 200, "disk": 1}
 
 
@@ -67,6 +70,7 @@ def main() -> None:
         os.environ["H5VC_FAULT_SRC"] = str(Path(args.src).resolve())
     sys.path.insert(0, str(ROOT / "tests"))
     from fault import harness as h  # noqa: E402
+    from fault import remote as hr  # noqa: E402
 
     ops = [o for o in OPS if not args.op or "all" in args.op or o in args.op]
     session = h.Session(jobs=args.jobs, keep_failed=3 if args.keep else 0,
@@ -98,6 +102,11 @@ def main() -> None:
                 results += ts
                 per_op_time[op] = time.monotonic() - t1
                 continue
+            if op in hr.REMOTE_OPS:
+                print(f"{op}: {n} kill(s)", file=sys.stderr, flush=True)
+                results += hr.kill_trials(session, op, n, args.seed, on_done=done)
+                per_op_time[op] = time.monotonic() - t1
+                continue
             if op == "writers":
                 jobs = [lambda s=s: h.writers_trial(session, s, args.commits) for s in seeds]
             elif op == "bitflip":
@@ -125,7 +134,7 @@ def main() -> None:
     print()
     for op, sec in per_op_time.items():
         ts = [t for t in results if t.op == op or (op == "disk" and t.kind == "disk")]
-        where = h.states(ts) if op in h.KILL_OPS else ""
+        where = h.states(ts) if op in (*h.KILL_OPS, *hr.REMOTE_OPS) else ""
         print(f"{op}: {sec:.0f} s" + (f"; end states: {where}" if where else ""))
     src = os.environ.get("H5VC_FAULT_SRC")
     print(f"total: {total:.0f} s ({len(results)} trials, {args.jobs} at a time); verify: "

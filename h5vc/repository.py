@@ -1096,9 +1096,8 @@ class Repository:
             raise InvalidInputError(f"{target[:10]} does not descend from {branch}'s tip "
                                     f"{tip[:10]}: the histories have diverged")
         if refs["head"].get("branch") == branch:
-            self.checkout(target)
-            refs = self._refs()
-            refs["head"] = {"branch": branch}
+            self._checkout(target, advance=branch)  # data, branch and HEAD in one step
+            return True
         refs["branches"][branch] = target
         self._write_refs(refs)
         if self._pointer is not None:
@@ -1654,6 +1653,12 @@ class Repository:
         Crash-safe: once everything that leaves is preserved, an intent naming the target is
         recorded; a kill after that point is finished by the next writable open.
         """
+        return self._checkout(rev, force=force)
+
+    def _checkout(self, rev: str, *, force: bool = False,
+                  advance: str | None = None) -> CheckoutResult:
+        """:meth:`checkout`; with ``advance``, that branch is moved to the target and checked
+        out in the same refs write (a fast-forward: a kill leaves the old state or the new)."""
         self._require_writable()
         refs = self._refs()
         target = self.resolve(rev)
@@ -1668,15 +1673,19 @@ class Repository:
         goal = self.state_of(target)
         self._objcache.clear()
         new_head = {"branch": rev} if rev in refs["branches"] else {"commit": target}
+        if advance is not None:
+            new_head = {"branch": advance}
 
         def mark(paths: list[str]) -> None:
             self._begin({"op": "checkout", "from": head, "goal": target, "head": new_head,
-                         "paths": paths})
+                         "paths": paths, **({"advance": advance} if advance else {})})
 
         report = restore(self._f, self._layout, live, goal, force=force, before_mutate=mark)
         crash_point("checkout.restored")
         self._layout.set_pending_sources([])  # the uncommitted imports it named are gone
         refs["head"] = new_head
+        if advance is not None:
+            refs["branches"][advance] = target
         self._write_refs(refs)
         self._head_cache = (target, goal)
         self._write_snapshot(target, goal)
@@ -1843,6 +1852,9 @@ class Repository:
                 last = e  # type: ignore[assignment]
                 continue
             if new_head is not None:
+                b = intent.get("advance")
+                if isinstance(b, str) and b in refs["branches"] and cid is not None:
+                    refs["branches"][b] = cid  # the fast-forward it was part of
                 refs["head"] = new_head if "commit" in new_head or \
                     new_head.get("branch") in refs["branches"] else {"commit": cid}
                 self._write_refs(refs)

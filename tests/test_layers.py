@@ -112,7 +112,7 @@ def test_the_graph_is_read() -> None:
 
 # lowest first; a name ending in ".*" stands for every module below that package
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundations", ["h5vc.errors", "h5vc.version", "h5vc.crashpoints", "h5vc.paths",
+    ("foundations", ["h5vc.errors", "h5vc.version", "h5vc.crashpoints", "h5vc.paths", "h5vc.progress",
                      "h5vc.refs"]),
     ("engine", ["h5vc.engine", "h5vc.engine.*"]),
     ("around the repository", ["h5vc.pointer", "h5vc.git", "h5vc.git.env"]),

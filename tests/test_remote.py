@@ -370,7 +370,7 @@ def test_pull_refuses_uncommitted_changes_and_diverged_histories(pushed, tmp_pat
 
 
 @pytest.mark.parametrize("point", ["fetch.pack-read", "fetch.frame-written", "intent.flushed",
-                                   "op.flushed"])
+                                   "checkout.restored", "op.flushed"])
 def test_a_killed_pull_leaves_the_store_as_it_was_or_updated(pushed, tmp_path: Path,
                                                               point: str) -> None:
     a, remote, ids = pushed
@@ -389,8 +389,77 @@ def test_a_killed_pull_leaves_the_store_as_it_was_or_updated(pushed, tmp_path: P
     assert json.loads(st.stdout)["clean"]
     assert digest(b) in (old, digest(a))
     assert run("verify", "-s", str(b)).returncode == 0
+    assert json.loads(st.stdout)["branch"] == "main", st.stdout  # never left detached
     r = run("pull", "-s", str(b))
     assert r.returncode == 0, r.stderr
     assert digest(b) == digest(a)
     all_ids = [c["id"] for c in reversed(json.loads(cli("log", "--json", "-s", str(a)).output))]
     assert checkouts(b, all_ids) == checkouts(a, all_ids)
+
+
+def test_many_packs_in_flight_give_the_same_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small packs: push sends many at once (threads), clone and fetch read ahead; the result
+    is the same store, and every pack on the remote is indexed."""
+    import h5vc.remote.sync as sync
+
+    monkeypatch.setattr(sync, "PACK_BYTES", 4 << 10)
+    a, remote = tmp_path / "a.h5", tmp_path / "remote"
+    ids = make_store(a)
+    with Repository.open(a) as repo:
+        repo.set_remote("origin", str(remote))
+        report = push(repo)
+    assert report.packs > 2 * sync.WORKERS, report
+    packs = sorted(p.name for p in (remote / "packs").iterdir())
+    assert len(packs) == 2 * report.packs and all(
+        (remote / "packs" / (p[:-5] + ".idx")).exists() for p in packs if p.endswith(".pack"))
+    b = tmp_path / "b.h5"
+    clone(str(remote), b)
+    assert digest(b) == digest(a)
+    with Repository.open(a) as repo:
+        with repo.transaction("more") as tx:
+            tx["/table"].append(np.random.default_rng(3).random((3000, 4)))
+        push(repo)
+    from h5vc.remote import pull
+
+    with Repository.open(b) as repo:
+        pull(repo)
+    assert digest(b) == digest(a)
+    all_ids = [c["id"] for c in reversed(json.loads(cli("log", "--json", "-s", str(a)).output))]
+    assert all_ids[:3] == ids
+    assert checkouts(b, all_ids) == checkouts(a, all_ids)
+
+
+def test_progress_bar_on_a_terminal_only(pushed, tmp_path: Path) -> None:
+    """A bar with bytes, rate and ETA on stderr when it is a terminal; none with -q, none when
+    stderr is a pipe."""
+    import pty
+
+    a, remote, _ids = pushed
+    with Repository.open(a) as repo:
+        with repo.transaction("more") as tx:
+            tx["/table"].append(np.random.default_rng(4).random((20000, 4)))
+
+    def on_tty(*args: str) -> tuple[int, str]:
+        master, slave = pty.openpty()
+        p = subprocess.Popen([*H5VC, *args], stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        p.wait()
+        os.close(master)
+        return p.returncode, b"".join(chunks).decode(errors="replace")
+
+    rc, err = on_tty("push", "-s", str(a))
+    assert rc == 0, err
+    assert "push" in err and "KiB" in err and "B/s" in err and "100%" in err, err
+    rc, err = on_tty("clone", "-q", str(remote), str(tmp_path / "q.h5"))
+    assert rc == 0 and err == "", err
+    r = run("clone", str(remote), str(tmp_path / "p.h5"))
+    assert r.returncode == 0 and r.stderr == "", r.stderr

@@ -1153,20 +1153,16 @@ def remote_remove(
     typer.echo(f"Removed remote {name}")
 
 
-def _bar(quiet: bool) -> Any:
-    """A progress callback writing bytes moved to stderr when it is a terminal, else None."""
-    import sys
-    import time
+def _bar(quiet: bool, what: str) -> Any:
+    """A progress bar of bytes moved on stderr (rate and ETA) when it is a terminal, else None."""
+    from ..progress import make_bar
 
-    if quiet or not sys.stderr.isatty():
-        return None
-    t0 = time.monotonic()
+    return make_bar(what, unit="bytes", enabled=not quiet)
 
-    def show(moved: int) -> None:
-        rate = moved / max(time.monotonic() - t0, 1e-6)
-        typer.echo(f"\r{moved / 2**20:9.1f} MiB  {rate / 2**20:7.1f} MiB/s", err=True, nl=False)
 
-    return show
+def _close(bar: Any) -> None:
+    if bar is not None:
+        bar.close()
 
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
@@ -1186,11 +1182,12 @@ def push(
     only forward (pull first when the remote has commits you lack)."""
     from ..remote import push as do_push
 
-    bar = _bar(quiet)
-    with _open(store, write=False) as repo:
-        report = do_push(repo, remote, refs or None, progress=bar)
-    if bar is not None:
-        typer.echo("", err=True)
+    bar = _bar(quiet, "push")
+    try:
+        with _open(store, write=False) as repo:
+            report = do_push(repo, remote, refs or None, progress=bar)
+    finally:
+        _close(bar)
     if as_json:
         _echo_json(report.to_json())
         return
@@ -1206,7 +1203,6 @@ def _fetch_command(which: str, remote: str | None, store: Path | None, quiet: bo
                    as_json: bool) -> None:
     from .. import remote as remotes
 
-    bar = _bar(quiet)
     if which == "pull" and remote is None:  # a fresh clone of the code: make the store
         from ..pointer import pointer_path, read_pointer
 
@@ -1219,9 +1215,11 @@ def _fetch_command(which: str, remote: str | None, store: Path | None, quiet: bo
             _materialise(ptrs[0], quiet, as_json)
             return
     with _open(store, write=True) as repo:
-        report = (remotes.pull if which == "pull" else remotes.fetch)(repo, remote, progress=bar)
-    if bar is not None:
-        typer.echo("", err=True)
+        bar = _bar(quiet, which)
+        try:
+            report = (remotes.pull if which == "pull" else remotes.fetch)(repo, remote, progress=bar)
+        finally:
+            _close(bar)
     if as_json:
         _echo_json(report.to_json())
         return
@@ -1246,7 +1244,11 @@ def _materialise(ptr: Any, quiet: bool, as_json: bool) -> None:
 
     if ptr.remote is None:
         raise NotARepositoryError(_missing_store_text(ptr))
-    report = materialise(ptr)
+    bar = _bar(quiet, "clone")
+    try:
+        report = materialise(ptr, progress=bar)
+    finally:
+        _close(bar)
     if as_json:
         _echo_json(report.to_json())
         return
@@ -1300,10 +1302,11 @@ def clone(
 
     if "://" not in url and not url.startswith("/"):
         url = os.path.abspath(url)
-    bar = _bar(quiet)
-    report = do_clone(url, store, rev=rev, options=_parse_options(option or []), progress=bar)
-    if bar is not None:
-        typer.echo("", err=True)
+    bar = _bar(quiet, "clone")
+    try:
+        report = do_clone(url, store, rev=rev, options=_parse_options(option or []), progress=bar)
+    finally:
+        _close(bar)
     if as_json:
         _echo_json(report.to_json())
         return

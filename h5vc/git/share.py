@@ -24,6 +24,7 @@ from ..errors import H5vcError, InvalidInputError, NotFoundError
 from ..paths import shown
 from ..pointer import POINTER_SUFFIX, Pointer, load_toml
 from ..remote import CloneReport, FetchReport, clone, fetch, push, remote_of
+from ..remote.sync import Progress
 from ..repository import Repository
 
 __all__ = ["fetch_pointed", "materialise", "pointed_commits", "pre_push"]
@@ -31,7 +32,7 @@ __all__ = ["fetch_pointed", "materialise", "pointed_commits", "pre_push"]
 ZERO = "0" * 40
 
 
-def materialise(ptr: Pointer) -> CloneReport:
+def materialise(ptr: Pointer, *, progress: Progress | None = None) -> CloneReport:
     """Make the missing store of ``ptr`` from the remote the pointer names, with the pointer's
     commit checked out (on the remote branch whose tip it is, if one is)."""
     if ptr.remote is None:
@@ -41,7 +42,7 @@ def materialise(ptr: Pointer) -> CloneReport:
             "URL) and commit the pointer again")
     if ptr.store.exists():
         raise InvalidInputError(f"{shown(ptr.store)} exists already")
-    return clone(ptr.remote, ptr.store, rev=ptr.commit)
+    return clone(ptr.remote, ptr.store, rev=ptr.commit, progress=progress)
 
 
 def fetch_pointed(repo: Repository, ptr: Pointer) -> FetchReport:

@@ -12,8 +12,6 @@ from the ``register_importers`` hook (see docs/plugins.md).
 from __future__ import annotations
 
 import os
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +25,7 @@ from ..engine.space import disk_full
 from ..engine.state import row_bytes
 from ..errors import DiskFullError, H5vcError, InvalidInputError, NotFoundError
 from ..paths import normalize_path
+from ..progress import make_bar
 from .api import BadInputError, Batch, ImportContext, Source
 
 __all__ = ["COMPRESSIONS", "AddResult", "compression_kwargs", "filters_for", "run_import"]
@@ -222,26 +221,18 @@ def _auto_chunk_rows(tail: tuple[int, ...], itemsize: int) -> int:
 
 
 class _Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """The files-imported bar on stderr (:mod:`h5vc.progress`), only on a terminal."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.done, self.enabled = total, 0, enabled and sys.stderr.isatty()
-        self.last = 0.0
+        self.bar = make_bar("importing", unit="files", total=total, enabled=enabled)
 
     def __call__(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
-            self.last = now
-            width = 30
-            filled = int(width * self.done / max(self.total, 1))
-            sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] "
-                             f"{self.done}/{self.total} files")
-            sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.advance(n)
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        if self.bar is not None:
+            self.bar.close()
 
 
 class ImportTarget(Protocol):

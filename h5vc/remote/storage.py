@@ -48,6 +48,7 @@ class RemoteIndex:
     commits: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     objects: dict[str, tuple[str, int, int, str]] = field(default_factory=dict)  # + kind
     packs: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # pack -> bytes its index covers
 
 
 def _fs(url: str, options: dict[str, Any]) -> tuple[Any, str]:
@@ -239,10 +240,14 @@ class RemoteStorage:
             raw = self._read(f"packs/{entry}")
             try:
                 rec = json.loads(raw or b"")
+                end = 0
                 for cid, (a, n) in rec["commits"].items():
                     idx.commits[cid] = (pack, int(a), int(n))
+                    end = max(end, int(a) + int(n))
                 for h, (a, n, kind) in rec["objects"].items():
                     idx.objects[h] = (pack, int(a), int(n), str(kind))
+                    end = max(end, int(a) + int(n))
+                idx.sizes[pack] = end
             except (ValueError, KeyError, TypeError):
                 raise IntegrityError(f"the index of pack {pack} on remote {self.name} is "
                                      "damaged") from None

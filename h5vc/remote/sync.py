@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,8 @@ from .storage import PACK_BYTES, RemoteError, RemoteStorage
 
 __all__ = ["CloneReport", "FetchReport", "PushReport", "clone", "fetch", "pull", "push", "remote_of"]
 
-Progress = Callable[[int], None]  # bytes moved so far
+Progress = Callable[[int, "int | None"], None]  # bytes moved so far, of how many (if known)
+WORKERS = 4  # packs in flight at once, each up to PACK_BYTES: transfers overlap the store's I/O
 
 
 @dataclass
@@ -119,6 +123,13 @@ def _rows_shape(meta: dict[str, Any], s: int, e: int) -> tuple[int, ...]:
     return () if meta["rank"] == 0 else (e - s, *meta["tail"])
 
 
+def _estimate(meta: dict[str, Any], s: int, e: int) -> int:
+    """The bytes a range's payload is expected to take (exact for fixed-size rows)."""
+    n = int(np.prod(_rows_shape(meta, s, e), dtype=np.int64))
+    dt = decode_dtype(meta["dtype"])
+    return n * (dt.itemsize if not dt.hasobject else 16)
+
+
 def _check_rows(arr: np.ndarray, meta: dict[str, Any], h: str) -> bool:
     return rows_hash(arr, dtype_key(decode_dtype(meta["dtype"]))) == h
 
@@ -156,6 +167,24 @@ def _new_ranges(state: State, changes: list[dict[str, Any]]
                 yield h, ch["path"], s, e, meta
 
 
+def _read_packs(rs: RemoteStorage, packs: list[str]) -> Iterator[tuple[str, bytes]]:
+    """(pack, bytes) of ``packs`` in order, up to :data:`WORKERS` read ahead in threads."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        todo = iter(packs)
+        ahead: deque[tuple[str, Future[bytes]]] = deque()
+        for pack in todo:
+            ahead.append((pack, pool.submit(rs.read_pack, pack)))
+            if len(ahead) >= WORKERS:
+                break
+        while ahead:
+            pack, fut = ahead.popleft()
+            data = fut.result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                ahead.append((nxt, pool.submit(rs.read_pack, nxt)))
+            yield pack, data
+
+
 def _fetch_rows(rs: RemoteStorage, index: Any, wanted: dict[str, tuple[dict[str, Any], int, int]],
                 what: str, undone: str, fetched: Callable[[int], None]
                 ) -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
@@ -164,8 +193,7 @@ def _fetch_rows(rs: RemoteStorage, index: Any, wanted: dict[str, tuple[dict[str,
     by_pack: dict[str, list[str]] = {}
     for h in wanted:
         by_pack.setdefault(index.objects[h][0], []).append(h)
-    for pack in sorted(by_pack):
-        data = rs.read_pack(pack)
+    for pack, data in _read_packs(rs, sorted(by_pack)):
         crash_point(f"{what}.pack-read")
         fetched(len(data))
         for h in by_pack[pack]:
@@ -264,7 +292,7 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
     for cid in send:
         for p in parsed[cid]["parents"]:
             children[p] = children.get(p, 0) + 1
-    need: dict[str, dict[str, Any]] = {}
+    need: dict[str, tuple[dict[str, Any], int, int]] = {}
     for cid in send:
         rec = parsed[cid]
         parent = rec["parents"][0] if rec["parents"] else None
@@ -275,9 +303,9 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
         else:
             base = repo.state_of(parent)
         state = apply_changes(base, rec["changes"])
-        for h, _p, _s, _e, meta in _new_ranges(state, rec["changes"]):
+        for h, _p, s, e, meta in _new_ranges(state, rec["changes"]):
             if h not in index.objects and h not in need:
-                need[h] = meta
+                need[h] = (meta, s, e)
         if parent is not None and parent in states:
             children[parent] -= 1
             if children[parent] <= 0:
@@ -285,35 +313,55 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
         if children.get(cid):
             states[cid] = state
 
-    # packs: commit records first (a clone reads them before any rows), then the rows
+    # packs: commit records first (a clone reads them before any rows), then the rows; up to
+    # WORKERS packs are sent at once while the next is read from the store
+    fresh = {cid: raw for cid, raw in records.items() if cid not in index.commits}
+    total = sum(map(len, fresh.values())) + sum(
+        _estimate(meta, s, e) for meta, s, e in need.values())
     moved = 0
+    lock = threading.Lock()
 
-    def flush(cs: dict[str, bytes], os_: dict[str, tuple[bytes, str]]) -> None:
+    def send_pack(cs: dict[str, bytes], os_: dict[str, tuple[bytes, str]]) -> None:
         nonlocal moved
-        if not cs and not os_:
-            return
         rs.write_pack(cs, os_)
         crash_point("push.pack-sent")
-        report.packs += 1
-        moved += sum(map(len, cs.values())) + sum(len(r) for r, _k in os_.values())
-        if progress is not None:
-            progress(moved)
+        with lock:
+            report.packs += 1
+            moved += sum(map(len, cs.values())) + sum(len(r) for r, _k in os_.values())
+            if progress is not None:
+                progress(moved, total)
 
-    fresh = {cid: raw for cid, raw in records.items() if cid not in index.commits}
-    flush(fresh, {})
-    report.commits = len(fresh)
-    batch: dict[str, tuple[bytes, str]] = {}
-    size = 0
-    for h, meta in need.items():
-        arr = repo.content(h, meta)
-        raw, kind = _encode_rows(arr, decode_dtype(meta["dtype"]))
-        batch[h] = (raw, kind)
-        size += len(raw)
-        report.objects += 1
-        if size >= PACK_BYTES:
+    with ThreadPoolExecutor(WORKERS) as pool:
+        pending: deque[Future[None]] = deque()
+
+        def flush(cs: dict[str, bytes], os_: dict[str, tuple[bytes, str]]) -> None:
+            if not cs and not os_:
+                return
+            pending.append(pool.submit(send_pack, cs, os_))
+            while len(pending) >= WORKERS or (pending and pending[0].done()):
+                pending.popleft().result()
+
+        try:
+            flush(fresh, {})
+            report.commits = len(fresh)
+            batch: dict[str, tuple[bytes, str]] = {}
+            size = 0
+            for h, (meta, _s, _e) in need.items():
+                arr = repo.content(h, meta)
+                raw, kind = _encode_rows(arr, decode_dtype(meta["dtype"]))
+                batch[h] = (raw, kind)
+                size += len(raw)
+                report.objects += 1
+                if size >= PACK_BYTES:
+                    flush({}, batch)
+                    batch, size = {}, 0
             flush({}, batch)
-            batch, size = {}, 0
-    flush({}, batch)
+            while pending:
+                pending.popleft().result()
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
     report.bytes = moved
 
     crash_point("push.before-refs")
@@ -383,9 +431,11 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
     records: dict[str, dict[str, Any]] = {}
     raws: dict[str, bytes] = {}
     packs_c = sorted({p for p, _a, _n in index.commits.values()})
-    for pack in packs_c:
-        data = rs.read_pack(pack)
+    total = sum(index.sizes.get(p, 0) for p in packs_c)
+    for pack, data in _read_packs(rs, packs_c):
         moved += len(data)
+        if progress is not None:
+            progress(moved, total)
         for cid, (p, a, n) in index.commits.items():
             if p != pack:
                 continue
@@ -464,11 +514,14 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
                     if parent_path:
                         make_group(f, parent_path)
                     create_dataset(f, p, node["meta"], node["n"])
+            total = moved + sum(index.sizes.get(p, 0) for p in
+                                {index.objects[h][0] for h in metas})
+
             def fetched(nbytes: int) -> None:
                 nonlocal moved
                 moved += nbytes
                 if progress is not None:
-                    progress(moved)
+                    progress(moved, total)
 
             for h, arr, meta in _fetch_rows(rs, index, metas, "clone", "nothing was cloned",
                                             fetched):
@@ -545,9 +598,12 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
                             "from the store that made it (h5vc push), then try again")
     records: dict[str, bytes] = {}
     moved = 0
-    for pack in sorted({p for c, (p, _a, _n) in index.commits.items() if c not in known}):
-        data = rs.read_pack(pack)
+    packs_c = sorted({p for c, (p, _a, _n) in index.commits.items() if c not in known})
+    total = sum(index.sizes.get(p, 0) for p in packs_c)
+    for pack, data in _read_packs(rs, packs_c):
         moved += len(data)
+        if progress is not None:
+            progress(moved, total)
         for cid, (p, a, n) in index.commits.items():
             if p == pack and cid not in known:
                 raw = data[a:a + n]
@@ -586,11 +642,13 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
         raise IntegrityError(f"remote {name} lacks the rows of range {lost[0][:10]} (and "
                              f"{len(lost) - 1} more); push them from a store that has them")
 
+    total = moved + sum(index.sizes.get(p, 0) for p in {index.objects[h][0] for h in need})
+
     def fetched(nbytes: int) -> None:
         nonlocal moved
         moved += nbytes
         if progress is not None:
-            progress(moved)
+            progress(moved, total)
 
     def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
         for item in _fetch_rows(rs, index, need, "fetch", "nothing was fetched", fetched):

@@ -9,6 +9,7 @@ on timing; see docs/reliability.md).
 Sizes (defaults; environment variables to change them):
 
     H5VC_FAULT_KILLS=20     kills per operation (add, commit, checkout, transaction, repair)
+    H5VC_FAULT_REMOTE=8     kills per remote operation (push, pull, clone)
     H5VC_FAULT_WRITERS=20   two-writer trials (5 commits per writer)
     H5VC_FAULT_FLIPS=50     bit flips
     H5VC_FAULT_SEED=1       the first seed (trial i: SEED + i)
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from . import harness as h
+from . import remote as hr
 
 pytestmark = pytest.mark.fault
 
@@ -32,6 +34,7 @@ KILLS = int(os.environ.get("H5VC_FAULT_KILLS", "20"))
 WRITERS = int(os.environ.get("H5VC_FAULT_WRITERS", "20"))
 FLIPS = int(os.environ.get("H5VC_FAULT_FLIPS", "50"))
 SEED = int(os.environ.get("H5VC_FAULT_SEED", "1"))
+REMOTE_KILLS = int(os.environ.get("H5VC_FAULT_REMOTE", "8"))
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,18 @@ def assert_none_bad(trials: list[h.Trial]) -> None:
 
 def seeds(n: int) -> range:
     return range(SEED, SEED + n)
+
+
+@pytest.mark.parametrize("op", hr.REMOTE_OPS)
+def test_kill_remote(session: h.Session, op: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL during push, pull or clone to a folder remote: the local store is as it was or
+    fully updated, nothing half written is left, and a rerun finishes the job with every
+    commit."""
+    trials = hr.kill_trials(session, op, REMOTE_KILLS, SEED)
+    report(capsys, f"kill during {op}: {len(trials)} trials", trials)
+    assert sum(t.info.get("killed_in") == "op" for t in trials) >= REMOTE_KILLS // 2, \
+        "most kills should land while the operation runs"
+    assert_none_bad(trials)
 
 
 @pytest.mark.parametrize("op", h.KILL_OPS)
