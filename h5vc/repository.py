@@ -57,6 +57,8 @@ from .git.env import git_identity, git_or_none, ignore_store, is_ignored, is_tra
 from .paths import check_text, normalize_path, shown
 from .pointer import pointer_path, read_pointer, write_pointer
 from .refs import check_ref_name, parse_rev, resolve_base
+from .remote.payload import backup_rows
+from .remote.storage import RemoteStorage
 from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
 from .verify import verify as _verify
@@ -193,6 +195,13 @@ class _ViewSource:
 
     def reopen(self) -> Any:
         return Repository.open_view
+
+    def backup_rows(self, wanted: dict[str, tuple[dict[str, Any], int, int]]) -> dict[str, np.ndarray]:
+        return self._r.backup_rows(wanted)
+
+    @property
+    def has_remote(self) -> bool:
+        return self._r.default_remote is not None
 
 
 class _Seal:
@@ -563,6 +572,7 @@ class Repository:
         self.recovered: list[str] = []  # what opening it finished or undid (an interrupted op)
         self.interrupted: dict[str, Any] | None = None  # read-only: an op left unfinished
         self.pending: list[str] = []  # read-only: what the next writable open will repair
+        self.backup_fetched = 0  # committed ranges this session fetched from the default remote
 
     def _check_open_state(self, *, recover: bool) -> None:
         """At open: drop a torn commit record, finish or undo an interrupted operation."""
@@ -1026,6 +1036,31 @@ class Repository:
             raise NotFoundError(f"no remote named {name!r}; see `h5vc remote list`")
         rec["remotes"][name]["seen"] = {"branches": dict(branches), "tags": dict(tags)}
         self._save_remotes(rec)
+
+    def backup_rows(self, wanted: dict[str, tuple[dict[str, Any], int, int]]
+                    ) -> dict[str, np.ndarray]:
+        """Committed ranges this store no longer holds (hash -> (dataset meta, start, stop)),
+        fetched from its default remote and checked against their hashes: the remote as a
+        backup, for checkouts and views. Those the remote lacks too are left out; no remote,
+        nothing. IntegrityError when the remote cannot be read or holds a damaged copy."""
+        name = self.default_remote
+        if name is None or not wanted:
+            return {}
+        conf = self.remotes[name]
+        try:
+            rs = RemoteStorage(conf["url"], conf.get("options") or {}, name=name)
+            got = backup_rows(rs, wanted)
+        except H5vcError as e:
+            raise IntegrityError(
+                f"{len(wanted)} committed range(s) are no longer in {self.path}, and fetching "
+                f"them from remote {name} failed: {e.message}") from None
+        self.backup_fetched += len(got)
+        return got
+
+    def _fill(self, wanted: dict[str, tuple[dict[str, Any], int, int]]) -> None:
+        """Preserve ``wanted`` ranges from the default remote (see :meth:`backup_rows`)."""
+        for h, arr in self.backup_rows(wanted).items():
+            preserve_rows(self._layout, h, arr, wanted[h][0])
 
     def has_content(self, h: str) -> bool:
         """True when committed range ``h`` is in the store: preserved, or among HEAD's rows."""
@@ -1680,7 +1715,8 @@ class Repository:
             self._begin({"op": "checkout", "from": head, "goal": target, "head": new_head,
                          "paths": paths, **({"advance": advance} if advance else {})})
 
-        report = restore(self._f, self._layout, live, goal, force=force, before_mutate=mark)
+        report = restore(self._f, self._layout, live, goal, force=force, before_mutate=mark,
+                         fill=self._fill)
         crash_point("checkout.restored")
         self._layout.set_pending_sources([])  # the uncommitted imports it named are gone
         refs["head"] = new_head

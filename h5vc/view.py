@@ -46,6 +46,10 @@ class ReadSource(Protocol):
     def rows_trusted(self) -> bool: ...
     def head_state(self) -> tuple[str | None, State]: ...
     def reopen(self) -> Callable[..., Any]: ...
+    @property
+    def has_remote(self) -> bool: ...
+    def backup_rows(self, wanted: dict[str, tuple[dict[str, Any], int, int]]
+                    ) -> dict[str, np.ndarray]: ...
 
 _RUN_ROWS_GAP = 4  # rows read in one call while the wanted rows fill at least 1/4 of the span
 
@@ -328,6 +332,7 @@ class View(ViewGroup):
         self.state = state
         self._plans: dict[str, tuple[np.dtype, str, list[int], list[list[Any]], list[int]]] = {}
         self._held: dict[tuple[str, str | None], tuple[set[tuple[Any, ...]], h5py.Dataset | None]] = {}
+        self._backup: dict[str, np.ndarray] = {}  # hash -> rows fetched from the remote
         super().__init__(self, "/")
 
     def __repr__(self) -> str:
@@ -378,6 +383,8 @@ class View(ViewGroup):
                 value = ds[()]
                 if trusted or rows_hash(np.asarray(value, dtype=dt), dkey) == h:
                     return value
+            if not layout.has_object(h):
+                return self._from_backup(path, _s, _e, h)[()]
             return layout.read_object(h)[()]
         i = max(0, bisect.bisect_right(starts, start) - 1)
         if i < len(ranges) and ranges[i][0] <= start and stop <= ranges[i][1]:
@@ -404,9 +411,8 @@ class View(ViewGroup):
                     dest[...] = whole[a - s:b - s]
                     continue
             if not layout.has_object(h):
-                raise IntegrityError(
-                    f"rows {s}:{e} of {path} as of commit {self.commit[:10]} are no longer in "
-                    "the store (changed outside h5vc before h5vc could preserve them)")
+                dest[...] = self._from_backup(path, s, e, h)[a - s:b - s]
+                continue
             if a == s and b == e:
                 got = layout.read_object(h, out=dest)
                 if got is not dest:
@@ -416,6 +422,21 @@ class View(ViewGroup):
                 _read_into(pack, pa + a - s, pa + b - s, dest)
         return out
 
+
+    def _from_backup(self, path: str, s: int, e: int, h: str) -> np.ndarray:
+        """Committed rows the store no longer holds, from its default remote (kept for the
+        view's life: the store is not written, so this works on one opened read-only)."""
+        got = self._backup.get(h)
+        if got is None:
+            got = self.source.backup_rows({h: (self.state[path]["meta"], s, e)}).get(h)
+            if got is None:
+                raise IntegrityError(
+                    f"rows {s}:{e} of {path} as of commit {self.commit[:10]} are no longer in "
+                    "the store (changed outside h5vc before h5vc could preserve them)"
+                    + ("" if self.source.has_remote else
+                       "; a remote would have kept them: h5vc remote add, h5vc push"))
+            self._backup[h] = got
+        return got
 
     def _one(self, path: str, r: list[Any], start: int, stop: int, held: set[tuple[Any, ...]],
              ds: h5py.Dataset | None, trusted: bool, dkey: str) -> np.ndarray | None:

@@ -17,7 +17,7 @@ import pytest
 import xxhash
 from typer.testing import CliRunner
 
-from h5vc import Repository
+from h5vc import IntegrityError, Repository
 from h5vc.cli import app
 from h5vc.remote import clone, push
 
@@ -463,3 +463,56 @@ def test_progress_bar_on_a_terminal_only(pushed, tmp_path: Path) -> None:
     assert rc == 0 and err == "", err
     r = run("clone", str(remote), str(tmp_path / "p.h5"))
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_the_remote_backs_up_rows_lost_locally(pushed, tmp_path: Path) -> None:
+    """Committed rows another program overwrote in place (so h5vc could not preserve them) come
+    back from the default remote, checked: in a view of a store opened read-only, and in a
+    checkout. Without a remote the same reads fail, naming the rows and the fix."""
+    a, remote, ids = pushed
+    with h5py.File(a, "r") as f:
+        want = f["table"][()]
+    bare = tmp_path / "bare.h5"
+    import shutil
+
+    shutil.copyfile(a, bare)
+    for store in (a, bare):
+        with h5py.File(store, "r+") as f:  # another program rewrites committed rows
+            f["table"][10:20] = -1.0
+    assert cli("remote", "remove", "origin", "-s", str(bare)).exit_code == 0
+
+    with Repository.open(a, mode="r") as repo:
+        got = repo.at("main")["/table"][()]
+        assert np.array_equal(got, want)
+        assert repo.backup_fetched >= 1
+    with Repository.open(bare, mode="r") as repo:
+        with pytest.raises(IntegrityError, match="no longer in the store.*h5vc remote add"):
+            repo.at("main")["/table"][()]
+
+    # a damaged copy on the remote is refused, never used
+    damaged, d = tmp_path / "damaged-remote", tmp_path / "d.h5"
+    shutil.copytree(remote, damaged)
+    for p in (damaged / "packs").glob("*.pack"):
+        raw = bytearray(p.read_bytes())
+        for i in range(0, len(raw), 64):
+            raw[i] ^= 0xFF
+        p.write_bytes(bytes(raw))
+    shutil.copyfile(a, d)
+    assert cli("remote", "add", "origin", str(damaged), "-s", str(d)).exit_code == 0
+    with Repository.open(d, mode="r") as repo:
+        with pytest.raises(IntegrityError, match="remote origin.*damaged"):
+            repo.at("main")["/table"][()]
+
+    # discard the outside change, leave, come back: the checkout fetches what it lacks
+    for store in (a, bare):
+        r = cli("checkout", "--force", ids[0], "-s", str(store))
+        assert r.exit_code == 0, r.output
+    r = run("checkout", "main", "-s", str(a))
+    assert r.returncode == 0, r.stderr
+    assert "fetched 1 committed range(s)" in r.stderr and "remote origin" in r.stderr, r.stderr
+    with h5py.File(a, "r") as f:
+        assert np.array_equal(f["table"][()], want)
+    assert cli("verify", "-s", str(a)).exit_code == 0
+    r = cli("checkout", "main", "-s", str(bare))
+    assert r.exit_code == 1 and "no longer in the store" in r.output, r.output
+

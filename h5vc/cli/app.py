@@ -447,6 +447,9 @@ def checkout(
         typer.echo(f"{where} at {r.commit.short_id} {r.commit.message} "
                    f"({r.report.rows_written:,} rows written, "
                    f"{r.report.rows_preserved:,} rows preserved)")
+        if repo.backup_fetched:
+            typer.echo(f"note: fetched {repo.backup_fetched} committed range(s) the store no "
+                       f"longer held from remote {repo.default_remote} (checked)", err=True)
         _pointer_note(repo, r.commit.short_id)
 
 

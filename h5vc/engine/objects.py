@@ -278,12 +278,16 @@ def make_group(f: h5py.File, path: str) -> h5py.Group:
 
 def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
             force: bool = False,
-            before_mutate: Callable[[list[str]], None] | None = None) -> RestoreReport:
+            before_mutate: Callable[[list[str]], None] | None = None,
+            fill: Callable[[dict[str, tuple[dict[str, Any], int, int]]], None] | None = None,
+            ) -> RestoreReport:
     """Make the store, whose content is described by ``live``, equal to ``target``.
 
     ``before_mutate(paths)`` runs after everything that leaves is preserved and before the
     first change to tracked content, with the paths that will change (to record an intent).
-    Preserved rows are synced to the file before it runs.
+    Preserved rows are synced to the file before it runs. ``fill(wanted)`` is asked for the
+    ranges to write that the store no longer holds (hash -> (meta, start, stop)), to preserve
+    them from elsewhere (a remote) before anything changes.
     """
     report = RestoreReport()
     deletes: list[str] = []
@@ -322,8 +326,12 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
     leaving_hashes = {r[2] for _, _, rs in preserve for r in rs if r[2] is not None}
     needed = [(p, r) for p, _, rs in resizes for r in rs]
     needed += [(p, r) for p in creates if target[p]["k"] == "d" for r in target[p]["ranges"]]
-    missing = sorted({p for p, r in needed
-                      if r[2] not in leaving_hashes and not layout.has_object(r[2])})
+    lacking = [(p, r) for p, r in needed
+               if r[2] not in leaving_hashes and not layout.has_object(r[2])]
+    if lacking and fill is not None:
+        fill({r[2]: (target[p]["meta"], r[0], r[1]) for p, r in lacking if r[2] is not None})
+        lacking = [(p, r) for p, r in lacking if not layout.has_object(r[2])]
+    missing = sorted({p for p, _r in lacking})
     if missing:
         raise IntegrityError(
             "cannot restore " + ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")

@@ -1,7 +1,26 @@
-"""Remotes: a store's history pushed to, and cloned from, a folder or an object store."""
+"""Remotes: a store's history pushed to, and cloned from, a folder or an object store.
 
-from .storage import RemoteError, RemoteStorage
-from .sync import CloneReport, FetchReport, PushReport, clone, fetch, pull, push, remote_of
+The names load on first use: the repository imports :mod:`.payload` (the remote as a backup)
+without loading push and clone, which sit above it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .storage import RemoteError, RemoteStorage
+    from .sync import CloneReport, FetchReport, PushReport, clone, fetch, pull, push, remote_of
 
 __all__ = ["CloneReport", "FetchReport", "PushReport", "RemoteError", "RemoteStorage", "clone", "fetch",
            "pull", "push", "remote_of"]
+
+_LAZY = {"RemoteError": "storage", "RemoteStorage": "storage"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY.get(name, 'sync')}", __name__), name)
+    raise AttributeError(f"module 'h5vc.remote' has no attribute {name!r}")

@@ -283,6 +283,19 @@ class RemoteStorage:
         self._write(f"packs/{pack}.idx", index)
         return pack
 
+    def read_range(self, pack: str, start: int, length: int) -> bytes:
+        """``length`` bytes of pack ``pack`` from ``start`` (one ranged read)."""
+        try:
+            raw = self.fs.cat_file(self._p("packs", pack + ".pack"), start=start,
+                                   end=start + length)
+        except FileNotFoundError:
+            raise IntegrityError(f"pack {pack} is missing from remote {self.name}") from None
+        except OSError as e:
+            raise RemoteError(f"cannot read pack {pack} from remote {self.name}: {e}") from None
+        if len(raw) != length:
+            raise IntegrityError(f"pack {pack} on remote {self.name} is shorter than its index says")
+        return raw
+
     def read_pack(self, pack: str) -> bytes:
         raw = self._read(f"packs/{pack}.pack")
         if raw is None:

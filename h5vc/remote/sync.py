@@ -14,7 +14,7 @@ import json
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,25 +27,20 @@ import xxhash
 from ..crashpoints import crash_point
 from ..engine.format import Layout
 from ..engine.hashing import (
-    canonical_bytes,
     decode_dtype,
-    decode_value,
-    dtype_key,
-    encode_value,
     has_refs,
-    rows_hash,
 )
 from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs
 from ..engine.rows import write_rows
 from ..engine.state import ROOT, State, apply_changes, empty_state
 from ..errors import IntegrityError, InvalidInputError, NotFoundError
 from ..repository import Repository
+from .payload import WORKERS, encode_rows, estimate, fetch_rows, read_packs
 from .storage import PACK_BYTES, RemoteError, RemoteStorage
 
 __all__ = ["CloneReport", "FetchReport", "PushReport", "clone", "fetch", "pull", "push", "remote_of"]
 
 Progress = Callable[[int, "int | None"], None]  # bytes moved so far, of how many (if known)
-WORKERS = 4  # packs in flight at once, each up to PACK_BYTES: transfers overlap the store's I/O
 
 
 @dataclass
@@ -98,42 +93,6 @@ def remote_of(repo: Repository, name: str | None) -> tuple[str, RemoteStorage]:
 
 # -- payloads ---------------------------------------------------------------------------------
 
-def _encode_rows(arr: np.ndarray, dt: np.dtype) -> tuple[bytes, str]:
-    """A range's payload: its canonical bytes for fixed-size rows, typed JSON for rows of
-    variable length (strings, sequences)."""
-    if not dt.hasobject:
-        return bytes(canonical_bytes(np.ascontiguousarray(arr, dtype=dt))), "raw"
-    return json.dumps(encode_value(arr, dt, arr.shape), separators=(",", ":")).encode(), "json"
-
-
-def _decode_rows(raw: bytes, kind: str, dt: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-    if kind == "raw":
-        if len(raw) != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
-            raise ValueError("size")
-        return np.frombuffer(raw, dtype=dt).reshape(shape)
-    if kind == "json":
-        arr, _dt, got = decode_value(json.loads(raw))
-        if arr is None or got != shape:
-            raise ValueError("shape")
-        return arr
-    raise ValueError(f"kind {kind}")
-
-
-def _rows_shape(meta: dict[str, Any], s: int, e: int) -> tuple[int, ...]:
-    return () if meta["rank"] == 0 else (e - s, *meta["tail"])
-
-
-def _estimate(meta: dict[str, Any], s: int, e: int) -> int:
-    """The bytes a range's payload is expected to take (exact for fixed-size rows)."""
-    n = int(np.prod(_rows_shape(meta, s, e), dtype=np.int64))
-    dt = decode_dtype(meta["dtype"])
-    return n * (dt.itemsize if not dt.hasobject else 16)
-
-
-def _check_rows(arr: np.ndarray, meta: dict[str, Any], h: str) -> bool:
-    return rows_hash(arr, dtype_key(decode_dtype(meta["dtype"]))) == h
-
-
 # -- walking a history ------------------------------------------------------------------------
 
 def _parents_first(tips: Iterable[str], parents: Callable[[str], list[str]],
@@ -165,50 +124,6 @@ def _new_ranges(state: State, changes: list[dict[str, Any]]
             meta = state[ch["path"]]["meta"]
             for s, e, h in ch["ranges"]:
                 yield h, ch["path"], s, e, meta
-
-
-def _read_packs(rs: RemoteStorage, packs: list[str]) -> Iterator[tuple[str, bytes]]:
-    """(pack, bytes) of ``packs`` in order, up to :data:`WORKERS` read ahead in threads."""
-    with ThreadPoolExecutor(WORKERS) as pool:
-        todo = iter(packs)
-        ahead: deque[tuple[str, Future[bytes]]] = deque()
-        for pack in todo:
-            ahead.append((pack, pool.submit(rs.read_pack, pack)))
-            if len(ahead) >= WORKERS:
-                break
-        while ahead:
-            pack, fut = ahead.popleft()
-            data = fut.result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                ahead.append((nxt, pool.submit(rs.read_pack, nxt)))
-            yield pack, data
-
-
-def _fetch_rows(rs: RemoteStorage, index: Any, wanted: dict[str, tuple[dict[str, Any], int, int]],
-                what: str, undone: str, fetched: Callable[[int], None]
-                ) -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
-    """(hash, rows, meta) of the ``wanted`` ranges (hash -> (meta, start, stop) of a commit
-    that writes them), read pack by pack, each checked against its hash."""
-    by_pack: dict[str, list[str]] = {}
-    for h in wanted:
-        by_pack.setdefault(index.objects[h][0], []).append(h)
-    for pack, data in _read_packs(rs, sorted(by_pack)):
-        crash_point(f"{what}.pack-read")
-        fetched(len(data))
-        for h in by_pack[pack]:
-            _p, a, n, kind = index.objects[h]
-            meta, s, e = wanted[h]
-            try:
-                arr = _decode_rows(data[a:a + n], kind, decode_dtype(meta["dtype"]),
-                                   _rows_shape(meta, s, e))
-                ok = _check_rows(arr, meta, h)
-            except (ValueError, TypeError, KeyError):
-                ok = False
-            if not ok:
-                raise IntegrityError(f"range {h[:10]} on remote {rs.name} is damaged (pack {pack}: "
-                                     f"its bytes do not match its hash); {undone}")
-            yield h, arr, meta
 
 
 # -- push -------------------------------------------------------------------------------------
@@ -317,7 +232,7 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
     # WORKERS packs are sent at once while the next is read from the store
     fresh = {cid: raw for cid, raw in records.items() if cid not in index.commits}
     total = sum(map(len, fresh.values())) + sum(
-        _estimate(meta, s, e) for meta, s, e in need.values())
+        estimate(meta, s, e) for meta, s, e in need.values())
     moved = 0
     lock = threading.Lock()
 
@@ -348,7 +263,7 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
             size = 0
             for h, (meta, _s, _e) in need.items():
                 arr = repo.content(h, meta)
-                raw, kind = _encode_rows(arr, decode_dtype(meta["dtype"]))
+                raw, kind = encode_rows(arr, decode_dtype(meta["dtype"]))
                 batch[h] = (raw, kind)
                 size += len(raw)
                 report.objects += 1
@@ -432,7 +347,7 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
     raws: dict[str, bytes] = {}
     packs_c = sorted({p for p, _a, _n in index.commits.values()})
     total = sum(index.sizes.get(p, 0) for p in packs_c)
-    for pack, data in _read_packs(rs, packs_c):
+    for pack, data in read_packs(rs, packs_c):
         moved += len(data)
         if progress is not None:
             progress(moved, total)
@@ -523,7 +438,7 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
                 if progress is not None:
                     progress(moved, total)
 
-            for h, arr, meta in _fetch_rows(rs, index, metas, "clone", "nothing was cloned",
+            for h, arr, meta in fetch_rows(rs, index, metas, "clone", "nothing was cloned",
                                             fetched):
                 report.objects += 1
                 if h in live:
@@ -600,7 +515,7 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
     moved = 0
     packs_c = sorted({p for c, (p, _a, _n) in index.commits.items() if c not in known})
     total = sum(index.sizes.get(p, 0) for p in packs_c)
-    for pack, data in _read_packs(rs, packs_c):
+    for pack, data in read_packs(rs, packs_c):
         moved += len(data)
         if progress is not None:
             progress(moved, total)
@@ -651,7 +566,7 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
             progress(moved, total)
 
     def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
-        for item in _fetch_rows(rs, index, need, "fetch", "nothing was fetched", fetched):
+        for item in fetch_rows(rs, index, need, "fetch", "nothing was fetched", fetched):
             report.objects += 1
             yield item
 
