@@ -516,3 +516,59 @@ def test_the_remote_backs_up_rows_lost_locally(pushed, tmp_path: Path) -> None:
     r = cli("checkout", "main", "-s", str(bare))
     assert r.exit_code == 1 and "no longer in the store" in r.output, r.output
 
+
+
+def test_a_store_rewritten_whole_is_adopted_on_top_of_its_history(pushed, tmp_path: Path) -> None:
+    """Another program rewrites the store with h5py.File(path, "w"): the history inside is
+    gone, the remote still has it. status says so and how to fix it; adopt records the new
+    file as a commit on top of the remote's history, leaving its content as it is."""
+    a, remote, ids = pushed
+    before = checkouts(a, ids)
+    assert cli("pointer", "-s", str(a)).exit_code == 0
+    ptr = a.with_name(a.name + ".h5vc")
+    assert f'remote = "{remote}"' in ptr.read_text()
+    with h5py.File(a, "w") as f:  # rewritten whole by another program
+        f.create_dataset("table", data=np.arange(40.0).reshape(10, 4), maxshape=(None, 4))
+        f.create_group("fresh").attrs["note"] = "made elsewhere"
+    new = digest(a)
+    raw = a.read_bytes()
+
+    r = run("status", "-s", str(a))
+    assert r.returncode == 1 and "no longer holds its h5vc history" in r.stderr, r.stderr
+    assert "h5vc adopt" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = subprocess.run([*H5VC, "status"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 1 and "no longer holds its h5vc history" in r.stderr, r.stderr
+
+    # killed just before the new file takes the old one's name: nothing changed
+    r = run("adopt", "-s", str(a), crash="adopt.before-rename")
+    assert r.returncode == -signal.SIGKILL
+    assert a.read_bytes() == raw
+    r = run("adopt", "-s", str(a), "-m", "rewritten by the pipeline")
+    assert r.returncode == 0, r.stderr
+    assert f"on top of {ids[-1][:10]}" in r.stdout, r.stdout
+    assert not list(tmp_path.glob("a.h5.h5vc-adopt*"))
+    assert digest(a) == new  # the content is as the other program left it
+    log = json.loads(cli("log", "--json", "-s", str(a)).output)
+    assert [c["id"] for c in reversed(log)][:3] == ids and log[0]["message"] == "rewritten by the pipeline"
+    assert log[0]["parents"] == [ids[-1]]
+    st = json.loads(cli("status", "--json", "-s", str(a)).output)
+    assert st["clean"] and st["branch"] == "main"
+    assert f'commit = "{log[0]["id"]}"' in ptr.read_text()
+    assert cli("verify", "-s", str(a)).exit_code == 0
+    assert {c: d for c, d in checkouts(a, ids).items()} == before
+    # shared again: a push fast-forwards the remote's main onto the adopted commit
+    assert cli("push", "-s", str(a)).exit_code == 0
+    from h5vc.remote import RemoteStorage
+
+    assert RemoteStorage(str(remote)).branches()["main"][1] == log[0]["id"]
+
+    # bad input: one line, nothing changed
+    raw = a.read_bytes()
+    r = run("adopt", "-s", str(a))
+    assert r.returncode == 1 and "holds an h5vc history already" in r.stderr, r.stderr
+    assert a.read_bytes() == raw
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.arange(3)
+    r = run("adopt", "-s", str(other))
+    assert r.returncode == 1 and "--remote URL" in r.stderr, r.stderr

@@ -100,6 +100,9 @@ def find_store(folder: Path) -> Path:
         missing = missing_stores(folder)
         if len(missing) == 1:
             raise NotARepositoryError(_missing_store_text(missing[0]))
+        rewritten = [ptr for ptr in _pointers(folder) if ptr.store in cands]
+        if len(rewritten) == 1:
+            raise NotARepositoryError(_rewritten_text(rewritten[0]))
         hint = f" ({', '.join(p.name for p in cands)} are not h5vc stores)" if cands else ""
         raise NotARepositoryError(
             f"no h5vc store in {folder}{hint}; create one with `h5vc init FILE.h5` or pass --store"
@@ -109,19 +112,33 @@ def find_store(folder: Path) -> Path:
     )
 
 
-def missing_stores(folder: Path) -> list[Any]:
-    """The pointer files in ``folder`` whose store is not there (a fresh clone of the code)."""
+def _pointers(folder: Path) -> list[Any]:
+    """The readable pointer files in ``folder``."""
     from ..pointer import POINTER_SUFFIX, read_pointer
 
     out = []
     for p in sorted(folder.glob("*" + POINTER_SUFFIX)):
         try:
-            ptr = read_pointer(p)
+            out.append(read_pointer(p))
         except H5vcError:
             continue
-        if not ptr.store.exists():
-            out.append(ptr)
     return out
+
+
+def missing_stores(folder: Path) -> list[Any]:
+    """The pointer files in ``folder`` whose store is not there (a fresh clone of the code)."""
+    return [ptr for ptr in _pointers(folder) if not ptr.store.exists()]
+
+
+def _rewritten_text(ptr: Any) -> str:
+    """A pointer's store is an HDF5 file without its h5vc history: rewritten by another tool."""
+    name = _relative(ptr.store)
+    where = f" on remote {ptr.remote}" if ptr.remote else ""
+    fix = (f"record the file as a new commit on top of that history: h5vc adopt -s {name}"
+           if ptr.remote else "its history is lost unless a copy or a remote holds it: "
+           f"h5vc adopt -s {name} --remote URL records the file on top of a remote's history")
+    return (f"{name} no longer holds its h5vc history (another program rewrote the file?); "
+            f"{_relative(ptr.path)} names commit {ptr.commit[:10]}{where}; {fix}")
 
 
 def _missing_store_text(ptr: Any) -> str:
@@ -179,6 +196,18 @@ def _open(store: Path | None, *, write: bool, recover: bool = True) -> Repositor
                 pass
             else:
                 raise NotARepositoryError(_missing_store_text(ptr))
+    from ..pointer import pointer_path
+
+    if path.is_file() and pointer_path(path).is_file() and not Repository.is_store(path):
+        from ..pointer import read_pointer
+
+        try:
+            ptr = read_pointer(pointer_path(path))
+        except H5vcError:
+            pass
+        else:
+            if ptr.store == path.absolute():
+                raise NotARepositoryError(_rewritten_text(ptr))
     if write:
         repo = Repository.open(path, mode="r+", wait=_WAIT[0], recover=recover)
     else:
@@ -1284,6 +1313,64 @@ def pull(
     """Fetch, then bring the current branch forward to the remote's (refused with uncommitted
     changes, or when the histories have diverged)."""
     _fetch_command("pull", remote, store, quiet, as_json)
+
+
+@app.command()
+def adopt(
+    store: StoreOpt = None,
+    remote_url: Annotated[str | None, typer.Option(
+        "--remote", metavar="URL", help="The remote holding the file's history (default: the "
+        "one its pointer file names).")] = None,
+    rev: Annotated[str | None, typer.Option(
+        "--rev", help="The commit to record the file on top of (default: the pointer's "
+        "commit, else the remote's default branch).")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="The commit message.")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", metavar="KEY=VALUE", help="A filesystem option for fsspec. Repeatable.")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record an HDF5 file another program rewrote whole (its h5vc history gone) as a new
+    commit on top of its history on a remote; the file's content is not changed."""
+    import os
+
+    from ..pointer import pointer_path, read_pointer
+    from ..remote import adopt as do_adopt
+
+    if store is None:
+        ptrs = [p for p in _pointers(Path.cwd()) if p.store.is_file() and not _is_store(p.store)]
+        if len(ptrs) != 1:
+            raise InvalidInputError("name the file to adopt with -s FILE")
+        store = ptrs[0].store
+    ptr = None
+    if pointer_path(store).is_file():
+        try:
+            ptr = read_pointer(pointer_path(store))
+        except H5vcError:
+            ptr = None
+    url = remote_url or (ptr.remote if ptr else None)
+    if url is None:
+        raise InvalidInputError(f"no remote to take {_relative(store)}'s history from: its pointer "
+                                "file names none; pass --remote URL")
+    if "://" not in url and not url.startswith("/"):
+        url = os.path.abspath(url)
+    bar = _bar(quiet, "adopt")
+    try:
+        report = do_adopt(store, url, rev=rev or (ptr.commit if ptr else None),
+                          options=_parse_options(option or []), message=message, progress=bar)
+    finally:
+        _close(bar)
+    if ptr is not None:
+        with _open(store, write=True) as repo:
+            repo.write_pointer()
+    if as_json:
+        _echo_json(report.to_json())
+        return
+    on = f"branch {report.branch}" if report.branch else "a detached HEAD"
+    what = ("it equals that commit: nothing to record" if report.commit == report.base else
+            f"recorded as {report.commit[:10]} on {on}")
+    typer.echo(f"Adopted {_relative(store)} on top of {report.base[:10]} from {url} "
+               f"({report.commits} commit(s), {report.bytes / 2**20:.2f} MiB fetched): {what}")
 
 
 @app.command()

@@ -10,10 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .storage import RemoteError, RemoteStorage
-    from .sync import CloneReport, FetchReport, PushReport, clone, fetch, pull, push, remote_of
+    from .sync import (
+        AdoptReport,
+        CloneReport,
+        FetchReport,
+        PushReport,
+        adopt,
+        clone,
+        fetch,
+        pull,
+        push,
+        remote_of,
+    )
 
-__all__ = ["CloneReport", "FetchReport", "PushReport", "RemoteError", "RemoteStorage", "clone", "fetch",
-           "pull", "push", "remote_of"]
+__all__ = ["AdoptReport", "CloneReport", "FetchReport", "PushReport", "RemoteError", "RemoteStorage",
+           "adopt", "clone", "fetch", "pull", "push", "remote_of"]
 
 _LAZY = {"RemoteError": "storage", "RemoteStorage": "storage"}
 

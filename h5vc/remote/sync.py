@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from ..engine.hashing import (
     decode_dtype,
     has_refs,
 )
+from ..engine.lock import LOCK_SUFFIX
 from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs
 from ..engine.rows import write_rows
 from ..engine.state import ROOT, State, apply_changes, empty_state
@@ -38,7 +40,8 @@ from ..repository import Repository
 from .payload import WORKERS, encode_rows, estimate, fetch_rows, read_packs
 from .storage import PACK_BYTES, RemoteError, RemoteStorage
 
-__all__ = ["CloneReport", "FetchReport", "PushReport", "clone", "fetch", "pull", "push", "remote_of"]
+__all__ = ["AdoptReport", "CloneReport", "FetchReport", "PushReport", "adopt", "clone", "fetch",
+           "pull", "push", "remote_of"]
 
 Progress = Callable[[int, "int | None"], None]  # bytes moved so far, of how many (if known)
 
@@ -310,6 +313,23 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
         raise InvalidInputError(f"{dest} exists already; clone into a new path")
     if not dest.parent.is_dir():
         raise InvalidInputError(f"cannot clone into {dest}: folder {dest.parent} does not exist")
+    report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress)
+    crash_point("clone.before-rename")
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return report
+
+
+def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | None, name: str,
+           progress: Progress | None, onto: Path | None = None) -> tuple[CloneReport, Path]:
+    """Build the store of :func:`clone` in a file beside ``dest``, returned with the report.
+
+    ``onto``: start from a copy of that HDF5 file instead (what :func:`adopt` does), whose
+    content stays as it is: the remote's history goes into its ``/.h5vc`` with every range
+    preserved and HEAD at ``rev``, so the file's content shows as uncommitted changes."""
     rs = RemoteStorage(url, options or {}, name=url)
     rs.require()
     branches = {b: c for b, (_n, c) in rs.branches().items()}
@@ -402,23 +422,25 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
         raise IntegrityError(f"remote {url} lacks the rows of range {lost[0][:10]} (and "
                              f"{len(lost) - 1} more); push them from a store that has them")
 
-    tmp = dest.with_name(dest.name + ".h5vc-clone")
+    tmp = dest.with_name(dest.name + (".h5vc-adopt" if onto else ".h5vc-clone"))
     tmp.unlink(missing_ok=True)
     live: dict[str, list[tuple[str, int, int]]] = {}
     for p, node in goal.items():
-        if node["k"] == "d":
+        if node["k"] == "d" and onto is None:
             for s, e, h in node["ranges"]:
                 live.setdefault(h, []).append((p, s, e))
     try:
-        with h5py.File(tmp, "w") as f:
-            lay = Layout.create(f, "h5vc clone")
+        if onto is not None:
+            shutil.copyfile(onto, tmp)
+        with h5py.File(tmp, "r+" if onto else "w") as f:
+            lay = Layout.create(f, "h5vc adopt" if onto else "h5vc clone")
             ends: dict[str, int] = {}
             for cid in order:
                 parent = records[cid]["parents"][0] if records[cid]["parents"] else None
                 ends[cid] = lay.append_frame(raws[cid], cid, parent,
                                              ends[parent] if parent else 0)
             report.commits = len(order)
-            for p in sorted(goal):  # groups and datasets, parents first; attributes at the end
+            for p in sorted(goal) if onto is None else ():  # groups and datasets, parents first
                 node = goal[p]
                 if p == ROOT:
                     continue
@@ -447,7 +469,7 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
                 else:
                     preserve_rows(lay, h, arr, meta)
             referring = []
-            for p in sorted(goal):
+            for p in sorted(goal) if onto is None else ():  # attributes, references last
                 if any(has_refs(a["dtype"]) for a in goal[p]["attrs"].values()):
                     referring.append(p)
                 else:
@@ -463,12 +485,68 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
             lay.set_remotes({"remotes": {name: {"url": url, "options": dict(options or {})}},
                              "default": name})
             f.flush()
-        crash_point("clone.before-rename")
-        os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     report.bytes = moved
+    return report, tmp
+
+
+# -- adopt ------------------------------------------------------------------------------------
+
+@dataclass
+class AdoptReport:
+    path: Path
+    remote: str
+    base: str  # the remote's commit the file was recorded on top of
+    commit: str  # the new commit (``base`` when the file equals it)
+    branch: str | None
+    commits: int = 0
+    objects: int = 0
+    bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "remote": self.remote, "base": self.base,
+                "commit": self.commit, "branch": self.branch, "commits": self.commits,
+                "objects": self.objects, "bytes": self.bytes}
+
+
+def adopt(path: str | os.PathLike[str], url: str, *, rev: str | None = None,
+          options: dict[str, str] | None = None, name: str = "origin", message: str | None = None,
+          author: str | None = None, progress: Progress | None = None) -> AdoptReport:
+    """Record an HDF5 file that another program rewrote whole (``h5py.File(path, "w")``,
+    ``to_netcdf(mode="w")``, ...: its h5vc history is gone) as a new commit on top of the
+    history on the remote at ``url``, at ``rev`` (default: the remote's default branch).
+
+    The file's content is not changed: a copy of it receives the remote's whole history (every
+    range preserved, each checked), the commit is made there, and the copy takes the file's
+    name only then. A failure, or a kill, leaves the file as it was."""
+    src = Path(path)
+    if not src.is_file():
+        raise NotFoundError(f"no file {src}")
+    if not h5py.is_hdf5(src):
+        raise InvalidInputError(f"{src} is not an HDF5 file; adopt records an HDF5 file")
+    if Repository.is_store(src):
+        raise InvalidInputError(
+            f"{src} holds an h5vc history already; bring it up to date with `h5vc pull`, or "
+            "check out what it lacks with `h5vc sync`")
+    cr, tmp = _clone(url, src, rev=rev, options=options, name=name, progress=progress, onto=src)
+    report = AdoptReport(src, url, cr.commit, cr.commit, cr.branch, cr.commits, cr.objects,
+                         cr.bytes)
+    lock = tmp.with_name(tmp.name + LOCK_SUFFIX)
+    try:
+        with Repository.open(tmp) as repo:
+            if not repo.status().clean:
+                c = repo.commit(message or f"adopt {src.name} as another program rewrote it",
+                                author=author)
+                report.commit = c.id
+        crash_point("adopt.before-rename")
+        os.replace(tmp, src)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        lock.unlink(missing_ok=True)
     return report
 
 
