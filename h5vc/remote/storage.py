@@ -148,9 +148,12 @@ class RemoteStorage:
                               f"{fmt}); upgrade h5vc: pip install -U h5vc")
         return True
 
-    def create(self) -> None:
-        if not self.exists():
-            self._write(MARKER, json.dumps({"format": REMOTE_FORMAT}).encode())
+    def create(self) -> bool:
+        """Make the folder an h5vc remote if it is not one yet; True when it was one."""
+        if self.exists():
+            return True
+        self._write(MARKER, json.dumps({"format": REMOTE_FORMAT}).encode())
+        return False
 
     def require(self) -> None:
         if not self.exists():
@@ -166,29 +169,41 @@ class RemoteStorage:
 
     # -- refs ----------------------------------------------------------------------------
 
-    def branches(self) -> dict[str, tuple[int, str]]:
+    def _ref_files(self) -> list[str]:
+        """Every file under ``refs/``, relative to it (one recursive listing: on S3 one LIST
+        request per thousand refs)."""
+        base = self._p("refs")
+        try:
+            self.fs.invalidate_cache(base)
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise RemoteError(f"cannot list refs on remote {self.name}: {e}") from None
+        strip = base.rstrip("/") + "/"
+        return sorted(p[len(strip):] for p in found if p.startswith(strip))
+
+    def branches(self, files: list[str] | None = None) -> dict[str, tuple[int, str]]:
         """Branch name -> (tip number, commit id)."""
+        tips: dict[str, list[int]] = {}
+        for rel in self._ref_files() if files is None else files:
+            if not rel.startswith("heads/"):
+                continue
+            name, _, leaf = rel[len("heads/"):].rpartition("/")
+            m = _TIP.match(leaf)
+            if name and m:
+                tips.setdefault(name, []).append(int(m.group(1)))
         out: dict[str, tuple[int, str]] = {}
-        for name in self._branch_names("refs/heads"):
-            tip = self._branch_tip(name)
+        for name, ns in sorted(tips.items()):
+            tip = self._branch_tip(name, sorted(ns))
             if tip is not None:
                 out[name] = tip
         return out
 
-    def _branch_names(self, rel: str, prefix: str = "") -> list[str]:
-        names = []
-        for entry in self._list(rel):
-            if _TIP.match(entry):
-                continue
-            sub = f"{rel}/{entry}"
-            if any(_TIP.match(e) for e in self._list(sub)):
-                names.append(prefix + entry)
-            names.extend(self._branch_names(sub, prefix + entry + "/"))
-        return names
-
-    def _branch_tip(self, name: str) -> tuple[int, str] | None:
-        tips = sorted(int(m.group(1)) for e in self._list(f"refs/heads/{name}")
-                      if (m := _TIP.match(e)))
+    def _branch_tip(self, name: str, tips: list[int] | None = None) -> tuple[int, str] | None:
+        if tips is None:
+            tips = sorted(int(m.group(1)) for e in self._list(f"refs/heads/{name}")
+                          if (m := _TIP.match(e)))
         for n in reversed(tips):
             raw = self._read(f"refs/heads/{name}/{n:012d}.json")
             try:
@@ -202,6 +217,11 @@ class RemoteStorage:
                                  f"(refs/heads/{name}/{n:012d}.json)")
         return None
 
+    def refs(self) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+        """(branches, tags), from one listing of ``refs/``."""
+        files = self._ref_files()
+        return self.branches(files), self.tags(files)
+
     def move_branch(self, name: str, expect: tuple[int, str] | None, commit: str) -> bool:
         """Make ``commit`` the tip of branch ``name`` if its tip is still ``expect``; False when
         another push moved it first."""
@@ -212,15 +232,17 @@ class RemoteStorage:
         return self._write(f"refs/heads/{name}/{n:012d}.json", json.dumps(rec).encode(),
                            exclusive=True)
 
-    def tags(self) -> dict[str, str]:
+    def tags(self, files: list[str] | None = None) -> dict[str, str]:
         out = {}
-        for entry in self._list("refs/tags"):
-            if entry.endswith(".json"):
-                raw = self._read(f"refs/tags/{entry}")
-                try:
-                    out[entry[:-5]] = json.loads(raw or b"")["commit"]
-                except (ValueError, KeyError, TypeError):
-                    raise IntegrityError(f"tag {entry[:-5]} on remote {self.name} is damaged") from None
+        for rel in self._ref_files() if files is None else files:
+            if not rel.startswith("tags/") or not rel.endswith(".json") or rel.count("/") != 1:
+                continue
+            name = rel[len("tags/"):-5]
+            raw = self._read(f"refs/{rel}")
+            try:
+                out[name] = json.loads(raw or b"")["commit"]
+            except (ValueError, KeyError, TypeError):
+                raise IntegrityError(f"tag {name} on remote {self.name} is damaged") from None
         return out
 
     def put_tag(self, name: str, commit: str) -> bool:

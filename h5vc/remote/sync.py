@@ -160,9 +160,7 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
         if unknown:
             raise NotFoundError(f"no branch or tag named {unknown[0]!r} in {repo.path}; see "
                                 "`h5vc branch` and `h5vc tag`")
-    rs.create()
-    remote_b, remote_t = rs.branches(), rs.tags()
-    index = rs.index()
+    remote_b, remote_t = rs.refs() if rs.create() else ({}, {})
 
     # fast-forward checks first: nothing is sent for a push that would be refused
     moves: list[tuple[str, tuple[int, str] | None, str]] = []
@@ -183,6 +181,9 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
 
     tips = [tip for _b, _o, tip in moves] + [tags[t] for t in want_t if t not in remote_t]
     tips += [c for c in commits if c not in tips]
+    if not tips:
+        return report  # nothing to send: the packs' indexes are not even read
+    index = rs.index()
     # what the remote's refs reach is whole there (a ref moves only after its push completed);
     # commits a killed push left behind are sent again only in part: their records are
     # there, but not necessarily the rows they name
@@ -332,8 +333,8 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
     preserved and HEAD at ``rev``, so the file's content shows as uncommitted changes."""
     rs = RemoteStorage(url, options or {}, name=url)
     rs.require()
-    branches = {b: c for b, (_n, c) in rs.branches().items()}
-    tags = rs.tags()
+    remote_b, tags = rs.refs()
+    branches = {b: c for b, (_n, c) in remote_b.items()}
     branch: str | None
     if rev is None:
         branch = rs.default_branch()
@@ -580,8 +581,8 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
     name, rs = remote_of(repo, remote)
     rs.require()
     report = FetchReport(name)
-    remote_b = {b: c for b, (_n, c) in rs.branches().items()}
-    remote_t = rs.tags()
+    tips_b, remote_t = rs.refs()
+    remote_b = {b: c for b, (_n, c) in tips_b.items()}
     index = rs.index()
     known = repo.commit_ids()
     extra = sorted({c for c in commits if c not in known})
