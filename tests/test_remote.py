@@ -572,3 +572,42 @@ def test_a_store_rewritten_whole_is_adopted_on_top_of_its_history(pushed, tmp_pa
         f["x"] = np.arange(3)
     r = run("adopt", "-s", str(other))
     assert r.returncode == 1 and "--remote URL" in r.stderr, r.stderr
+
+
+def test_a_killed_clone_resumes_without_fetching_again(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone killed after some packs: the next clone keeps what they brought (it fetches
+    fewer bytes) and still makes the same store; a damaged leftover is started over."""
+    import h5vc.remote.sync as sync
+
+    monkeypatch.setattr(sync, "PACK_BYTES", 4 << 10)
+    a, remote = tmp_path / "a.h5", tmp_path / "remote"
+    make_store(a)
+    with Repository.open(a) as repo:
+        repo.set_remote("origin", str(remote))
+        assert push(repo).packs > 8
+    whole = json.loads(run("clone", "--json", str(remote), str(tmp_path / "w.h5")).stdout)
+    assert whole["resumed"] == 0
+
+    b = tmp_path / "b.h5"
+    r = run("clone", str(remote), str(b), crash="clone.pack-read:6")
+    assert r.returncode == -signal.SIGKILL
+    assert not b.exists() and (tmp_path / "b.h5.h5vc-clone").exists()
+    r = run("clone", "--json", str(remote), str(b))
+    assert r.returncode == 0, r.stderr
+    again = json.loads(r.stdout)
+    assert again["resumed"] >= 4 and again["bytes"] < whole["bytes"], (again, whole)
+    assert digest(b) == digest(a) and not list(tmp_path.glob("b.h5.*"))
+    assert run("verify", "-s", str(b)).returncode == 0
+
+    # the leftover damaged: it does not hold up, and the clone starts over
+    c = tmp_path / "c.h5"
+    r = run("clone", str(remote), str(c), crash="clone.pack-read:6")
+    left = tmp_path / "c.h5.h5vc-clone"
+    raw = bytearray(left.read_bytes())
+    for i in range(4096, len(raw), 997):
+        raw[i] ^= 0x5A
+    left.write_bytes(bytes(raw))
+    r = run("clone", str(remote), str(c))
+    assert r.returncode == 0, r.stderr
+    assert digest(c) == digest(a) and run("verify", "-s", str(c)).returncode == 0

@@ -86,10 +86,12 @@ def read_packs(rs: RemoteStorage, packs: list[str]) -> Iterator[tuple[str, bytes
 
 
 def fetch_rows(rs: RemoteStorage, index: Any, wanted: dict[str, tuple[dict[str, Any], int, int]],
-                what: str, undone: str, fetched: Callable[[int], None]
+                what: str, undone: str, fetched: Callable[[int], None],
+                pack_done: Callable[[str], None] | None = None,
                 ) -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
     """(hash, rows, meta) of the ``wanted`` ranges (hash -> (meta, start, stop) of a commit
-    that writes them), read pack by pack, each checked against its hash."""
+    that writes them), read pack by pack, each checked against its hash. ``pack_done(pack)``
+    runs once the consumer has taken every range of a pack."""
     by_pack: dict[str, list[str]] = {}
     for h in wanted:
         by_pack.setdefault(index.objects[h][0], []).append(h)
@@ -109,6 +111,8 @@ def fetch_rows(rs: RemoteStorage, index: Any, wanted: dict[str, tuple[dict[str, 
                 raise IntegrityError(f"range {h[:10]} on remote {rs.name} is damaged (pack {pack}: "
                                      f"its bytes do not match its hash); {undone}")
             yield h, arr, meta
+        if pack_done is not None:
+            pack_done(pack)
 
 
 def backup_rows(rs: RemoteStorage, wanted: dict[str, tuple[dict[str, Any], int, int]]

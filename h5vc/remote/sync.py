@@ -26,7 +26,7 @@ import numpy as np
 import xxhash
 
 from ..crashpoints import crash_point
-from ..engine.format import Layout
+from ..engine.format import META, Layout
 from ..engine.hashing import (
     decode_dtype,
     has_refs,
@@ -35,7 +35,7 @@ from ..engine.lock import LOCK_SUFFIX
 from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs
 from ..engine.rows import write_rows
 from ..engine.state import ROOT, State, apply_changes, empty_state
-from ..errors import IntegrityError, InvalidInputError, NotFoundError
+from ..errors import H5vcError, IntegrityError, InvalidInputError, NotFoundError
 from ..repository import Repository
 from .payload import WORKERS, encode_rows, estimate, fetch_rows, read_packs
 from .storage import PACK_BYTES, RemoteError, RemoteStorage
@@ -71,11 +71,12 @@ class CloneReport:
     commits: int = 0
     objects: int = 0
     bytes: int = 0
+    resumed: int = 0  # packs a killed clone had brought in already
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "remote": self.remote, "branch": self.branch,
                 "commit": self.commit, "commits": self.commits, "objects": self.objects,
-                "bytes": self.bytes}
+                "bytes": self.bytes, "resumed": self.resumed}
 
 
 def remote_of(repo: Repository, name: str | None) -> tuple[str, RemoteStorage]:
@@ -314,7 +315,18 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
         raise InvalidInputError(f"{dest} exists already; clone into a new path")
     if not dest.parent.is_dir():
         raise InvalidInputError(f"cannot clone into {dest}: folder {dest.parent} does not exist")
-    report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress)
+    leftover = dest.with_name(dest.name + ".h5vc-clone")
+    resuming = leftover.exists()
+    try:
+        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress)
+    except Exception:
+        if not resuming:
+            raise
+        leftover.unlink(missing_ok=True)  # what a killed clone left cannot be read: anew
+        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress)
+    if report.resumed and not _checks(tmp):  # what a killed clone left did not hold up
+        tmp.unlink(missing_ok=True)
+        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress)
     crash_point("clone.before-rename")
     try:
         os.replace(tmp, dest)
@@ -322,6 +334,37 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
         tmp.unlink(missing_ok=True)
         raise
     return report
+
+
+PROGRESS = "clone_progress"  # attribute of /.h5vc while a clone is being built
+
+
+def _checks(path: Path) -> bool:
+    """True when the store at ``path`` verifies (every commit restorable, every row rehashed)."""
+    lock = path.with_name(path.name + LOCK_SUFFIX)
+    try:
+        with Repository.open(path, mode="r") as repo:
+            return repo.verify().ok
+    except (H5vcError, OSError):
+        return False
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _resumable(tmp: Path, url: str, target: str) -> dict[str, Any] | None:
+    """What a killed clone of ``target`` from ``url`` recorded in ``tmp``: the packs whose rows
+    are in it and where each commit's frame ends; None when there is nothing to resume."""
+    try:
+        with h5py.File(tmp, "r") as f:
+            raw = f[META].attrs.get(PROGRESS)
+            rec = json.loads(raw) if isinstance(raw, (str, bytes)) else None
+    except (OSError, KeyError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("url") != url or rec.get("target") != target:
+        return None
+    if not isinstance(rec.get("done"), list) or not isinstance(rec.get("ends"), dict):
+        return None
+    return rec
 
 
 def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | None, name: str,
@@ -424,7 +467,11 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
                              f"{len(lost) - 1} more); push them from a store that has them")
 
     tmp = dest.with_name(dest.name + (".h5vc-adopt" if onto else ".h5vc-clone"))
-    tmp.unlink(missing_ok=True)
+    resume = _resumable(tmp, url, target) if onto is None and tmp.exists() else None
+    if resume is None:
+        tmp.unlink(missing_ok=True)
+    done: list[str] = list(resume["done"]) if resume else []
+    report.resumed = len(done)
     live: dict[str, list[tuple[str, int, int]]] = {}
     for p, node in goal.items():
         if node["k"] == "d" and onto is None:
@@ -433,15 +480,19 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
     try:
         if onto is not None:
             shutil.copyfile(onto, tmp)
-        with h5py.File(tmp, "r+" if onto else "w") as f:
-            lay = Layout.create(f, "h5vc adopt" if onto else "h5vc clone")
+        with h5py.File(tmp, "r+" if onto or resume else "w") as f:
             ends: dict[str, int] = {}
-            for cid in order:
-                parent = records[cid]["parents"][0] if records[cid]["parents"] else None
-                ends[cid] = lay.append_frame(raws[cid], cid, parent,
-                                             ends[parent] if parent else 0)
+            if resume is not None:  # the journal and the tree are there: rows are what remains
+                lay = Layout(f)
+                ends = {c: int(e) for c, e in resume["ends"].items()}
+            else:
+                lay = Layout.create(f, "h5vc adopt" if onto else "h5vc clone")
+                for cid in order:
+                    parent = records[cid]["parents"][0] if records[cid]["parents"] else None
+                    ends[cid] = lay.append_frame(raws[cid], cid, parent,
+                                                 ends[parent] if parent else 0)
             report.commits = len(order)
-            for p in sorted(goal) if onto is None else ():  # groups and datasets, parents first
+            for p in sorted(goal) if onto is None and resume is None else ():  # the tree
                 node = goal[p]
                 if p == ROOT:
                     continue
@@ -452,6 +503,20 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
                     if parent_path:
                         make_group(f, parent_path)
                     create_dataset(f, p, node["meta"], node["n"])
+            progress_rec = {"url": url, "target": target, "done": done, "ends": ends}
+
+            def pack_done(pack: str) -> None:  # its rows reach the file, then the record says so
+                done.append(pack)
+                lay.sync()
+                f[META].attrs[PROGRESS] = json.dumps(progress_rec)
+                f.flush()
+
+            if onto is None:
+                lay.sync()
+                f[META].attrs[PROGRESS] = json.dumps(progress_rec)
+                f.flush()
+            skip = set(done)
+            metas = {h: m for h, m in metas.items() if index.objects[h][0] not in skip}
             total = moved + sum(index.sizes.get(p, 0) for p in
                                 {index.objects[h][0] for h in metas})
 
@@ -462,7 +527,7 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
                     progress(moved, total)
 
             for h, arr, meta in fetch_rows(rs, index, metas, "clone", "nothing was cloned",
-                                            fetched):
+                                           fetched, pack_done if onto is None else None):
                 report.objects += 1
                 if h in live:
                     for lp, ls, _le in live[h]:
@@ -485,10 +550,16 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
                                       "pos": {c: ends[c] for c in sorted(ref_ids)}})
             lay.set_remotes({"remotes": {name: {"url": url, "options": dict(options or {})}},
                              "default": name})
+            if PROGRESS in f[META].attrs:
+                del f[META].attrs[PROGRESS]
             f.flush()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except H5vcError:
+        tmp.unlink(missing_ok=True)  # refused (a damaged payload, ...): nothing kept
         raise
+    except BaseException:
+        if onto is not None or not done:
+            tmp.unlink(missing_ok=True)
+        raise  # the packs already in the file are not fetched again by the next clone
     report.bytes = moved
     return report, tmp
 
