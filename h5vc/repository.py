@@ -1935,15 +1935,19 @@ class Repository:
         next resize would bring them back and writing over them crashes HDF5 itself. So every
         such dataset the operation touched (``touched``; None: any), and any whose rows cannot
         be read, has its rows that still match the commit preserved and is deleted; restore
-        makes it again from preserved rows, in fresh chunks."""
+        makes it again from preserved rows, in fresh chunks.
+
+        Any other dataset of ``tops`` whose rows cannot be read (a kill can leave a chunk index
+        or a chunk pointing at space HDF5 had freed and given to something else) is made anew
+        the same way."""
         for p, node in goal.items():
             if node["k"] != "d" or not any(is_below(p, t) for t in tops) or p not in self._f:
                 continue
             ds = self._f[p]
-            if not isinstance(ds, h5py.Dataset) or not ds.dtype.hasobject or not ds.shape:
+            if not isinstance(ds, h5py.Dataset) or not ds.shape:
                 continue
             dkey = dtype_key(ds.dtype)
-            good, broken = [], touched is None or p in touched
+            good, broken = [], ds.dtype.hasobject and (touched is None or p in touched)
             for s, e, h in node["ranges"]:
                 try:
                     if e <= ds.shape[0] and live_hash(ds, s, e, dkey) == h:

@@ -48,7 +48,7 @@ import xxhash
 from ..crashpoints import crash_point
 from ..errors import FormatVersionError, IntegrityError, NotARepositoryError
 from .hashing import encode_dtype
-from .hdf5lib import flush_object
+from .hdf5lib import create_roomy_group, flush_object
 from .rows import as_0d, row_slices, write_rows
 from .state import row_bytes
 
@@ -101,6 +101,7 @@ def _append_start(pack: h5py.Dataset) -> int:
 
 BROKEN: Any = object()  # see child()
 PACK_SALTS = 8  # names tried for one pack key when earlier ones are broken
+PACK_LINKS = 512  # packs the header of /.h5vc/packs has room for (beyond: dense storage)
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -213,7 +214,8 @@ class Layout:
         links = self.g.id.links
         made = False
         if not links.exists(b"packs"):
-            self.g.create_group("packs", track_order=True)
+            # room for PACK_LINKS packs in the header: a new pack rewrites one block of it
+            create_roomy_group(self.g, "packs", links=PACK_LINKS, name_len=16, track_order=True)
             made = True
         if not links.exists(b"objindex"):
             self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
@@ -830,8 +832,8 @@ class Layout:
     def _pack_for(self, dtype: np.dtype, tail: tuple[int, ...], filters: dict[str, Any],
                   block_rows: int) -> tuple[str, h5py.Dataset]:
         base = canonical_json([encode_dtype(dtype), list(tail), sorted(filters.items())])
-        packs = self.g["packs"] if "packs" in self.g else \
-            self.g.create_group("packs", track_order=True)
+        packs = self.g["packs"] if "packs" in self.g else create_roomy_group(
+            self.g, "packs", links=PACK_LINKS, name_len=16, track_order=True)
         for salt in range(PACK_SALTS):
             key = xxhash.xxh3_64_hexdigest(base + (b"#%d" % salt if salt else b""))
             got = child(packs, key)

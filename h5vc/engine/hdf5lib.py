@@ -10,6 +10,12 @@ file opened read-only (the file is not changed), and written at the next flush o
 
 Second, an order: ``H5Oflush`` writes one object's header now, so that a record h5vc keeps
 in ``/.h5vc`` (the intent of a transaction) reaches the file before the rows the cache holds.
+
+Third, room: a group whose header is made large enough for many links up front
+(``H5Pset_est_link_info``) and kept compact (``H5Pset_link_phase_change``), so that adding a
+link rewrites one block of its header in place. Grown the default way, a header gains
+continuation blocks and then turns into a fractal heap and B-trees: several blocks that must
+change together, which a kill in the middle of a flush can leave half written.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 import h5py
 
-__all__ = ["extend_to_eof", "flush_object"]
+__all__ = ["create_roomy_group", "extend_to_eof", "flush_object"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,6 +48,10 @@ def _lib() -> Any:
             lib.H5Fincrement_filesize.restype = ctypes.c_int
             lib.H5Oflush.argtypes = [ctypes.c_int64]
             lib.H5Oflush.restype = ctypes.c_int
+            lib.H5Pset_est_link_info.argtypes = [ctypes.c_int64, ctypes.c_uint, ctypes.c_uint]
+            lib.H5Pset_est_link_info.restype = ctypes.c_int
+            lib.H5Pset_link_phase_change.argtypes = [ctypes.c_int64, ctypes.c_uint, ctypes.c_uint]
+            lib.H5Pset_link_phase_change.restype = ctypes.c_int
             return lib
         except (OSError, AttributeError):
             continue
@@ -75,3 +85,22 @@ def flush_object(obj: h5py.HLObject) -> bool:
     if lib is None:
         return False
     return lib.H5Oflush(obj.id.id) >= 0
+
+
+def create_roomy_group(parent: h5py.Group, name: str, *, links: int, name_len: int,
+                       track_order: bool) -> h5py.Group:
+    """Create group ``name`` in ``parent`` with a header sized for ``links`` links of names of
+    ``name_len`` bytes, kept compact up to that many (see the module's docstring). Without
+    access to the library, a plain group."""
+    lib = _lib()
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    if track_order:
+        gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    if lib is not None:
+        if (lib.H5Pset_est_link_info(gcpl.id, links, name_len) < 0
+                or lib.H5Pset_link_phase_change(gcpl.id, links, max(1, links * 3 // 4)) < 0):
+            gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+            if track_order:
+                gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    gid = h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl)
+    return h5py.Group(gid)
