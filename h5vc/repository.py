@@ -38,7 +38,17 @@ from .engine.snapshot import encode as encode_pages
 from .engine.space import disk_full, ensure_space
 from .engine.space import forget as forget_reserved
 from .engine.stamp import is_sealed, seal, seal_seconds, sealed_second
-from .engine.state import State, apply_changes, block_rows, empty_state, is_below, summary_line, utc_now
+from .engine.state import (
+    State,
+    apply_changes,
+    block_rows,
+    empty_state,
+    is_below,
+    selected,
+    summary_line,
+    utc_now,
+    within,
+)
 from .errors import (
     DataLossError,
     DirtyStoreError,
@@ -1037,6 +1047,36 @@ class Repository:
         rec["remotes"][name]["seen"] = {"branches": dict(branches), "tags": dict(tags)}
         self._save_remotes(rec)
 
+    def widen(self, paths: list[str]) -> RestoreReport:
+        """Make a partial store hold ``paths`` too, from its preserved objects (a pull with
+        ``--select`` fetches them first): HEAD's content at those paths is written into the
+        file and the selection grows. Refused with uncommitted changes. Crash-safe as a
+        checkout: a kill is finished by the next writable open."""
+        self._require_writable()
+        sel = self._layout.selection()
+        if sel is None:
+            raise InvalidInputError(f"{self.path} holds every path already (it is not partial)")
+        new = sorted({*sel, *paths})
+        head, state = self._head_state()
+        changes = self._scan(state, False, prints=False)
+        if changes:
+            raise DirtyStoreError(
+                f"the store has {len(changes)} uncommitted change(s) ({summary_line(changes)}); "
+                "commit them first (h5vc commit -m ...)")
+        refs = self._refs()
+
+        def mark(changing: list[str]) -> None:
+            self._begin({"op": "checkout", "from": head, "goal": head, "head": refs["head"],
+                         "paths": changing, "select": new})
+
+        report = restore(self._f, self._layout, within(state, sel), within(state, new),
+                         force=False, before_mutate=mark, fill=self._fill)
+        self._layout.set_selection(new)
+        self._places = None  # HEAD's rows in the file now include the new paths
+        self._end()
+        self._seal.wrote()
+        return report
+
     def backup_rows(self, wanted: dict[str, tuple[dict[str, Any], int, int]]
                     ) -> dict[str, np.ndarray]:
         """Committed ranges this store no longer holds (hash -> (dataset meta, start, stop)),
@@ -1067,11 +1107,11 @@ class Repository:
         return self._layout.has_object(h) or self.content_place(h) is not None
 
     def content_place(self, h: str) -> tuple[str, int, int] | None:
-        """(path, start, stop) of range ``h`` among HEAD's rows, or None."""
+        """(path, start, stop) of range ``h`` among HEAD's rows in the file, or None."""
         head, state = self._head_state()
         if self._places is None or self._places[0] != head:
             places: dict[str, tuple[str, int, int]] = {}
-            for p, node in state.items():
+            for p, node in within(state, self._layout.selection()).items():
                 if node["k"] == "d":
                     for s0, e0, h0 in node["ranges"]:
                         places.setdefault(h0, (p, s0, e0))
@@ -1358,10 +1398,21 @@ class Repository:
         rehash every committed row, so that rows rewritten in place are never missed."""
         return self._seal.trusted
 
+    @property
+    def selection(self) -> list[str] | None:
+        """The paths a partial store holds (``clone --select``), with the groups on the way to
+        them; None when it holds everything. The rest is on its default remote: reads fetch it,
+        checkouts and commits leave it alone, ``pull --select`` brings it in."""
+        return self._layout.selection()
+
     def _scan(self, state: State, verify: bool, prints: bool = True) -> list[dict[str, Any]]:
         """The changes since ``state``: by metadata while the rows are trusted, else rehashing
         every committed row; a rehash that finds them intact makes them trusted. Either reads
-        only the objects whose footprints changed when a table of them vouches for the rest."""
+        only the objects whose footprints changed when a table of them vouches for the rest.
+        A partial store compares only what it holds."""
+        sel = self._layout.selection()
+        if sel is not None:
+            state = within(state, sel)
         if not verify and self._seal.still_trusted(self._f):
             if self._seal.clean:
                 return []  # sealed by a session that knew the store equal to HEAD
@@ -1549,6 +1600,13 @@ class Repository:
         changes = self._scan(state, verify)
         if not changes and not allow_empty:
             raise InvalidInputError("nothing to commit: the store equals HEAD")
+        sel = self._layout.selection()
+        outside = sorted({ch["path"] for ch in changes if not selected(ch["path"], sel)})
+        if outside:
+            raise InvalidInputError(
+                f"{outside[0]} is not in this partial store (it holds {', '.join(sel or [])}); "
+                f"bring it in first (h5vc pull --select {outside[0]}), or remove what you made "
+                "there")
         if changes and not accept_loss:
             lost = find_losses(self, head, state, changes)
             if lost:
@@ -1715,8 +1773,9 @@ class Repository:
             self._begin({"op": "checkout", "from": head, "goal": target, "head": new_head,
                          "paths": paths, **({"advance": advance} if advance else {})})
 
-        report = restore(self._f, self._layout, live, goal, force=force, before_mutate=mark,
-                         fill=self._fill)
+        sel = self._layout.selection()
+        report = restore(self._f, self._layout, within(live, sel), within(goal, sel),
+                         force=force, before_mutate=mark, fill=self._fill)
         crash_point("checkout.restored")
         self._layout.set_pending_sources([])  # the uncommitted imports it named are gone
         refs["head"] = new_head
@@ -1867,6 +1926,9 @@ class Repository:
                                   "undone an interrupted fetch: the store is as it was")
             return
         goal = intent.get("goal")
+        select = intent.get("select")
+        if isinstance(select, list) and all(isinstance(p, str) for p in select):
+            self._layout.set_selection(select)  # a widening: the paths it brings in count
         refs = self._refs()
         head = self._head_from(refs)
         index = self._load_index()
@@ -1912,7 +1974,7 @@ class Repository:
     def _bring_to(self, cid: str | None, paths: list[str] | None) -> None:
         """Make ``paths`` (None: everything) of the store equal to commit ``cid``, reading the
         live rows to know exactly what they hold: what a killed operation left is unknown."""
-        goal = self.state_of(cid) if cid else empty_state()
+        goal = within(self.state_of(cid) if cid else empty_state(), self._layout.selection())
         tops = None
         if paths is not None:
             tops = sorted({p for p in paths if not any(

@@ -26,7 +26,7 @@ from .engine.hashing import dtype_key, rows_hash, rows_hash_parts
 from .engine.rows import as_0d, live_hash, row_slices
 from .engine.scan import dataset_meta
 from .engine.snapshot import Pages
-from .engine.state import State, apply_changes, empty_state
+from .engine.state import State, apply_changes, empty_state, selected, within
 from .errors import H5vcError, IntegrityError
 
 
@@ -372,7 +372,9 @@ def verify(repo: RepositoryLike, rev: str | None = None) -> VerifyReport:
     objects = _check_objects(layout, wanted, report)
     # the live rows: HEAD's (or, for ``rev``, those of its ranges the store holds now)
     first = "HEAD" if rev is None else rev
-    live_good = _check_live(f, states[first], objects, report) if first in states else set()
+    sel = layout.selection()  # a partial store holds these paths; the rest is on its remote
+    live_good = _check_live(f, within(states[first], sel), objects, report) \
+        if first in states else set()
     reported = {pr.where for pr in report.problems}
     if rev is None:
         # every commit reachable from a tip: each range a commit needs was written by the
@@ -394,11 +396,14 @@ def verify(repo: RepositoryLike, rev: str | None = None) -> VerifyReport:
             todo.extend(p for p in [fr.parent, *rec.get("parents", [])[1:]]
                         if isinstance(p, str) and p in frames)
         lost = sorted((key, cid) for key, cid in needed.items()
-                      if key[3] not in objects and key not in live_good)
+                      if key[3] not in objects and key not in live_good and selected(key[0], sel))
+        if sel is not None:
+            report.notes.append(f"a partial store: it holds {', '.join(sel)}; the rest of the "
+                                "history is on its remote")
         checks = [(f"commit {cid[:10]}", p, s, e) for (p, s, e, _h), cid in lost]
     else:
         checks = [(name, p, s, e) for name, st in states.items() if name != first
-                  for p, node in st.items() if node["k"] == "d"
+                  for p, node in st.items() if node["k"] == "d" and selected(p, sel)
                   for s, e, h in node["ranges"]
                   if h not in objects and (p, s, e, h) not in live_good]
     checks = [c for c in checks if f"{c[1]} rows {c[2]}:{c[3]}" not in reported]

@@ -611,3 +611,105 @@ def test_a_killed_clone_resumes_without_fetching_again(tmp_path: Path,
     r = run("clone", str(remote), str(c))
     assert r.returncode == 0, r.stderr
     assert digest(c) == digest(a) and run("verify", "-s", str(c)).returncode == 0
+
+
+def test_a_partial_clone_holds_only_the_selection(pushed, tmp_path: Path) -> None:
+    """clone --select: every commit, the rows of the selected paths only; status is clean,
+    commits and checkouts work on what it holds, reads of the rest come from the remote, and
+    pull --select brings more in; nothing outside the selection can be committed."""
+    a, remote, ids = pushed
+    b = tmp_path / "b.h5"
+    full = json.loads(run("clone", "--json", str(remote), str(tmp_path / "full.h5")).stdout)
+    r = run("clone", "--json", str(remote), str(b), "--select", "/train/cat")
+    assert r.returncode == 0, r.stderr
+    part = json.loads(r.stdout)
+    assert part["commits"] == full["commits"] and part["objects"] < full["objects"]
+    with h5py.File(b, "r") as f, h5py.File(a, "r") as fa:
+        assert sorted(f["train"].keys()) == ["cat"] and "table" not in f
+        assert np.array_equal(f["train/cat/images"][()], fa["train/cat/images"][()])
+        assert f["train"].attrs["split"] == "v2"  # a group on the way keeps its attributes
+    st = json.loads(run("status", "--json", "-s", str(b)).stdout)
+    assert st["clean"] and st["selection"] == ["/train/cat"], st
+    r = run("status", "-s", str(b))
+    assert "Partial store: holds /train/cat" in r.stdout, r.stdout
+    assert run("verify", "-s", str(b)).returncode == 0
+
+    # reads of what it lacks come from the remote, at any revision
+    with Repository.open(b, mode="r") as repo, h5py.File(a, "r") as fa:
+        assert np.array_equal(repo.at("main")["/table"][()], fa["table"][()])
+    # checkouts move what it holds, and leave the rest out
+    for cid in ids:
+        r = run("checkout", cid, "-s", str(b))
+        assert r.returncode == 0, r.stderr
+        with h5py.File(b, "r") as f:
+            assert "table" not in f and "dog" not in f["train"]
+    assert run("checkout", "main", "-s", str(b)).returncode == 0
+    # a commit of what it holds; a commit outside it is refused, nothing changed
+    with h5py.File(b, "r+") as f:
+        ds = f["train/cat/images"]
+        ds.resize(ds.shape[0] + 2, axis=0)
+        ds[-2:] = 7
+    r = run("commit", "-m", "two cats", "-s", str(b))
+    assert r.returncode == 0, r.stderr
+    with h5py.File(b, "r+") as f:
+        f.create_dataset("table", data=np.zeros((2, 4)))
+    r = run("commit", "-m", "clobber", "-s", str(b))
+    assert r.returncode == 1 and "not in this partial store" in r.stderr, r.stderr
+    with h5py.File(b, "r+") as f:
+        del f["table"]
+    # the commit goes up and comes down to a full store, with the lacking paths intact
+    assert run("push", "-s", str(b)).returncode == 0
+    with Repository.open(a) as repo:
+        from h5vc.remote import pull
+
+        pull(repo)
+    with h5py.File(a, "r") as fa:
+        assert (fa["train/cat/images"][-2:] == 7).all() and "table" in fa
+    # pull --select brings the rest of /train in, for every commit
+    r = run("pull", "--select", "/train/dog", "-s", str(b))
+    assert r.returncode == 0, r.stderr
+    with h5py.File(b, "r") as f, h5py.File(a, "r") as fa:
+        assert np.array_equal(f["train/dog/images"][()], fa["train/dog/images"][()])
+    st = json.loads(run("status", "--json", "-s", str(b)).stdout)
+    assert st["clean"] and st["selection"] == ["/train/cat", "/train/dog"], st
+    assert run("verify", "-s", str(b)).returncode == 0
+    r = run("checkout", ids[0], "-s", str(b))
+    assert r.returncode == 0, r.stderr
+    with h5py.File(b, "r") as f:
+        assert f["train/dog/images"].shape[0] == 40  # as the first commit had it
+    assert run("checkout", "main", "-s", str(b)).returncode == 0
+    # new commits outside the selection come down as history only
+    with Repository.open(a) as repo:
+        with repo.transaction("more table") as tx:
+            tx["/table"].append(np.full((50, 4), 9.0))
+        push(repo)
+    r = run("pull", "-s", str(b))
+    assert r.returncode == 0, r.stderr
+    st = json.loads(run("status", "--json", "-s", str(b)).stdout)
+    assert st["clean"] and st["head"] == json.loads(run("status", "--json", "-s", str(a)).stdout)["head"]
+    with Repository.open(b, mode="r") as repo, h5py.File(a, "r") as fa:
+        assert "table" not in repo.file
+        assert np.array_equal(repo.at("main")["/table"][()], fa["table"][()])
+    r = run("clone", str(remote), str(tmp_path / "x.h5"), "--select", "/nowhere")
+    assert r.returncode == 1 and "has no /nowhere" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("point", ["fetch.pack-read", "intent.flushed", "restore.created",
+                                   "op.flushed"])
+def test_a_killed_widening_leaves_the_store_as_it_was_or_widened(pushed, tmp_path: Path,
+                                                                 point: str) -> None:
+    a, remote, _ids = pushed
+    b = tmp_path / "b.h5"
+    assert run("clone", str(remote), str(b), "--select", "/train/cat").returncode == 0
+    r = run("pull", "--select", "/train/dog", "-s", str(b), crash=point)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    st = run("status", "--json", "-s", str(b))
+    assert st.returncode == 0, st.stderr
+    got = json.loads(st.stdout)
+    assert got["clean"] and got["selection"] in (["/train/cat"], ["/train/cat", "/train/dog"])
+    assert run("verify", "-s", str(b)).returncode == 0
+    if got["selection"] == ["/train/cat"]:
+        r = run("pull", "--select", "/train/dog", "-s", str(b))
+        assert r.returncode == 0, r.stderr
+    with h5py.File(b, "r") as f, h5py.File(a, "r") as fa:
+        assert np.array_equal(f["train/dog/images"][()], fa["train/dog/images"][()])

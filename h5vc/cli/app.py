@@ -365,7 +365,8 @@ def status(
             _echo_json({"head": st.head, "branch": st.branch, "clean": st.clean,
                         "changes": st.changes, "pointer": st.pointer,
                         "interrupted": st.interrupted,
-                        "lost": [loss.to_json() for loss in st.lost]})
+                        "lost": [loss.to_json() for loss in st.lost],
+                        "selection": repo.selection})
             return
         where = f"On branch {st.branch}" if st.branch else "HEAD detached"
         named = ""
@@ -379,6 +380,10 @@ def status(
                        "`h5vc sync` brings the store to it")
         if st.interrupted:
             typer.echo(f"Unfinished: {st.interrupted}")
+        sel = repo.selection
+        if sel is not None:
+            typer.echo(f"Partial store: holds {', '.join(sel)}; the rest is on remote "
+                       f"{repo.default_remote} (`h5vc pull --select PATH` brings more in)")
         if st.lost:
             typer.echo("Committed rows destroyed outside h5vc (not preserved; `h5vc commit` "
                        "refuses unless --accept-loss):")
@@ -1232,7 +1237,7 @@ def push(
 
 
 def _fetch_command(which: str, remote: str | None, store: Path | None, quiet: bool,
-                   as_json: bool) -> None:
+                   as_json: bool, select: list[str] | None = None) -> None:
     from .. import remote as remotes
 
     if which == "pull" and remote is None:  # a fresh clone of the code: make the store
@@ -1249,7 +1254,10 @@ def _fetch_command(which: str, remote: str | None, store: Path | None, quiet: bo
     with _open(store, write=True) as repo:
         bar = _bar(quiet, which)
         try:
-            report = (remotes.pull if which == "pull" else remotes.fetch)(repo, remote, progress=bar)
+            if which == "pull":
+                report = remotes.pull(repo, remote, select=select or None, progress=bar)
+            else:
+                report = remotes.fetch(repo, remote, progress=bar)
         finally:
             _close(bar)
     if as_json:
@@ -1307,12 +1315,16 @@ def pull(
     remote: Annotated[str | None, typer.Argument(help="The remote (default: the store's "
                                                  "default remote).")] = None,
     store: StoreOpt = None,
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", metavar="PATH", help="A partial store: come to hold PATH too (its rows in "
+        "every commit are fetched). Repeatable.")] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch, then bring the current branch forward to the remote's (refused with uncommitted
-    changes, or when the histories have diverged)."""
-    _fetch_command("pull", remote, store, quiet, as_json)
+    changes, or when the histories have diverged). With --select, a partial store comes to
+    hold more paths instead."""
+    _fetch_command("pull", remote, store, quiet, as_json, select)
 
 
 @app.command()
@@ -1381,6 +1393,9 @@ def clone(
                                             "out (default: the remote's default branch).")] = None,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", metavar="KEY=VALUE", help="A filesystem option for fsspec. Repeatable.")] = None,
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", metavar="PATH", help="Hold only PATH (and the groups on the way to it): a "
+        "partial store; the rest stays on the remote. Repeatable.")] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -1394,7 +1409,8 @@ def clone(
         url = os.path.abspath(url)
     bar = _bar(quiet, "clone")
     try:
-        report = do_clone(url, store, rev=rev, options=_parse_options(option or []), progress=bar)
+        report = do_clone(url, store, rev=rev, options=_parse_options(option or []),
+                          select=select or None, progress=bar)
     finally:
         _close(bar)
     if as_json:
@@ -1402,7 +1418,8 @@ def clone(
         return
     at = f"branch {report.branch}" if report.branch else f"commit {report.commit[:10]}"
     typer.echo(f"Cloned {report.commits} commit(s) into {store}, on {at} "
-               f"({report.bytes / 2**20:.2f} MiB fetched)")
+               f"({report.bytes / 2**20:.2f} MiB fetched)"
+               + (f"; a partial store holding {', '.join(select)}" if select else ""))
 
 
 hooks_app = typer.Typer(

@@ -715,6 +715,26 @@ class Layout:
     def set_remotes(self, rec: dict[str, Any]) -> None:
         self.g.attrs["remotes"] = canonical_json(rec).decode()
 
+    def selection(self) -> list[str] | None:
+        """The paths a partial store holds (with their ancestors); None: it holds everything."""
+        raw = self.g.attrs.get("partial")
+        if raw is None:
+            return None
+        try:
+            rec = json.loads(raw)
+            if isinstance(rec, list) and all(isinstance(p, str) for p in rec):
+                return rec
+        except (ValueError, TypeError):
+            pass
+        raise IntegrityError(f"the selection of partial store {self.f.filename} is damaged")
+
+    def set_selection(self, paths: list[str] | None) -> None:
+        if paths is None:
+            if "partial" in self.g.attrs:
+                del self.g.attrs["partial"]
+        else:
+            self.g.attrs["partial"] = canonical_json(sorted(set(paths))).decode()
+
     def flush_intent(self) -> None:
         """Make the intent reach the file before anything else waiting in HDF5's cache."""
         flush_object(self.g)

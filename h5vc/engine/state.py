@@ -46,6 +46,19 @@ def is_below(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
+def selected(path: str, selection: list[str] | None) -> bool:
+    """True when a store holding ``selection`` (None: everything) holds ``path``: the path lies
+    under a selected one, or is a group on the way to one."""
+    return selection is None or any(is_below(path, s) or is_below(s, path) for s in selection)
+
+
+def within(state: State, selection: list[str] | None) -> State:
+    """The part of ``state`` a store holding ``selection`` holds (``state`` itself for None)."""
+    if selection is None:
+        return state
+    return {p: n for p, n in state.items() if selected(p, selection)}
+
+
 def row_bytes(tail: tuple[int, ...] | list[int], itemsize: int) -> int:
     """Bytes of one row (at least 1): the unit every row budget is counted in."""
     n = 1

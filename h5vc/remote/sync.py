@@ -34,14 +34,15 @@ from ..engine.hashing import (
 from ..engine.lock import LOCK_SUFFIX
 from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs
 from ..engine.rows import write_rows
-from ..engine.state import ROOT, State, apply_changes, empty_state
+from ..engine.state import ROOT, State, apply_changes, empty_state, is_below, selected, within
 from ..errors import H5vcError, IntegrityError, InvalidInputError, NotFoundError
+from ..paths import normalize_path
 from ..repository import Repository
 from .payload import WORKERS, encode_rows, estimate, fetch_rows, read_packs
 from .storage import PACK_BYTES, RemoteError, RemoteStorage
 
 __all__ = ["AdoptReport", "CloneReport", "FetchReport", "PushReport", "adopt", "clone", "fetch",
-           "pull", "push", "remote_of"]
+           "pull", "push", "remote_of", "widen"]
 
 Progress = Callable[[int, "int | None"], None]  # bytes moved so far, of how many (if known)
 
@@ -306,10 +307,15 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
 
 def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
           options: dict[str, str] | None = None, name: str = "origin",
-          progress: Progress | None = None) -> CloneReport:
+          select: list[str] | None = None, progress: Progress | None = None) -> CloneReport:
     """Make a new store at ``path`` from the remote at ``url``: its whole history, with
     ``rev`` (a branch or tag of the remote, or a commit id; default: the remote's default
-    branch) checked out. The remote is recorded as ``name``, the default."""
+    branch) checked out. The remote is recorded as ``name``, the default.
+
+    ``select`` (paths): a partial store, holding those paths only (and the groups on the way):
+    every commit, but the rows of the selected paths alone; the rest stays on the remote."""
+    if select is not None:
+        select = sorted({normalize_path(p, "--select path") for p in select})
     dest = Path(path)
     if dest.exists():
         raise InvalidInputError(f"{dest} exists already; clone into a new path")
@@ -318,15 +324,18 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
     leftover = dest.with_name(dest.name + ".h5vc-clone")
     resuming = leftover.exists()
     try:
-        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress)
+        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress,
+                             select=select)
     except Exception:
         if not resuming:
             raise
         leftover.unlink(missing_ok=True)  # what a killed clone left cannot be read: anew
-        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress)
+        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress,
+                             select=select)
     if report.resumed and not _checks(tmp):  # what a killed clone left did not hold up
         tmp.unlink(missing_ok=True)
-        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress)
+        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress,
+                             select=select)
     crash_point("clone.before-rename")
     try:
         os.replace(tmp, dest)
@@ -368,7 +377,8 @@ def _resumable(tmp: Path, url: str, target: str) -> dict[str, Any] | None:
 
 
 def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | None, name: str,
-           progress: Progress | None, onto: Path | None = None) -> tuple[CloneReport, Path]:
+           progress: Progress | None, onto: Path | None = None,
+           select: list[str] | None = None) -> tuple[CloneReport, Path]:
     """Build the store of :func:`clone` in a file beside ``dest``, returned with the report.
 
     ``onto``: start from a copy of that HDF5 file instead (what :func:`adopt` does), whose
@@ -450,8 +460,9 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
         rec = records[cid]
         parent = rec["parents"][0] if rec["parents"] else None
         state = apply_changes(states[parent] if parent else empty_state(), rec["changes"])
-        for h, _p, s, e, meta in _new_ranges(state, rec["changes"]):
-            metas.setdefault(h, (meta, s, e))
+        for h, p, s, e, meta in _new_ranges(state, rec["changes"]):
+            if selected(p, select):
+                metas.setdefault(h, (meta, s, e))
         if cid == target:
             goal = state
         if parent is not None:
@@ -461,6 +472,11 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
         if children.get(cid) or cid == target:
             states[cid] = state
     assert goal is not None
+    absent = [p for p in select or () if p not in goal]
+    if absent:
+        raise NotFoundError(f"remote {url} has no {absent[0]} at {target[:10]}; see `h5vc ls "
+                            "--rev` in a store that has it")
+    goal = within(goal, select)
     lost = sorted(h for h in metas if h not in index.objects)
     if lost:
         raise IntegrityError(f"remote {url} lacks the rows of range {lost[0][:10]} (and "
@@ -550,6 +566,7 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
                                       "pos": {c: ends[c] for c in sorted(ref_ids)}})
             lay.set_remotes({"remotes": {name: {"url": url, "options": dict(options or {})}},
                              "default": name})
+            lay.set_selection(select)
             if PROGRESS in f[META].attrs:
                 del f[META].attrs[PROGRESS]
             f.flush()
@@ -656,6 +673,7 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
     remote_b = {b: c for b, (_n, c) in tips_b.items()}
     index = rs.index()
     known = repo.commit_ids()
+    sel = repo.selection  # a partial store fetches the rows of what it holds
     extra = sorted({c for c in commits if c not in known})
     absent = [c for c in extra if c not in index.commits]
     if absent:
@@ -699,8 +717,8 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
         base = empty_state() if parent is None else states.get(parent) or repo.state_of(parent)
         state = apply_changes(base, rec["changes"])
         states[cid] = state
-        for h, _p, s, e, meta in _new_ranges(state, rec["changes"]):
-            if h not in need and not repo.has_content(h):
+        for h, p, s, e, meta in _new_ranges(state, rec["changes"]):
+            if h not in need and selected(p, sel) and not repo.has_content(h):
                 need[h] = (meta, s, e)
     lost = sorted(h for h in need if h not in index.objects)
     if lost:
@@ -732,10 +750,63 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
     return report
 
 
-def pull(repo: Repository, remote: str | None = None, *,
+def widen(repo: Repository, remote: str | None, paths: list[str], *,
+          progress: Progress | None = None) -> FetchReport:
+    """Make a partial store hold ``paths`` too: the rows every commit has there, fetched
+    (each checked), then HEAD's content written into the file (:meth:`Repository.widen`)."""
+    paths = sorted({normalize_path(p, "--select path") for p in paths})
+    sel = repo.selection
+    if sel is None:
+        raise InvalidInputError(f"{repo.path} holds every path already (it is not partial): "
+                                "pull without --select")
+    name, rs = remote_of(repo, remote)
+    rs.require()
+    report = FetchReport(name)
+    index = rs.index()
+    need: dict[str, tuple[dict[str, Any], int, int]] = {}
+    ids = repo.commit_ids()
+    parsed = {c: json.loads(repo.commit_record(c)) for c in ids}
+    states: dict[str, State] = {}
+    for cid in _parents_first(sorted(ids), lambda c: parsed[c]["parents"], set()):
+        rec = parsed[cid]
+        parent = rec["parents"][0] if rec["parents"] else None
+        state = apply_changes(states[parent] if parent else empty_state(), rec["changes"])
+        states[cid] = state
+        for h, p, s, e, meta in _new_ranges(state, rec["changes"]):
+            if h not in need and any(is_below(p, q) for q in paths) and not repo.has_content(h):
+                need[h] = (meta, s, e)
+    lost = sorted(h for h in need if h not in index.objects)
+    if lost:
+        raise IntegrityError(f"remote {name} lacks the rows of range {lost[0][:10]} (and "
+                             f"{len(lost) - 1} more); push them from a store that has them")
+    moved = 0
+    total = sum(index.sizes.get(p, 0) for p in {index.objects[h][0] for h in need})
+
+    def fetched(nbytes: int) -> None:
+        nonlocal moved
+        moved += nbytes
+        if progress is not None:
+            progress(moved, total)
+
+    def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
+        for item in fetch_rows(rs, index, need, "fetch", "nothing was fetched", fetched):
+            report.objects += 1
+            yield item
+
+    repo.receive([], iter(objects()))
+    report.bytes = moved
+    repo.widen(paths)
+    report.note = f"now holds {', '.join(repo.selection or ['everything'])}"
+    return report
+
+
+def pull(repo: Repository, remote: str | None = None, *, select: list[str] | None = None,
          progress: Progress | None = None) -> FetchReport:
     """Fetch, then bring the current branch forward to the remote's branch of the same name
-    (refused with uncommitted changes, and when the histories have diverged)."""
+    (refused with uncommitted changes, and when the histories have diverged). ``select``: a
+    partial store also comes to hold those paths (:func:`widen`)."""
+    if select:
+        return widen(repo, remote, select, progress=progress)
     branch = repo.branch
     if branch is None:
         raise InvalidInputError("HEAD is detached: check out the branch to pull into "
