@@ -1289,12 +1289,16 @@ def _materialise(ptr: Any, quiet: bool, as_json: bool) -> None:
         report = materialise(ptr, progress=bar)
     finally:
         _close(bar)
+    _echo_clone(report, as_json, f"Made {_relative(ptr.store)} from {ptr.remote}: "
+                f"{report.commits} commit(s), on")
+
+
+def _echo_clone(report: Any, as_json: bool, lead: str, tail: str = "") -> None:
     if as_json:
         _echo_json(report.to_json())
         return
     at = f"branch {report.branch}" if report.branch else f"commit {report.commit[:10]}"
-    typer.echo(f"Made {_relative(ptr.store)} from {ptr.remote}: {report.commits} commit(s), on "
-               f"{at} ({report.bytes / 2**20:.2f} MiB fetched)")
+    typer.echo(f"{lead} {at} ({report.bytes / 2**20:.2f} MiB fetched){tail}")
 
 
 @app.command()
@@ -1413,13 +1417,8 @@ def clone(
                           select=select or None, progress=bar)
     finally:
         _close(bar)
-    if as_json:
-        _echo_json(report.to_json())
-        return
-    at = f"branch {report.branch}" if report.branch else f"commit {report.commit[:10]}"
-    typer.echo(f"Cloned {report.commits} commit(s) into {store}, on {at} "
-               f"({report.bytes / 2**20:.2f} MiB fetched)"
-               + (f"; a partial store holding {', '.join(select)}" if select else ""))
+    _echo_clone(report, as_json, f"Cloned {report.commits} commit(s) into {store}, on",
+                f"; a partial store holding {', '.join(select)}" if select else "")
 
 
 hooks_app = typer.Typer(

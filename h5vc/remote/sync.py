@@ -720,26 +720,8 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
         for h, p, s, e, meta in _new_ranges(state, rec["changes"]):
             if h not in need and selected(p, sel) and not repo.has_content(h):
                 need[h] = (meta, s, e)
-    lost = sorted(h for h in need if h not in index.objects)
-    if lost:
-        raise IntegrityError(f"remote {name} lacks the rows of range {lost[0][:10]} (and "
-                             f"{len(lost) - 1} more); push them from a store that has them")
-
-    total = moved + sum(index.sizes.get(p, 0) for p in {index.objects[h][0] for h in need})
-
-    def fetched(nbytes: int) -> None:
-        nonlocal moved
-        moved += nbytes
-        if progress is not None:
-            progress(moved, total)
-
-    def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
-        for item in fetch_rows(rs, index, need, "fetch", "nothing was fetched", fetched):
-            report.objects += 1
-            yield item
-
-    report.commits = repo.receive([(c, records[c]) for c in order], iter(objects()))
-    report.bytes = moved
+    report.commits = _receive(repo, rs, index, need, [(c, records[c]) for c in order], report,
+                              moved, progress)
     report.branches = remote_b
     local_tags = repo.tags()
     for t, c in sorted(remote_t.items()):
@@ -748,6 +730,34 @@ def fetch(repo: Repository, remote: str | None = None, *, commits: Iterable[str]
             report.tags.append(t)
     repo.set_remote_refs(name, remote_b, remote_t)
     return report
+
+
+def _receive(repo: Repository, rs: RemoteStorage, index: Any,
+             need: dict[str, tuple[dict[str, Any], int, int]], records: list[tuple[str, bytes]],
+             report: FetchReport, moved: int, progress: Progress | None) -> int:
+    """Fetch the ``need`` ranges (each checked) and take them into ``repo`` with ``records``
+    (:meth:`Repository.receive`); ``report`` counts them. Refused, before anything is
+    fetched, when the remote lacks one. Returns the commits added."""
+    lost = sorted(h for h in need if h not in index.objects)
+    if lost:
+        raise IntegrityError(f"remote {report.remote} lacks the rows of range {lost[0][:10]} "
+                             f"(and {len(lost) - 1} more); push them from a store that has them")
+    total = moved + sum(index.sizes.get(p, 0) for p in {index.objects[h][0] for h in need})
+    done = [moved]
+
+    def fetched(nbytes: int) -> None:
+        done[0] += nbytes
+        if progress is not None:
+            progress(done[0], total)
+
+    def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
+        for item in fetch_rows(rs, index, need, "fetch", "nothing was fetched", fetched):
+            report.objects += 1
+            yield item
+
+    added = repo.receive(records, iter(objects()))
+    report.bytes = done[0]
+    return added
 
 
 def widen(repo: Repository, remote: str | None, paths: list[str], *,
@@ -775,26 +785,7 @@ def widen(repo: Repository, remote: str | None, paths: list[str], *,
         for h, p, s, e, meta in _new_ranges(state, rec["changes"]):
             if h not in need and any(is_below(p, q) for q in paths) and not repo.has_content(h):
                 need[h] = (meta, s, e)
-    lost = sorted(h for h in need if h not in index.objects)
-    if lost:
-        raise IntegrityError(f"remote {name} lacks the rows of range {lost[0][:10]} (and "
-                             f"{len(lost) - 1} more); push them from a store that has them")
-    moved = 0
-    total = sum(index.sizes.get(p, 0) for p in {index.objects[h][0] for h in need})
-
-    def fetched(nbytes: int) -> None:
-        nonlocal moved
-        moved += nbytes
-        if progress is not None:
-            progress(moved, total)
-
-    def objects() -> Iterable[tuple[str, np.ndarray, dict[str, Any]]]:
-        for item in fetch_rows(rs, index, need, "fetch", "nothing was fetched", fetched):
-            report.objects += 1
-            yield item
-
-    repo.receive([], iter(objects()))
-    report.bytes = moved
+    _receive(repo, rs, index, need, [], report, 0, progress)
     repo.widen(paths)
     report.note = f"now holds {', '.join(repo.selection or ['everything'])}"
     return report
