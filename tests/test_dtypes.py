@@ -9,6 +9,9 @@ HDF5 type itself), shape, chunks, maxshape, filters, fill value and attributes.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -631,3 +634,73 @@ def test_append_of_arrays_without_h5py_metadata(tmp_path: Path, dtype: Any, firs
     assert_snapshot(path, s0)
     checkout(path, "main")
     assert_snapshot(path, s1)
+
+
+# -- compound types with padding (issue #13): padding never counts -----------------------------
+
+PADDED = {
+    "offsets": np.dtype({"names": ["a", "b"], "formats": ["i1", "f8"], "offsets": [0, 8],
+                         "itemsize": 16}),
+    "aligned": np.dtype([("x", "i1"), ("y", "<f8"), ("z", "<i2")], align=True),
+    "nested": np.dtype([("p", np.dtype([("i", "i1"), ("d", "<f8")], align=True)), ("q", "<i4")],
+                       align=True),
+}
+
+
+def test_padding_bytes_never_change_a_hash() -> None:
+    from h5vc.engine.hashing import canonical_bytes, encode_value, rows_hash
+
+    dt = PADDED["nested"]
+    a = np.zeros(3, dt)
+    b = np.frombuffer(np.full(3 * dt.itemsize, 0xAB, np.uint8).tobytes(), dtype=dt).copy()
+    b[...] = a.astype(np.dtype([("p", [("i", "i1"), ("d", "<f8")]), ("q", "<i4")]))
+    assert a.tobytes() != b.tobytes()  # the same values, other padding bytes
+    assert bytes(canonical_bytes(a)) == bytes(canonical_bytes(b))
+    assert rows_hash(a, "k") == rows_hash(b, "k")
+    assert encode_value(a, dt, a.shape) == encode_value(b, dt, b.shape)
+    packed = np.zeros(3, [("i", "i1"), ("d", "<f8")])
+    assert bytes(canonical_bytes(packed)) == packed.tobytes()  # no padding: bytes as they are
+
+
+@pytest.mark.parametrize("kind", sorted(PADDED))
+def test_a_compound_with_padding_is_clean_and_round_trips(tmp_path: Path, kind: str) -> None:
+    dt = PADDED[kind]
+    path = tmp_path / "pad.h5"
+    rows = np.zeros(10, dt)
+    first = dt.names[0]
+    if dt[first].names:
+        rows[first][dt[first].names[0]] = np.arange(10)
+    else:
+        rows[first] = np.arange(10)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("t", data=rows, maxshape=(None,), chunks=(4,))
+        f.attrs["c"] = rows[:2]
+    # each step its own process, as a user runs them: padding is whatever memory held
+    h5vc = [sys.executable, "-m", "h5vc"]
+    assert subprocess.run([*h5vc, "init", str(path), "--no-pointer"], capture_output=True).returncode == 0
+    with h5py.File(path, "a") as f:  # any outside write: the seal no longer vouches
+        f.attrs["note"] = "x"
+    r = subprocess.run([*h5vc, "status", "--json", "-s", str(path)], capture_output=True, text=True)
+    changes = json.loads(r.stdout)["changes"]
+    assert [(ch["op"], ch["path"]) for ch in changes] == [("attr", "/")], changes
+    r = subprocess.run([*h5vc, "commit", "-m", "note", "-s", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with Repository.open(path) as repo:
+        c0 = list(repo.log())[-1].id
+    with h5py.File(path, "a") as f:
+        t = f["t"]
+        t.resize(13, axis=0)
+        t[10:] = rows[:3]
+    with Repository.open(path) as repo:
+        assert repo.status(verify=True).changes[0]["op"] == "rows"
+        repo.commit("more")
+        assert repo.status(verify=True).clean
+        repo.checkout(c0)
+        assert repo.status(verify=True).clean
+        with h5py.File(path, "r") as f:
+            assert f["t"].shape == (10,) and "note" not in f.attrs
+        repo.checkout("main")
+        assert repo.status(verify=True).clean and repo.verify().ok
+    with h5py.File(path, "r") as f:
+        got = f["t"][()]
+        assert got.dtype == dt and np.array_equal(got[:10], rows) and np.array_equal(got[10:], rows[:3])

@@ -115,10 +115,41 @@ def _canon_element(x: Any, out: list[bytes]) -> None:
         raise InvalidInputError(f"cannot store a value of type {type(x).__name__}")
 
 
+@functools.lru_cache(maxsize=256)
+def _packed(dt: np.dtype) -> np.dtype | None:
+    """``dt`` without padding (fields back to back, in their order), or None when ``dt`` has
+    none (no fields, or fields that already fill it in order)."""
+    def pack(d: np.dtype) -> np.dtype:
+        if d.subdtype is not None:
+            base, shape = d.subdtype
+            return np.dtype((pack(base), shape))
+        if d.names is None:
+            return d
+        return np.dtype([(n, pack(d.fields[n][0])) for n in d.names])
+
+    if dt.names is None and (dt.subdtype is None or dt.subdtype[0].names is None):
+        return None
+    packed = pack(dt)
+    return None if packed == dt else packed
+
+
+def zero_padding(arr: np.ndarray) -> np.ndarray:
+    """``arr`` with the padding bytes of its structured dtype zeroed (a copy), or ``arr`` itself
+    when its dtype has none: padding holds whatever memory held, so it must never count in a
+    hash or a comparison (a compound written with ``align=True`` or explicit offsets)."""
+    packed = _packed(arr.dtype)
+    if packed is None:
+        return arr
+    out = np.zeros(arr.shape, dtype=arr.dtype)
+    out[...] = np.asarray(arr).astype(packed)  # field by field: the padding stays zero
+    return out
+
+
 def canonical_bytes(arr: np.ndarray) -> bytes | memoryview:
-    """The bytes a hash is computed over: C-order raw bytes, or a length-prefixed walk."""
+    """The bytes a hash is computed over: C-order raw bytes (padding zeroed), or a
+    length-prefixed walk."""
     if not arr.dtype.hasobject:
-        a = np.ascontiguousarray(arr)
+        a = np.ascontiguousarray(zero_padding(arr))
         return a.reshape(-1).view(np.uint8).data if a.size else b""
     text = _text_bytes(arr)
     if text is not None:
@@ -287,7 +318,7 @@ def encode_value(arr: np.ndarray | None, dt: np.dtype, shape: tuple[int, ...] | 
     elif dt.hasobject:
         enc["data"] = {"o": [_jsonable(x, refs) for x in np.asarray(arr, dtype=dt).reshape(-1)]}
     else:
-        a = np.ascontiguousarray(np.asarray(arr, dtype=dt))
+        a = np.ascontiguousarray(zero_padding(np.asarray(arr, dtype=dt)))
         enc["data"] = {"a": base64.b64encode(a.tobytes()).decode()}
     return enc
 
