@@ -67,8 +67,6 @@ from .git.env import git_identity, git_or_none, ignore_store, is_ignored, is_tra
 from .paths import check_text, normalize_path, shown
 from .pointer import pointer_path, read_pointer, write_pointer
 from .refs import check_ref_name, parse_rev, resolve_base
-from .remote.payload import backup_rows
-from .remote.storage import RemoteStorage
 from .verify import Loss, RepairReport, VerifyReport, find_losses
 from .verify import repair as _repair
 from .verify import verify as _verify
@@ -1086,6 +1084,9 @@ class Repository:
         name = self.default_remote
         if name is None or not wanted:
             return {}
+        from .remote.payload import backup_rows  # loaded only when content must be fetched
+        from .remote.storage import RemoteStorage
+
         conf = self.remotes[name]
         try:
             rs = RemoteStorage(conf["url"], conf.get("options") or {}, name=name)
@@ -1980,7 +1981,7 @@ class Repository:
             tops = sorted({p for p in paths if not any(
                 p != q and p.startswith(q.rstrip("/") + "/") for q in paths)})
         self._objcache.clear()
-        self._rebuild_vlen(goal, tops or ["/"], None if paths is None else set(paths))
+        self._rebuild_broken(goal, tops or ["/"], None if paths is None else set(paths))
         # rows that differ from the commit, or cannot be read (HDF5 may have written a
         # dataset's rows but not the heap its strings live in), get hash None: never kept,
         # never preserved (what they held is preserved already), written again from the commit
@@ -1988,20 +1989,19 @@ class Repository:
         live = apply_changes(goal, changes)
         restore(self._f, self._layout, live, goal, force=True)
 
-    def _rebuild_vlen(self, goal: State, tops: list[str], touched: set[str] | None) -> None:
-        """Variable-length datasets a killed operation wrote to are made anew.
+    def _rebuild_broken(self, goal: State, tops: list[str], touched: set[str] | None) -> None:
+        """Datasets a killed operation may have left broken are made anew: variable-length
+        ones it wrote to, and any whose rows cannot be read.
 
-        Their rows hold references into HDF5's global heap, and the kill can leave rows in the
-        file whose heap objects never reached it: inside the extent (they cannot be read, nor
-        overwritten: HDF5 frees the old values first), or past it, in the last chunk, where the
-        next resize would bring them back and writing over them crashes HDF5 itself. So every
-        such dataset the operation touched (``touched``; None: any), and any whose rows cannot
-        be read, has its rows that still match the commit preserved and is deleted; restore
-        makes it again from preserved rows, in fresh chunks.
-
-        Any other dataset of ``tops`` whose rows cannot be read (a kill can leave a chunk index
-        or a chunk pointing at space HDF5 had freed and given to something else) is made anew
-        the same way."""
+        Variable-length rows hold references into HDF5's global heap, and the kill can leave
+        rows whose heap objects never reached the file: inside the extent (they cannot be read,
+        nor overwritten: HDF5 frees the old values first), or past it, in the last chunk, where
+        the next resize would bring them back and writing over them crashes HDF5 itself. Rows
+        of any type can be unreadable when a chunk index or chunk points at space HDF5 had
+        freed and given to something else. Each such dataset of ``tops`` (variable-length: the
+        ones the operation touched, ``touched``; None: any) has its rows that still match the
+        commit preserved and is deleted; restore makes it again from preserved rows, in fresh
+        chunks."""
         for p, node in goal.items():
             if node["k"] != "d" or not any(is_below(p, t) for t in tops) or p not in self._f:
                 continue

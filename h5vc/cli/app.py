@@ -112,6 +112,19 @@ def find_store(folder: Path) -> Path:
     )
 
 
+def _pointer_of(store: Path) -> Any:
+    """The readable pointer file beside ``store`` naming it, or None."""
+    from ..pointer import pointer_path, read_pointer
+
+    if not pointer_path(store).is_file():
+        return None
+    try:
+        ptr = read_pointer(pointer_path(store))
+    except H5vcError:
+        return None
+    return ptr if ptr.store == store.absolute() else None
+
+
 def _pointers(folder: Path) -> list[Any]:
     """The readable pointer files in ``folder``."""
     from ..pointer import POINTER_SUFFIX, read_pointer
@@ -186,28 +199,11 @@ def _open(store: Path | None, *, write: bool, recover: bool = True) -> Repositor
     from ..repository import Repository
 
     path = store if store is not None else find_store(Path.cwd())
-    if not path.exists():
-        from ..pointer import pointer_path, read_pointer
-
-        if pointer_path(path).is_file():
-            try:
-                ptr = read_pointer(pointer_path(path))
-            except H5vcError:
-                pass
-            else:
-                raise NotARepositoryError(_missing_store_text(ptr))
-    from ..pointer import pointer_path
-
-    if path.is_file() and pointer_path(path).is_file() and not Repository.is_store(path):
-        from ..pointer import read_pointer
-
-        try:
-            ptr = read_pointer(pointer_path(path))
-        except H5vcError:
-            pass
-        else:
-            if ptr.store == path.absolute():
-                raise NotARepositoryError(_rewritten_text(ptr))
+    ptr = _pointer_of(path)  # one stat when there is no pointer file
+    if ptr is not None and not path.exists():  # a fresh clone of the code
+        raise NotARepositoryError(_missing_store_text(ptr))
+    if ptr is not None and path.is_file() and not Repository.is_store(path):
+        raise NotARepositoryError(_rewritten_text(ptr))  # rewritten by another program
     if write:
         repo = Repository.open(path, mode="r+", wait=_WAIT[0], recover=recover)
     else:
@@ -1241,13 +1237,11 @@ def _fetch_command(which: str, remote: str | None, store: Path | None, quiet: bo
     from .. import remote as remotes
 
     if which == "pull" and remote is None:  # a fresh clone of the code: make the store
-        from ..pointer import pointer_path, read_pointer
-
         if store is None:
             ptrs = [] if _has_store(Path.cwd()) else missing_stores(Path.cwd())
         else:
-            ptrs = [read_pointer(pointer_path(store))] if (
-                not store.exists() and pointer_path(store).is_file()) else []
+            ptr = None if store.exists() else _pointer_of(store)
+            ptrs = [] if ptr is None else [ptr]
         if len(ptrs) == 1:
             _materialise(ptrs[0], quiet, as_json)
             return
@@ -1350,7 +1344,6 @@ def adopt(
     commit on top of its history on a remote; the file's content is not changed."""
     import os
 
-    from ..pointer import pointer_path, read_pointer
     from ..remote import adopt as do_adopt
 
     if store is None:
@@ -1358,12 +1351,7 @@ def adopt(
         if len(ptrs) != 1:
             raise InvalidInputError("name the file to adopt with -s FILE")
         store = ptrs[0].store
-    ptr = None
-    if pointer_path(store).is_file():
-        try:
-            ptr = read_pointer(pointer_path(store))
-        except H5vcError:
-            ptr = None
+    ptr = _pointer_of(store)
     url = remote_url or (ptr.remote if ptr else None)
     if url is None:
         raise InvalidInputError(f"no remote to take {_relative(store)}'s history from: its pointer "

@@ -190,6 +190,7 @@ class Layout:
         self._pending: list[tuple[str, list[tuple[str, int, int]], bool]] = []
         self._seq: dict[str, int] = {}  # record name -> sequence number of its newest slot
         self._live: dict[str, Any] | None = None
+        self._attr_json: dict[str, Any] = {}  # "remotes", "partial": parsed once per open
         self._last: Frame | None = None  # the newest frame, once read
 
     @classmethod
@@ -697,43 +698,50 @@ class Layout:
             self.g.attrs["format_version"] = np.int64(version)
             self.version = version
 
+    def _json_attr(self, name: str) -> Any:
+        """The JSON attribute ``name`` of ``/.h5vc``, parsed once (None when absent): the file
+        is held open, so only this object changes it."""
+        if name not in self._attr_json:
+            raw = self.g.attrs.get(name)
+            try:
+                self._attr_json[name] = None if raw is None else json.loads(raw)
+            except (ValueError, TypeError):
+                self._attr_json[name] = ValueError
+        return self._attr_json[name]
+
+    def _set_json_attr(self, name: str, value: Any) -> None:
+        if value is None:
+            if name in self.g.attrs:
+                del self.g.attrs[name]
+        else:
+            self.g.attrs[name] = canonical_json(value).decode()
+        self._attr_json[name] = json.loads(canonical_json(value)) if value is not None else None
+
     def remotes(self) -> dict[str, Any]:
         """The remotes configured for this store: ``{"remotes": {name: {"url", "options"}},
         "default": name or None}`` (an attribute of ``/.h5vc``: no credentials, ever)."""
-        raw = self.g.attrs.get("remotes")
-        if raw is None:
+        rec = self._json_attr("remotes")
+        if rec is None:
             return {"remotes": {}, "default": None}
-        try:
-            rec = json.loads(raw)
-            if isinstance(rec.get("remotes"), dict):
-                return rec
-        except (ValueError, AttributeError):
-            pass
+        if isinstance(rec, dict) and isinstance(rec.get("remotes"), dict):
+            return json.loads(json.dumps(rec))  # a copy: callers edit it
         raise IntegrityError(f"the remotes of {self.f.filename} are damaged; set them again "
                              "with `h5vc remote add`")
 
     def set_remotes(self, rec: dict[str, Any]) -> None:
-        self.g.attrs["remotes"] = canonical_json(rec).decode()
+        self._set_json_attr("remotes", rec)
 
     def selection(self) -> list[str] | None:
         """The paths a partial store holds (with their ancestors); None: it holds everything."""
-        raw = self.g.attrs.get("partial")
-        if raw is None:
+        rec = self._json_attr("partial")
+        if rec is None:
             return None
-        try:
-            rec = json.loads(raw)
-            if isinstance(rec, list) and all(isinstance(p, str) for p in rec):
-                return rec
-        except (ValueError, TypeError):
-            pass
+        if isinstance(rec, list) and all(isinstance(p, str) for p in rec):
+            return list(rec)
         raise IntegrityError(f"the selection of partial store {self.f.filename} is damaged")
 
     def set_selection(self, paths: list[str] | None) -> None:
-        if paths is None:
-            if "partial" in self.g.attrs:
-                del self.g.attrs["partial"]
-        else:
-            self.g.attrs["partial"] = canonical_json(sorted(set(paths))).decode()
+        self._set_json_attr("partial", None if paths is None else sorted(set(paths)))
 
     def flush_intent(self) -> None:
         """Make the intent reach the file before anything else waiting in HDF5's cache."""

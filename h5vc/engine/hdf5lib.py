@@ -92,15 +92,15 @@ def create_roomy_group(parent: h5py.Group, name: str, *, links: int, name_len: i
     """Create group ``name`` in ``parent`` with a header sized for ``links`` links of names of
     ``name_len`` bytes, kept compact up to that many (see the module's docstring). Without
     access to the library, a plain group."""
-    lib = _lib()
-    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
-    if track_order:
-        gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
-    if lib is not None:
-        if (lib.H5Pset_est_link_info(gcpl.id, links, name_len) < 0
-                or lib.H5Pset_link_phase_change(gcpl.id, links, max(1, links * 3 // 4)) < 0):
-            gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
-            if track_order:
-                gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
-    gid = h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl)
-    return h5py.Group(gid)
+    def gcpl(roomy: bool) -> Any:
+        pl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+        if track_order:
+            pl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+        lib = _lib() if roomy else None
+        if lib is not None and (lib.H5Pset_est_link_info(pl.id, links, name_len) < 0 or
+                                lib.H5Pset_link_phase_change(pl.id, links,
+                                                             max(1, links * 3 // 4)) < 0):
+            return gcpl(False)
+        return pl
+
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl(True)))

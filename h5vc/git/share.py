@@ -80,14 +80,12 @@ def _git(top: Path, *args: str, stdin: bytes | None = None) -> bytes:
 def pointed_commits(top: Path, lines: list[str], remote: str) -> dict[Path, set[str]]:
     """Store path -> the data commits named by pointer files in the git commits a push sends
     (``lines``: what git gives the pre-push hook on stdin)."""
-    revs: list[str] = []
     tips: list[str] = []
     for line in lines:
         parts = line.split()
         if len(parts) != 4 or parts[1] == ZERO:
             continue  # a deleted ref sends nothing
         tips.append(parts[1])
-        revs.append(parts[1])
     if not tips:
         return {}
     found: dict[Path, set[str]] = {}
@@ -97,7 +95,7 @@ def pointed_commits(top: Path, lines: list[str], remote: str) -> dict[Path, set[
         out = _git(top, "ls-tree", "-r", "-z", "--name-only", tip).decode()
         blobs += [(Path(n), f"{tip}:{n}") for n in out.split("\0") if n.endswith(POINTER_SUFFIX)]
     out = _git(top, "log", "-z", "--format=%x01%H", "--name-only", "--no-renames",
-               "--diff-filter=AM", *revs, "--not", f"--remotes={remote}", "--",
+               "--diff-filter=AM", *tips, "--not", f"--remotes={remote}", "--",
                "*" + POINTER_SUFFIX).decode()
     for entry in out.split("\x01"):
         sha, _, names = entry.partition("\n")

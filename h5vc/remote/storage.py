@@ -200,10 +200,8 @@ class RemoteStorage:
                 out[name] = tip
         return out
 
-    def _branch_tip(self, name: str, tips: list[int] | None = None) -> tuple[int, str] | None:
-        if tips is None:
-            tips = sorted(int(m.group(1)) for e in self._list(f"refs/heads/{name}")
-                          if (m := _TIP.match(e)))
+    def _branch_tip(self, name: str, tips: list[int]) -> tuple[int, str] | None:
+        """The newest readable tip of branch ``name`` among its numbered tip files ``tips``."""
         for n in reversed(tips):
             raw = self._read(f"refs/heads/{name}/{n:012d}.json")
             try:

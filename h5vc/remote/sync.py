@@ -301,8 +301,6 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
     return report
 
 
-
-
 # -- clone ------------------------------------------------------------------------------------
 
 def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
@@ -323,19 +321,21 @@ def clone(url: str, path: str | os.PathLike[str], *, rev: str | None = None,
         raise InvalidInputError(f"cannot clone into {dest}: folder {dest.parent} does not exist")
     leftover = dest.with_name(dest.name + ".h5vc-clone")
     resuming = leftover.exists()
+
+    def build() -> tuple[CloneReport, Path]:
+        return _clone(url, dest, rev=rev, options=options, name=name, progress=progress,
+                      select=select)
+
     try:
-        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress,
-                             select=select)
+        report, tmp = build()
     except Exception:
         if not resuming:
             raise
         leftover.unlink(missing_ok=True)  # what a killed clone left cannot be read: anew
-        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress,
-                             select=select)
+        report, tmp = build()
     if report.resumed and not _checks(tmp):  # what a killed clone left did not hold up
         tmp.unlink(missing_ok=True)
-        report, tmp = _clone(url, dest, rev=rev, options=options, name=name, progress=progress,
-                             select=select)
+        report, tmp = build()
     crash_point("clone.before-rename")
     try:
         os.replace(tmp, dest)
