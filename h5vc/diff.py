@@ -15,7 +15,7 @@ from .engine.state import State
 
 __all__ = ["Diff", "PathDiff", "diff_states"]
 
-META_FIELDS = ("dtype", "rank", "tail", "chunks", "maxshape", "filters", "fill")
+META_FIELDS = ("dtype", "rank", "tail", "chunks", "maxshape", "filters", "fill", "nofill", "value")
 
 
 @dataclass

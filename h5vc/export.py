@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from .engine.hashing import has_refs, plain_value
-from .engine.objects import create_dataset, set_attrs
+from .engine.objects import create_dataset, set_attrs, write_value
 from .engine.state import State, is_below, parent_of, row_bytes, utc_now
 from .errors import InvalidInputError, NotFoundError
 from .paths import normalize_path
@@ -183,6 +183,7 @@ def _write_h5(view: View, paths: list[str], tmp: Path, record: dict[str, Any],
     state = view.state
     with h5py.File(tmp, "w") as f:
         referring: list[str] = []  # objects whose attributes refer to others: set at the end
+        valued: list[str] = []  # datasets of references: likewise
         for p in paths:
             node = state[p]
             if node["k"] == "g":
@@ -192,7 +193,9 @@ def _write_h5(view: View, paths: list[str], tmp: Path, record: dict[str, Any],
                 assert isinstance(src, ViewDataset)
                 rank = node["meta"]["rank"]
                 obj = create_dataset(f, p, node["meta"], int(node["n"]) if rank > 0 else 0)
-                if rank == 0:
+                if "value" in node["meta"]:
+                    valued.append(p)  # references: written once every target exists
+                elif rank == 0:
                     obj[()] = src[()]
                 elif rank > 0:
                     for s, e in _blocks(src):
@@ -205,6 +208,8 @@ def _write_h5(view: View, paths: list[str], tmp: Path, record: dict[str, Any],
                 set_attrs(obj, node["attrs"], {})
         for p in referring:  # a reference to an object left out of the selection is null
             set_attrs(f[p], state[p]["attrs"], {}, missing_ok=True)
+        for p in valued:
+            write_value(f[p], state[p]["meta"], missing_ok=True)
         f.attrs["h5vc_export"] = json.dumps(record)
     report.files = 1
 

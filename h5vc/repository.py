@@ -26,7 +26,7 @@ from .diff import Diff, diff_states
 from .engine import snapshot as snapshot_pages
 from .engine.footprint import Footprints, Table, Unknown
 from .engine.format import META, TRAILER, Frame, Layout, canonical_json
-from .engine.hashing import decode_dtype, dtype_key, plain_value, rows_hash
+from .engine.hashing import decode_dtype, dtype_holds_refs, dtype_key, plain_value, rows_hash
 from .engine.hdf5lib import extend_to_eof
 from .engine.lock import StoreLock, probe_readers
 from .engine.objects import RestoreReport, preserve_rows, restore
@@ -430,11 +430,8 @@ def _open_h5(path: Path, mode: str, wait: float = 0.0) -> h5py.File:
         raise NotARepositoryError(f"{path} is a folder, not an HDF5 file")
     if not _looks_like_hdf5(path):
         raise NotARepositoryError(f"{path} is not an HDF5 file; give the path of an .h5 store")
-    # root may write anything: the permission bits still say what the owner wants
-    if mode != "r" and (not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222):
-        raise ReadOnlyError(
-            f"{path} is read-only; make it writable (chmod u+w) or use a read-only command"
-        )
+    if mode != "r":
+        _check_writable(path)
     deadline = time.monotonic() + max(0.0, wait)
     extended = False
     while True:
@@ -479,6 +476,33 @@ class TruncatedStoreError(IntegrityError):
 
 
 MDC_BYTES = 32 << 20
+
+
+def _check_writable(path: Path) -> None:
+    # root may write anything: the permission bits still say what the owner wants
+    if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
+        raise ReadOnlyError(
+            f"{path} is read-only; make it writable (chmod u+w) or use a read-only command"
+        )
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _adoption(path: Path) -> tuple[list[dict[str, Any]], tuple[int, int, int]]:
+    """The first commit's changes for an existing HDF5 file, read with the file opened
+    read-only (so that a refusal leaves every byte as it was), and the file's stamp then."""
+    f = _open_h5(path, "r")
+    try:
+        if META in f:
+            raise InvalidInputError(
+                f"{path} is already an h5vc store; see its history with `h5vc log`")
+        stamp = _file_stamp(path)
+        return materialize(f, scan(f, empty_state())), stamp
+    finally:
+        f.close()
 
 
 def _configure(f: h5py.File) -> h5py.File:
@@ -686,21 +710,24 @@ class Repository:
         forget_reserved(p)
         created = not p.exists()
         lock = None
+        changes: list[dict[str, Any]] | None = None
         if not created:
             if p.is_file():
-                lock = StoreLock(p)
-                lock.acquire()
+                _check_writable(p)
+            # read everything first, read-only and before the lock file is made: a file h5vc
+            # cannot adopt is refused with its bytes as they were (HDF5 rewrites a superblock or
+            # the end of a file it opens to write) and nothing beside it
+            changes, seen = _adoption(p)
+            lock = StoreLock(p)
+            lock.acquire()
             try:
                 f = _open_h5(p, "r+")
             except BaseException:
                 if lock is not None:
                     lock.release()
                 raise
-            if META in f:
-                _release(f, lock)
-                raise InvalidInputError(
-                    f"{p} is already an h5vc store; see its history with `h5vc log`"
-                )
+            if _file_stamp(p) != seen:  # written by another program in between: read again
+                changes = None
         else:
             if not p.parent.exists():
                 raise NotFoundError(f"folder {p.parent} does not exist; create it first")
@@ -712,8 +739,8 @@ class Repository:
                 lock.release()
                 raise ReadOnlyError(f"cannot create {p}: {e}") from None
         try:
-            # read everything first: unsupported content stops init before anything is written
-            changes = materialize(f, scan(f, empty_state()))
+            if changes is None:  # a new file, or one another program wrote as h5vc read it
+                changes = materialize(f, scan(f, empty_state()))
             Layout.create(f, f"h5vc {__version__}")
             sealing = _Seal(p, True)  # every row was just read, hashed and committed
             sealing.clean = True
@@ -1541,7 +1568,7 @@ class Repository:
                 old = None
         if table is None or table.root != fp.root or (table.commit != head and old is None):
             table = Table(head, fp.root)
-            table.take(fp, None, self._vlen_attr, self._links)
+            table.take(fp, None, self._vlen_attr, self._links, holds_refs=self._holds_refs)
             return table
         dirty = {p for p in self._seal.suspects if p in state}
         quick = changed_paths(old, state) if old is not None else None
@@ -1555,7 +1582,8 @@ class Repository:
                 dirty |= {p for p in state
                           if old.get(p) is not state[p] and old.get(p) != state[p]}
             table.keep_only(state)
-        table.take(fp, sorted(dirty), self._vlen_attr, self._links, self._locate)
+        table.take(fp, sorted(dirty), self._vlen_attr, self._links, self._locate,
+                   self._holds_refs)
         table.commit = head
         return table
 
@@ -1577,6 +1605,12 @@ class Repository:
             return int(h5py.h5o.get_info(self._f[path].id).addr)
         except (KeyError, OSError, RuntimeError, ValueError):
             return None
+
+    def _holds_refs(self, path: str) -> bool:
+        try:
+            return dtype_holds_refs(self._f[path].dtype)
+        except (KeyError, OSError, RuntimeError, ValueError, TypeError):
+            return True
 
     def _vlen_attr(self, path: str, name: str) -> bool:
         try:

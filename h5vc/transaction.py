@@ -21,7 +21,15 @@ from .engine.format import Layout
 from .engine.hashing import dtype_key, encode_value, rows_hash, text_rows_hash
 from .engine.objects import make_group, preserve_ranges, restore, set_attrs
 from .engine.rows import row_slices, write_rows
-from .engine.scan import attr_changes, dataset_meta, materialize, read_attrs, scan
+from .engine.scan import (
+    attr_changes,
+    dataset_meta,
+    materialize,
+    read_attrs,
+    referrers,
+    scan,
+    scan_objects,
+)
 from .engine.space import disk_full, ensure_space
 from .engine.state import (
     ROOT,
@@ -390,6 +398,12 @@ class Transaction:
         changes = scan(self._f, self._state, paths=tops) if tops else []
         if tops:
             self._add_rewrites(changes, tops)
+            # objects deleted or made anew: references recorded elsewhere to them (or below
+            # them) no longer point there, so their holders are read again
+            remade = [t for t in tops if t in self._state]
+            if remade:
+                changes += scan_objects(self._f, self._state,
+                                        referrers(self._state, remade, tops))
         for p in sorted(set(self._appended) | set(self._rewritten)):
             if any(is_below(p, t) for t in tops):
                 continue

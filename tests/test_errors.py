@@ -247,8 +247,9 @@ def test_init_of_unsupported_content_changes_nothing(tmp_path: Path) -> None:
     p = tmp_path / "refs.h5"
     with h5py.File(p, "w") as f:
         f["a"] = np.arange(3)
-        f.create_dataset("r", data=[f["a"].ref], dtype=h5py.ref_dtype)
-    line = fails_cleanly(["init", str(p)], p, "dataset /r holds HDF5 object references")
+        r = f.create_dataset("r", (1,), dtype=h5py.regionref_dtype)
+        r[0] = f["a"].regionref[0:2]
+    line = fails_cleanly(["init", str(p)], p, "dataset /r: HDF5 region references")
     assert "string" in line
     with h5py.File(p, "r") as f:
         assert ".h5vc" not in f

@@ -105,7 +105,8 @@ class Footprints:
         return pos
 
     def of(self, addr: int, vlen_attr: Callable[[str], bool] | None = None,
-           children: dict[str, int] | None = None) -> list[Extent]:
+           children: dict[str, int] | None = None,
+           holds_refs: Callable[[], bool] | None = None) -> list[Extent]:
         """The footprint of the object whose header is at ``addr`` (a relative address, as
         ``h5py.h5o.get_info(obj.id).addr`` gives it). ``children``, when given, receives the
         name and header address of each hard link of a group."""
@@ -117,7 +118,7 @@ class Footprints:
                 raise Unknown("a shared message")
             if mtype == 0x0003:  # datatype
                 cls = self.buf[pos] & 0x0F
-                if cls in (7, 9):
+                if cls in (7, 9) or (cls in (6, 10) and holds_refs is not None and holds_refs()):
                     raise Unknown("reference or variable-length data")
             elif mtype == 0x0007:
                 raise Unknown("external storage")
@@ -647,13 +648,17 @@ class Table:
     def take(self, fp: Footprints, paths: Sequence[str] | None,
              vlen_attr: Callable[[str, str], bool],
              links: Callable[[str], dict[str, int] | None],
-             locate: Callable[[str], int | None] | None = None) -> None:
+             locate: Callable[[str], int | None] | None = None,
+             holds_refs: Callable[[str], bool] | None = None) -> None:
         """Take the footprints of ``paths`` (every tracked path when None) as they are now;
         paths that cannot be read lose their entry. ``vlen_attr(path, name)``: see
         :meth:`Footprints.of`; ``links(path)``: the hard links of a group whose footprint
         cannot be read (name -> header address, asked of HDF5), None for a dataset;
         ``locate(path)``: its header address asked of HDF5, used for a path whose group is not
-        taken again (so that a large parent group is not parsed for one child)."""
+        taken again (so that a large parent group is not parsed for one child);
+        ``holds_refs(path)``: whether a dataset of a compound or array type holds object
+        references somewhere inside (its rows then never vouch for it: a target deleted or
+        made anew changes what they mean, not their bytes)."""
         found: dict[str, tuple[int, list[Extent]] | None] = {}
         kids: dict[str, dict[str, int] | None] = {}
         again: set[str] = set()  # the paths asked for
@@ -661,7 +666,8 @@ class Table:
         def visit(path: str, addr: int) -> None:
             ch: dict[str, int] = {}
             try:
-                ext = fp.of(addr, lambda name: vlen_attr(path, name), ch)
+                ext = fp.of(addr, lambda name: vlen_attr(path, name), ch,
+                            None if holds_refs is None else lambda: holds_refs(path))
                 found[path] = (addr, ext) if len(ext) <= MAX_EXTENTS else None
                 kids[path] = ch
             except (Unknown, struct.error, IndexError, ValueError, UnicodeError):

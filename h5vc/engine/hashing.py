@@ -230,6 +230,20 @@ RefPath = Callable[[Any], "str | None"]  # an object reference -> its target's p
 MakeRef = Callable[["str | None"], Any]  # a target's path (None: null) -> a reference
 
 
+def dtype_holds_refs(dt: np.dtype) -> bool:
+    """Whether an h5py dtype holds references anywhere (fields, sub-arrays, vlen)."""
+    if h5py.check_ref_dtype(dt) is not None:
+        return True
+    v = h5py.check_vlen_dtype(dt)
+    if v is not None:
+        return v not in (str, bytes) and dtype_holds_refs(np.dtype(v))
+    if dt.names is not None:
+        return any(dtype_holds_refs(dt.fields[n][0]) for n in dt.names)
+    if dt.subdtype is not None:
+        return dtype_holds_refs(dt.subdtype[0])
+    return False
+
+
 def has_refs(enc_dtype: Any) -> bool:
     """Whether an encoded dtype holds object references anywhere (fields, vlen, arrays)."""
     return "{'ref'" in repr(enc_dtype) if not isinstance(enc_dtype, str) else False

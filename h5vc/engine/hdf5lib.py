@@ -16,6 +16,9 @@ Third, room: a group whose header is made large enough for many links up front
 link rewrites one block of its header in place. Grown the default way, a header gains
 continuation blocks and then turns into a fractal heap and B-trees: several blocks that must
 change together, which a kill in the middle of a flush can leave half written.
+
+Fourth, a fill value left undefined (``H5Pset_fill_value`` with no value), as some files
+have their datasets and h5py cannot ask for.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 import h5py
 
-__all__ = ["create_roomy_group", "extend_to_eof", "flush_object"]
+__all__ = ["create_roomy_group", "extend_to_eof", "flush_object", "undefined_fill"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,6 +55,8 @@ def _lib() -> Any:
             lib.H5Pset_est_link_info.restype = ctypes.c_int
             lib.H5Pset_link_phase_change.argtypes = [ctypes.c_int64, ctypes.c_uint, ctypes.c_uint]
             lib.H5Pset_link_phase_change.restype = ctypes.c_int
+            lib.H5Pset_fill_value.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+            lib.H5Pset_fill_value.restype = ctypes.c_int
             return lib
         except (OSError, AttributeError):
             continue
@@ -104,3 +109,15 @@ def create_roomy_group(parent: h5py.Group, name: str, *, links: int, name_len: i
         return pl
 
     return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl(True)))
+
+
+def undefined_fill() -> Any:
+    """A dataset creation property list whose fill value is undefined; None without access
+    to the library."""
+    lib = _lib()
+    if lib is None:
+        return None
+    pl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    if lib.H5Pset_fill_value(pl.id, h5py.h5t.NATIVE_INT32.id, None) < 0:
+        return None
+    return pl

@@ -33,12 +33,14 @@ from .hashing import (
     rows_hash,
     rows_hash_parts,
 )
+from .hdf5lib import undefined_fill
 from .rows import live_hash, read_rows, row_slices, write_rows
 from .scan import create_kwargs, object_filters
 from .space import ensure_space
 from .state import ROOT, State, block_rows, is_below, row_bytes
 
-__all__ = ["RestoreReport", "create_dataset", "make_group", "preserve_ranges", "preserve_rows", "restore"]
+__all__ = ["RestoreReport", "create_dataset", "make_group", "preserve_ranges", "preserve_rows", "restore",
+           "write_value"]
 
 
 @dataclass
@@ -61,7 +63,21 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
     if meta["fill"] is not None:
         arr, _, _ = decode_value({"dtype": meta["dtype"], "shape": [], "data": meta["fill"]})
         kw["fillvalue"] = arr[()]
+    elif meta.get("nofill"):
+        kw["dcpl"] = undefined_fill()
     return f.create_dataset(path, shape=shape, dtype=dt, **kw)
+
+
+def write_value(ds: h5py.Dataset, meta: dict[str, Any], *, missing_ok: bool = False) -> None:
+    """Write the recorded value of a dataset of references (see ``scan._reference_value``),
+    each reference made anew to its target's path."""
+    arr, _dt, shape = decode_value(meta["value"], make_refs(ds.file, ds.name, missing_ok))
+    if shape is None or arr is None:
+        return
+    if shape == ():
+        ds[()] = arr[()]
+    elif arr.size:
+        ds[...] = arr
 
 
 def make_refs(f: h5py.File, where: str, missing_ok: bool = False) -> Callable[[str | None], Any]:
@@ -361,6 +377,7 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
             del f[p]
         report.paths_changed.append(p)
     referring: list[str] = []  # created objects with references: their targets come first
+    valued: list[str] = []  # datasets of references (their values): likewise
     for p in creates:
         node = target[p]
         if node["k"] == "g":
@@ -369,6 +386,8 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
             obj = f[p]
         else:
             obj = create_dataset(f, p, node["meta"], node["n"])
+            if "value" in node["meta"]:
+                valued.append(p)
             report.rows_written += _write_ranges(obj, layout, node["ranges"])
         crash_point("restore.created")
         if any(has_refs(a["dtype"]) for a in node["attrs"].values()):
@@ -379,6 +398,14 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
     for p in referring:
         set_attrs(f[p], target[p]["attrs"], {})
     created = set(creates)
+    for p, b in target.items():  # references to objects made anew are made anew too
+        if b["k"] == "d" and "value" in b["meta"] and p not in created and \
+                ref_targets(b["meta"]["value"]) & created:
+            valued.append(p)
+    for p in valued:
+        write_value(f[p], target[p]["meta"])
+        if p not in report.paths_changed:
+            report.paths_changed.append(p)
     for p, n, writing in resizes:
         ds = f[p]
         if ds.shape and ds.shape[0] != n:

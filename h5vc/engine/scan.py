@@ -15,12 +15,13 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .format import META
-from .hashing import decode_value, dtype_key, encode_dtype, encode_value, has_refs
+from .hashing import decode_value, dtype_key, encode_dtype, encode_value, has_refs, ref_targets
 from .rows import as_0d, live_hash
 from .state import ROOT, State, block_rows, is_below, split_blocks
 
 __all__ = ["attr_changes", "create_kwargs", "dataset_meta", "live_kinds", "materialize",
-           "object_filters", "read_attrs", "scan", "scan_suspects"]
+           "numpy_dtype", "object_filters", "read_attrs", "referrers", "scan", "scan_objects",
+           "scan_suspects", "type_text"]
 
 
 _BUILTIN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
@@ -36,10 +37,81 @@ def ensure_filter(code: int) -> None:
         pass  # HDF5 then names the missing filter when the data is read or written
 
 
+_TYPE_CLASSES = {
+    h5py.h5t.INTEGER: "H5T_INTEGER", h5py.h5t.FLOAT: "H5T_FLOAT", h5py.h5t.TIME: "H5T_TIME",
+    h5py.h5t.STRING: "H5T_STRING", h5py.h5t.BITFIELD: "H5T_BITFIELD",
+    h5py.h5t.OPAQUE: "H5T_OPAQUE", h5py.h5t.COMPOUND: "H5T_COMPOUND",
+    h5py.h5t.REFERENCE: "H5T_REFERENCE", h5py.h5t.ENUM: "H5T_ENUM", h5py.h5t.VLEN: "H5T_VLEN",
+    h5py.h5t.ARRAY: "H5T_ARRAY",
+}
+
+
+def type_text(tid: Any) -> str:
+    """An HDF5 datatype in words, down to the part numpy cannot hold: "H5T_TIME of 8 bytes",
+    "H5T_COMPOUND whose field 'when' is H5T_TIME of 4 bytes, big-endian"."""
+    cls = tid.get_class()
+    name = _TYPE_CLASSES.get(cls, f"HDF5 type class {cls}")
+    if cls == h5py.h5t.COMPOUND:
+        for i in range(tid.get_nmembers()):
+            member = tid.get_member_type(i)
+            if _numpy_type(member) is None:
+                field = tid.get_member_name(i).decode("utf-8", "replace")
+                return f"{name} whose field {field!r} is {type_text(member)}"
+        return name
+    if cls in (h5py.h5t.ARRAY, h5py.h5t.VLEN):
+        return f"{name} of {type_text(tid.get_super())}"
+    text = f"{name} of {tid.get_size()} bytes"
+    order = getattr(tid, "get_order", None)  # h5py's class for H5T_TIME has none
+    if order is not None and cls != h5py.h5t.STRING:
+        text += ", big-endian" if order() == h5py.h5t.ORDER_BE else ", little-endian"
+    return text
+
+
+def _numpy_type(tid: Any) -> np.dtype | None:
+    try:
+        return tid.dtype
+    except (TypeError, ValueError):  # no numpy equivalent (H5T_TIME, 128-bit numbers, ...)
+        return None
+
+
+def numpy_dtype(what: str, tid: Any) -> np.dtype:
+    """The numpy dtype of an HDF5 type, or InvalidInputError naming ``what`` and the type."""
+    dt = _numpy_type(tid)
+    if dt is None:
+        raise InvalidInputError(
+            f"{what} has the HDF5 type {type_text(tid)}, which numpy cannot hold, so h5vc "
+            "cannot version it; convert it with the program that wrote it (or delete it), "
+            "then run the command again")
+    return dt
+
+
+# third-party HDF5 filters: id -> (name, how to make it available)
+_HDF5PLUGIN = "install hdf5plugin (pip install hdf5plugin)"
+_FILTER_PACKAGES = {
+    305: ("LZO", "put an LZO filter plugin for HDF5 on HDF5_PLUGIN_PATH (PyTables has one "
+                 "built in, but only for its own HDF5 library)"),
+    307: ("bzip2", _HDF5PLUGIN), 32001: ("Blosc", _HDF5PLUGIN), 32004: ("LZ4", _HDF5PLUGIN),
+    32008: ("bitshuffle", _HDF5PLUGIN), 32013: ("ZFP", _HDF5PLUGIN),
+    32015: ("Zstandard", _HDF5PLUGIN), 32017: ("SZ", _HDF5PLUGIN),
+    32018: ("FCIDECOMP", _HDF5PLUGIN), 32024: ("SZ3", _HDF5PLUGIN), 32026: ("Blosc2", _HDF5PLUGIN),
+}
+
+
+def _check_filter(ds: h5py.Dataset, code: int, name: bytes) -> None:
+    if code in _BUILTIN_FILTERS or h5py.h5z.filter_avail(code):
+        return
+    label, fix = _FILTER_PACKAGES.get(code, (None, "put the HDF5 filter plugin that provides "
+                                                  "it on HDF5_PLUGIN_PATH"))
+    label = label or name.decode("utf-8", "replace").strip() or "unnamed"
+    raise InvalidInputError(
+        f"dataset {ds.name} is compressed with HDF5 filter {code} ({label}), which is not "
+        f"available here, so h5vc cannot read it; {fix}, then run the command again")
+
+
 def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
     """(meta, rows) of a live dataset; see :mod:`h5vc.engine.state` for what meta holds."""
     shape = ds.shape
-    dt = ds.dtype
+    dt = numpy_dtype(f"dataset {ds.name}", ds.id.get_type())
     if shape is None:
         rank, tail, n = -1, [], 0
     elif shape == ():
@@ -51,20 +123,19 @@ def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
     if rank > 0:
         dcpl = ds.id.get_create_plist()
         for i in range(dcpl.get_nfilters()):
-            code, flags, values, _name = dcpl.get_filter(i)
+            code, flags, values, name = dcpl.get_filter(i)
             ensure_filter(int(code))
+            _check_filter(ds, int(code), name)
             filters.append([int(code), int(flags), [int(v) for v in values]])
         chunks = list(ds.chunks) if ds.chunks else None
     try:
         enc_dt = encode_dtype(dt)
     except InvalidInputError as e:
         raise InvalidInputError(f"dataset {ds.name}: {e}") from None
-    if has_refs(enc_dt):
-        raise InvalidInputError(
-            f"dataset {ds.name} holds HDF5 object references, which h5vc versions in "
-            "attributes but not yet in datasets; store the targets' paths as strings instead")
     fill = None
-    if rank >= 0 and not dt.hasobject:
+    nofill = rank >= 0 and ds.id.get_create_plist().fill_value_defined() == \
+        h5py.h5d.FILL_VALUE_UNDEFINED
+    if rank >= 0 and not dt.hasobject and not nofill:
         fv = ds.fillvalue
         fill = encode_value(np.asarray(fv, dtype=dt), dt, ())["data"]
     meta = {
@@ -76,7 +147,33 @@ def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
         "filters": filters,
         "fill": fill,
     }
+    if nofill:  # recorded only then: every other dataset's meta is as it always was
+        meta["nofill"] = True
+    if has_refs(enc_dt):
+        meta["value"] = _reference_value(ds, dt, shape)
     return meta, n
+
+
+REF_VALUE_MAX = 1 << 20  # elements of a dataset of references (each recorded as a path)
+
+
+def _reference_value(ds: h5py.Dataset, dt: np.dtype, shape: tuple[int, ...] | None) -> Any:
+    """A dataset holding object references (MATLAB cell arrays, anndata categories, compound
+    fields or variable-length sequences of references) is versioned whole, like an attribute:
+    its value, each reference recorded as its target's path, is part of its metadata (its
+    rows have no hashed ranges), so that a checkout makes every reference anew."""
+    if shape is not None and ds.size > REF_VALUE_MAX:
+        raise InvalidInputError(
+            f"dataset {ds.name} holds {ds.size:,} object references; h5vc versions datasets of "
+            f"references of up to {REF_VALUE_MAX:,} elements; store the targets' paths as "
+            "strings instead")
+    if shape is None:
+        return encode_value(None, dt, None)
+    arr = as_0d(ds[()], dt) if shape == () else np.asarray(ds[()], dtype=dt)
+    try:
+        return encode_value(arr, dt, shape, ref_paths(ds.file))
+    except InvalidInputError as e:
+        raise InvalidInputError(f"dataset {ds.name}: {e}") from None
 
 
 def create_kwargs(meta: dict[str, Any]) -> dict[str, Any]:
@@ -113,10 +210,16 @@ def ref_paths(f: h5py.File) -> Callable[[Any], str | None]:
     gone or has no name (recorded as a null reference: no path can recreate it)."""
 
     def path(ref: Any) -> str | None:
+        # asked of HDF5 without opening the target: a reference to a deleted object points at
+        # freed space, and an object opened there would stay in HDF5's cache and clash with
+        # the next object made at that address ("duplicate entry in cache")
+        if not ref:
+            return None
         try:
-            return f[ref].name
+            name = h5py.h5r.get_name(ref, f.id)
         except (KeyError, ValueError, RuntimeError, OSError, TypeError):
             return None
+        return None if name is None else name.decode("utf-8", "surrogateescape")
 
     return path
 
@@ -134,7 +237,8 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
     attrs = obj.attrs
     for name in attrs:
         aid = attrs.get_id(name)
-        dt, shape = aid.dtype, aid.shape
+        dt = numpy_dtype(f"attribute {name!r} of {obj.name}", aid.get_type())
+        shape = aid.shape
         try:
             if shape is None:
                 out[name] = encode_value(None, dt, None)
@@ -220,7 +324,8 @@ def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
             out.append({"op": "add_dataset", "path": path, "meta": meta})
         else:
             out.append({"op": "redefine", "path": path, "meta": meta, "old": node["meta"]})
-        ranges = [[s, e, None] for s, e in split_blocks(0, n, block_rows(meta, n))]
+        ranges = [] if "value" in meta else \
+            [[s, e, None] for s, e in split_blocks(0, n, block_rows(meta, n))]
         out.append({"op": "rows", "path": path, "from": 0, "to": n, "ranges": ranges})
         return
     old_n = node["n"]
@@ -291,6 +396,40 @@ def _path_changes(p: str, kind: str, obj: Any, node: dict[str, Any] | None, veri
             node = None
         _dataset_changes(p, obj, node, verify, out, unreadable_differ)
     attr_changes(p, read_attrs(obj), node["attrs"] if node else {}, out)
+
+
+def referrers(state: State, remade: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """The recorded objects (outside ``skip``'s subtrees) whose attributes or values hold a
+    reference to an object at or below one of ``remade`` (deleted or made anew): their
+    recorded references must be checked again, the live ones no longer point there."""
+    remade = sorted(set(remade))
+    skip = sorted(set(skip))
+    if not remade:
+        return []
+    out = []
+    for p, node in state.items():
+        if any(is_below(p, t) for t in skip):
+            continue
+        values = [v for v in node["attrs"].values() if has_refs(v["dtype"])]
+        if node["k"] == "d" and "value" in node["meta"]:
+            values.append(node["meta"]["value"])
+        if any(is_below(t, r) for v in values for t in ref_targets(v) for r in remade):
+            out.append(p)
+    return out
+
+
+def scan_objects(f: h5py.File, state: State, paths: Iterable[str]) -> list[dict[str, Any]]:
+    """What changed in each of ``paths`` itself (not below it), for paths recorded in
+    ``state`` that the store still holds."""
+    out: list[dict[str, Any]] = []
+    for p in paths:
+        obj = f.get(p)
+        node = state.get(p)
+        if obj is None or node is None:
+            continue
+        _path_changes(p, "g" if isinstance(obj, h5py.Group) else "d", obj, node, False, out,
+                      False)
+    return out
 
 
 def scan_suspects(f: h5py.File, state: State, suspects: set[str], addresses: dict[str, int],
