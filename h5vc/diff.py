@@ -15,7 +15,8 @@ from .engine.state import State
 
 __all__ = ["Diff", "PathDiff", "diff_states"]
 
-META_FIELDS = ("dtype", "rank", "tail", "chunks", "maxshape", "filters", "fill", "nofill", "value")
+META_FIELDS = ("dtype", "rank", "tail", "chunks", "maxshape", "filters", "fill", "nofill", "fill_default",
+               "stored", "value")
 
 
 @dataclass

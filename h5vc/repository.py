@@ -24,6 +24,7 @@ import xxhash
 from .crashpoints import crash_point
 from .diff import Diff, diff_states
 from .engine import snapshot as snapshot_pages
+from .engine.chunks import blob_hash, load_plugins, stored_blob
 from .engine.footprint import Footprints, Table, Unknown
 from .engine.format import META, TRAILER, Frame, Layout, canonical_json
 from .engine.hashing import decode_dtype, dtype_holds_refs, dtype_key, plain_value, rows_hash
@@ -432,6 +433,8 @@ def _open_h5(path: Path, mode: str, wait: float = 0.0) -> h5py.File:
         raise NotARepositoryError(f"{path} is not an HDF5 file; give the path of an .h5 store")
     if mode != "r":
         _check_writable(path)
+    if os.environ.get("HDF5_PLUGIN_PATH"):
+        load_plugins()  # before HDF5 searches that path for a filter (see chunks.load_plugins)
     deadline = time.monotonic() + max(0.0, wait)
     extended = False
     while True:
@@ -720,14 +723,13 @@ class Repository:
             changes, seen = _adoption(p)
             lock = StoreLock(p)
             lock.acquire()
-            try:
-                f = _open_h5(p, "r+")
-            except BaseException:
-                if lock is not None:
-                    lock.release()
-                raise
             if _file_stamp(p) != seen:  # written by another program in between: read again
                 changes = None
+            try:
+                f = _open_h5(p, "r+")  # (HDF5 may write the superblock as it opens)
+            except BaseException:
+                lock.release()
+                raise
         else:
             if not p.parent.exists():
                 raise NotFoundError(f"folder {p.parent} does not exist; create it first")
@@ -1220,6 +1222,8 @@ class Repository:
         """The rows of committed range ``h`` of a dataset whose recorded meta is ``meta``,
         checked against ``h``: from the live file where HEAD's state places them and they still
         match, else from the preserved objects. IntegrityError when neither holds them."""
+        if meta.get("stored"):
+            return self._stored_content(h)
         dkey = dtype_key(decode_dtype(meta["dtype"]))
         where = self.content_place(h)
         if where is not None:
@@ -1240,6 +1244,25 @@ class Repository:
             return arr
         raise IntegrityError(f"the content of range {h[:10]} is no longer in {self.path} (changed "
                              "or deleted outside h5vc since it was committed); see `h5vc verify`")
+
+    def _stored_content(self, h: str) -> np.ndarray:
+        """The stored bytes of a block of a dataset versioned as stored, checked against ``h``."""
+        where = self.content_place(h)
+        if where is not None:
+            ds = self._f.get(where[0])
+            try:
+                if isinstance(ds, h5py.Dataset):
+                    blob = stored_blob(ds, where[1], where[2])
+                    if blob_hash(blob) == h:
+                        return blob
+            except (OSError, ValueError, RuntimeError):
+                pass
+        if self._layout.has_object(h):
+            blob = np.asarray(self._layout.read_object(h))
+            if blob_hash(blob) == h:
+                return blob
+        raise IntegrityError(f"the content of range {h[:10]} is no longer in {self.path}; see "
+                             "`h5vc verify`")
 
     def get_commit(self, rev: str) -> Commit:
         cid = self.resolve(rev)

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from .crashpoints import crash_point
+from .engine.chunks import missing_filter
 from .engine.format import Layout
 from .engine.hashing import dtype_key, encode_value, rows_hash, text_rows_hash
 from .engine.objects import make_group, preserve_ranges, restore, set_attrs
@@ -367,6 +368,19 @@ class Transaction:
         if self._structural and any(is_below(p, s) for s in self._structural):
             return None
         node = self._state.get(p)
+        meta = node["meta"] if node is not None and node["k"] == "d" else {}
+        if meta.get("stored"):
+            missing = missing_filter(meta["filters"])
+            raise InvalidInputError(
+                f"{p} is versioned as its stored chunks (its filter"
+                + (f" {missing[0]} ({missing[1]}) is not available here" if missing else
+                   " was not available when it was committed")
+                + "), so a transaction cannot write rows into it; write it with the program "
+                "that has the filter, then `h5vc commit`")
+        if "value" in meta:
+            raise InvalidInputError(
+                f"{p} holds object references, versioned whole: replace it (tx.replace) or "
+                "write it with h5py, then `h5vc commit`")
         if p not in self._checked:
             ds = self._obj(p)
             if shape is False:

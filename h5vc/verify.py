@@ -23,8 +23,8 @@ import xxhash
 
 from .engine.format import TRAILER, Frame, Layout
 from .engine.hashing import dtype_key, rows_hash, rows_hash_parts
-from .engine.rows import as_0d, live_hash, row_slices
-from .engine.scan import dataset_meta
+from .engine.rows import as_0d, row_slices
+from .engine.scan import dataset_meta, range_hash
 from .engine.snapshot import Pages
 from .engine.state import State, apply_changes, empty_state, selected, within
 from .errors import H5vcError, IntegrityError
@@ -228,19 +228,20 @@ def _check_live(f: h5py.File, state: State, objects: set[str], report: VerifyRep
             ds = f[p] if p in f else None
             if ds is not None and not isinstance(ds, h5py.Dataset):
                 ds = None
-            meta, n = dataset_meta(ds) if ds is not None else (None, 0)
+            meta, n = dataset_meta(ds, node["meta"]) if ds is not None else (None, 0)
         except _READ_ERRORS as e:
             report.problems.append(Problem(p, f"cannot be read ({e})", BACKUP))
             continue
         same = ds is not None and meta == node["meta"]
         dkey = dtype_key(ds.dtype) if same else ""
-        hashes = _run_hashes(ds, ranges, n, dkey, report) if same else {}
+        stored = bool(node["meta"].get("stored"))  # hashes of stored chunks
+        hashes = _run_hashes(ds, ranges, n, dkey, report) if same and not stored else {}
         for s, e, h in ranges:
             if same and e <= n:
                 try:
                     got = hashes.get((s, e))
                     if got is None:
-                        got = live_hash(ds, s, e, dkey)
+                        got = range_hash(ds, s, e, dkey, stored)
                         report.live_rows += e - s
                         report.bytes_read += (e - s) * max(ds.dtype.itemsize, 1) * int(
                             np.prod(ds.shape[1:] if ds.shape else ()))
@@ -458,7 +459,9 @@ def find_losses(repo: RepositoryLike, head: str | None, state: State,
             node = state[p]
             cut = [r for r in node["ranges"] if r[1] > ch["to"]]
             rewritten = {(r[0], r[1]) for r in ch["ranges"] if r[0] < ch["from"]}
-            hit = [r for r in node["ranges"] if (r[0], r[1]) in rewritten and r not in cut]
+            # (a block of stored chunks is rewritten whole: [start, new end) over [start, end))
+            hit = [r for r in node["ranges"] if r not in cut
+                   and any(a < r[1] and r[0] < b for a, b in rewritten)]
             if cut:
                 gone[p] = (cut, "cut off outside h5vc")
             if hit:

@@ -24,7 +24,9 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
+from .engine.chunks import blob_hash, stored_blob
 from .engine.hashing import decode_dtype, decode_value, dtype_key, rows_hash
+from .engine.objects import blob_rows
 from .engine.rows import read_rows
 from .engine.state import State, parent_of
 from .errors import IntegrityError, InvalidInputError
@@ -378,6 +380,8 @@ class View(ViewGroup):
             assert arr is not None
             return arr[()] if scalar else arr[start:stop]
         dt, dkey, tail, ranges, starts = self._plan(path)
+        if self.state[path]["meta"].get("stored"):
+            return self._read_stored(path, start, stop, scalar)
         held, ds = self._live(path)
         src = self.source
         trusted = bool(held) and src.rows_trusted
@@ -427,6 +431,42 @@ class View(ViewGroup):
                 _read_into(pack, pa + a - s, pa + b - s, dest)
         return out
 
+
+    def blob(self, path: str, r: list[Any]) -> np.ndarray:
+        """The stored bytes of range ``r`` of a dataset versioned as stored (see
+        :mod:`h5vc.engine.chunks`): live where HEAD holds them unchanged, else preserved."""
+        s, e, h = r
+        held, ds = self._live(path)
+        if ds is not None and (s, e, h) in held:
+            try:
+                got = stored_blob(ds, s, e)
+                if blob_hash(got) == h:
+                    return got
+            except (OSError, RuntimeError, ValueError):
+                pass
+        if not self.source.layout.has_object(h):
+            raise IntegrityError(f"rows {s}:{e} of {path} as of commit {self.commit[:10]} are no "
+                                 "longer in the store (changed outside h5vc before h5vc could "
+                                 "preserve them)")
+        got = np.asarray(self.source.layout.read_object(h))
+        if blob_hash(got) != h:
+            raise IntegrityError(f"preserved content {h[:10]} does not match its hash; the store "
+                                 "is damaged: see `h5vc verify`")
+        return got
+
+    def _read_stored(self, path: str, start: int, stop: int, scalar: bool) -> Any:
+        dt, _dkey, tail, ranges, starts = self._plan(path)
+        meta = self.state[path]["meta"]
+        out = np.empty((stop - start, *tail), dtype=dt)
+        i = max(0, bisect.bisect_right(starts, start) - 1)
+        while i < len(ranges) and ranges[i][0] < stop:
+            s, e, h = ranges[i]
+            i += 1
+            a, b = max(start, s), min(stop, e)
+            if a < b:
+                out[a - start:b - start] = blob_rows(meta, s, e, self.blob(path, [s, e, h]),
+                                                     path)[a - s:b - s]
+        return out
 
     def _from_backup(self, path: str, s: int, e: int, h: str) -> np.ndarray:
         """Committed rows the store no longer holds, from its default remote (kept for the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -258,6 +259,17 @@ def test_blosc_store_is_versioned_by_a_fresh_process(files: Path, store: Path) -
             "    assert r.status(verify=True).clean\n"
             "    print(r.file['/c/w'][()].tolist())")
     out = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 1, 2, 3, 4]"
+    # and with HDF5_PLUGIN_PATH naming plugins built for another HDF5 (netCDF4 sets it to its
+    # own when imported): HDF5 must never load them for a filter hdf5plugin provides
+    import netCDF4
+
+    plugins = Path(netCDF4.__file__).parent / "plugins"
+    assert plugins.is_dir()
+    env = {**os.environ, "HDF5_PLUGIN_PATH": str(plugins)}
+    out = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True,
+                         env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[0, 1, 2, 3, 4]"
 

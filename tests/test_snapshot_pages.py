@@ -139,13 +139,19 @@ def test_every_state_read_through_pages_equals_the_history(tmp_path_factory: pyt
         snapshot.PAGE_BYTES = old
 
 
-def _flip_in_side(path: Path) -> None:
+def _flip_in_side(path: Path, holding: str | None = None) -> None:
+    """Flip a byte in the middle of the snapshot's pages, or of the page ``holding`` a path."""
     with h5py.File(path, "r+") as f:
         lay = Layout(f)
         seq = int(lay._load_live()["seq"]["state"])
         ds = f[META][f"state.side.{seq % 2}"]
         raw = ds[()]
-        raw[raw.size // 2] ^= 0x40
+        at = raw.size // 2
+        if holding is not None:
+            pages = lay.read_record("state")[0]["pages"]
+            first, start, length = [p for p in pages if p[0] <= holding][-1][:3]
+            at = start + length // 2
+        raw[at] ^= 0x40
         ds[...] = raw
 
 
@@ -180,7 +186,7 @@ def test_a_damaged_page_found_while_committing_still_commits_right(
         tmp_path: Path, small_pages: None) -> None:
     path = tmp_path / "s.h5"
     make_store(path, 60)
-    _flip_in_side(path)
+    _flip_in_side(path, holding="/c0030/a")  # the page the commits read
     with Repository.open(path) as r:
         for i in range(3):
             with r.transaction(f"append {i}") as tx:

@@ -111,13 +111,13 @@ def create_roomy_group(parent: h5py.Group, name: str, *, links: int, name_len: i
     return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl(True)))
 
 
-def undefined_fill() -> Any:
-    """A dataset creation property list whose fill value is undefined; None without access
-    to the library."""
+def undefined_fill(pl: Any = None) -> Any:
+    """A dataset creation property list (``pl``, or a new one) whose fill value is undefined;
+    ``pl`` as it was without access to the library."""
     lib = _lib()
     if lib is None:
-        return None
-    pl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    if lib.H5Pset_fill_value(pl.id, h5py.h5t.NATIVE_INT32.id, None) < 0:
-        return None
+        return pl
+    if pl is None:
+        pl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    lib.H5Pset_fill_value(pl.id, h5py.h5t.NATIVE_INT32.id, None)
     return pl

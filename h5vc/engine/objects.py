@@ -22,7 +22,8 @@ import h5py
 import numpy as np
 
 from ..crashpoints import crash_point
-from ..errors import DirtyStoreError, IntegrityError
+from ..errors import DirtyStoreError, IntegrityError, InvalidInputError
+from .chunks import blob_hash, missing_filter, stored_blob, write_blob
 from .format import Layout
 from .hashing import (
     decode_dtype,
@@ -40,7 +41,7 @@ from .space import ensure_space
 from .state import ROOT, State, block_rows, is_below, row_bytes
 
 __all__ = ["RestoreReport", "create_dataset", "make_group", "preserve_ranges", "preserve_rows", "restore",
-           "write_value"]
+           "blob_rows", "write_value"]
 
 
 @dataclass
@@ -60,11 +61,17 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
     if rank > 0 and meta["chunks"]:
         kw["chunks"] = tuple(meta["chunks"])
         kw["maxshape"] = tuple(meta["maxshape"])
-    if meta["fill"] is not None:
+    if meta.get("stored"):  # the very pipeline, filters this HDF5 cannot apply included
+        kw = {"chunks": kw.get("chunks"), "maxshape": kw.get("maxshape"),
+              "allow_unknown_filter": True}
+        kw["dcpl"] = dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        for code, flags, values in meta["filters"]:
+            dcpl.set_filter(int(code), int(flags), tuple(int(v) for v in values))
+    if meta["fill"] is not None and not meta.get("fill_default"):
         arr, _, _ = decode_value({"dtype": meta["dtype"], "shape": [], "data": meta["fill"]})
         kw["fillvalue"] = arr[()]
     elif meta.get("nofill"):
-        kw["dcpl"] = undefined_fill()
+        kw["dcpl"] = undefined_fill(kw.get("dcpl"))
     return f.create_dataset(path, shape=shape, dtype=dt, **kw)
 
 
@@ -222,6 +229,8 @@ def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any
     if not todo:
         return 0
     ds = f[path]
+    if meta.get("stored"):
+        return _preserve_blobs(ds, layout, path, todo, force)
     ensure_space(f.filename, sum(r[1] - r[0] for r in todo) * _row_bytes(ds),
                  f"preserving {path} before it changes")
     dkey = dtype_key(ds.dtype)
@@ -253,6 +262,52 @@ def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any
     return stored
 
 
+BLOB_PACK_ROWS = 1 << 16  # a pack of blobs is chunked by 64 KiB
+
+
+def _preserve_blobs(ds: h5py.Dataset, layout: Layout, path: str, todo: list[list[Any]],
+                    force: bool) -> int:
+    """Preserve ranges of a dataset versioned as stored: each block's stored bytes."""
+    rows = 0
+    for s, e, h in todo:
+        blob = stored_blob(ds, s, e)
+        if blob_hash(blob) != h:
+            if force:
+                continue
+            raise _changed_outside(path, s, e)
+        ensure_space(ds.file.filename, blob.nbytes, f"preserving {path} before it changes")
+        layout.put_run(blob, blob.dtype, {}, BLOB_PACK_ROWS, [(h, 0, len(blob))])
+        rows += e - s
+    return rows
+
+
+def _write_blobs(ds: h5py.Dataset, layout: Layout, ranges: list[list[Any]]) -> int:
+    for s, _e, h in ranges:
+        blob = np.asarray(layout.read_object(h))
+        if blob_hash(blob) != h:
+            raise IntegrityError(f"preserved content {h[:10]} does not match its hash; the "
+                                 "store is damaged")
+        write_blob(ds, s, blob)
+    return sum(e - s for s, e, _h in ranges)
+
+
+def blob_rows(meta: dict[str, Any], s: int, e: int, blob: np.ndarray, path: str) -> np.ndarray:
+    """Rows [s, e) of a dataset versioned as stored, decoded from its block's blob through a
+    scratch dataset in memory with the same pipeline; InvalidInputError naming the filter
+    when this HDF5 cannot apply it."""
+    missing = missing_filter(meta["filters"])
+    if missing is not None:
+        code, name, fix = missing
+        raise InvalidInputError(
+            f"rows of {path} are compressed with HDF5 filter {code} ({name}), which is not "
+            f"available here: h5vc versions its chunks as stored but cannot decode them; {fix}")
+    block = int(meta["chunks"][0])
+    with h5py.File(f"h5vc-blob-{id(blob)}", "w", driver="core", backing_store=False) as f:
+        ds = create_dataset(f, "b", meta, block)
+        write_blob(ds, 0, blob)
+        return ds[0:e - s]
+
+
 def _changed_outside(path: str, s: int, e: int) -> DirtyStoreError:
     return DirtyStoreError(
         f"rows {s}:{e} of {path} were changed outside h5vc since they were committed; record "
@@ -266,6 +321,8 @@ def _same_shape_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return True
     if a["meta"] != b["meta"]:
         return False
+    if a["meta"].get("stored") and (a["n"] != b["n"] or a["ranges"] != b["ranges"]):
+        return False  # stored chunks cannot be cut (HDF5 would decode the last): made anew
     ms = a["meta"]["maxshape"]
     if b["n"] != a["n"] and (a["meta"]["rank"] <= 0 or a["meta"]["chunks"] is None
                               or (ms[0] is not None and b["n"] > ms[0])):
@@ -276,6 +333,9 @@ def _same_shape_kind(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def preserve_rows(layout: Layout, h: str, arr: np.ndarray, meta: dict[str, Any]) -> int:
     """Store ``arr``, the rows of range ``h`` of a dataset whose recorded meta is ``meta`` (rows
     that came from elsewhere, already checked against ``h``), as an object."""
+    if meta.get("stored"):  # a block's stored bytes
+        layout.put_run(arr, arr.dtype, {}, BLOB_PACK_ROWS, [(h, 0, len(arr))])
+        return len(arr)
     rows = 1 if meta["rank"] == 0 else int(arr.shape[0])
     return layout.put_run(arr, decode_dtype(meta["dtype"]), object_filters(meta),
                           block_rows(meta, rows), [(h, 0, rows)], scalar=meta["rank"] == 0)
@@ -388,7 +448,10 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
             obj = create_dataset(f, p, node["meta"], node["n"])
             if "value" in node["meta"]:
                 valued.append(p)
-            report.rows_written += _write_ranges(obj, layout, node["ranges"])
+            if node["meta"].get("stored"):
+                report.rows_written += _write_blobs(obj, layout, node["ranges"])
+            else:
+                report.rows_written += _write_ranges(obj, layout, node["ranges"])
         crash_point("restore.created")
         if any(has_refs(a["dtype"]) for a in node["attrs"].values()):
             referring.append(p)

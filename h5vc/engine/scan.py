@@ -14,27 +14,22 @@ import h5py
 import numpy as np
 
 from ..errors import InvalidInputError
+from .chunks import BUILTIN_FILTERS, blob_hash, load_plugins, missing_filter, stored_blob
 from .format import META
 from .hashing import decode_value, dtype_key, encode_dtype, encode_value, has_refs, ref_targets
 from .rows import as_0d, live_hash
 from .state import ROOT, State, block_rows, is_below, split_blocks
 
 __all__ = ["attr_changes", "create_kwargs", "dataset_meta", "live_kinds", "materialize",
-           "numpy_dtype", "object_filters", "read_attrs", "referrers", "scan", "scan_objects",
+           "numpy_dtype", "object_filters", "range_hash", "read_attrs", "referrers", "scan",
+           "scan_objects",
            "scan_suspects", "type_text"]
-
-
-_BUILTIN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
 
 
 def ensure_filter(code: int) -> None:
     """Make a third-party HDF5 filter (blosc, zstd, ...) usable: load hdf5plugin if installed."""
-    if code in _BUILTIN_FILTERS or h5py.h5z.filter_avail(code):
-        return
-    try:
-        import hdf5plugin  # noqa: F401  - registers its filters with HDF5 on import
-    except ImportError:
-        pass  # HDF5 then names the missing filter when the data is read or written
+    if code not in BUILTIN_FILTERS:
+        load_plugins()  # before HDF5 is asked about it (see chunks.load_plugins)
 
 
 _TYPE_CLASSES = {
@@ -85,31 +80,21 @@ def numpy_dtype(what: str, tid: Any) -> np.dtype:
     return dt
 
 
-# third-party HDF5 filters: id -> (name, how to make it available)
-_HDF5PLUGIN = "install hdf5plugin (pip install hdf5plugin)"
-_FILTER_PACKAGES = {
-    305: ("LZO", "put an LZO filter plugin for HDF5 on HDF5_PLUGIN_PATH (PyTables has one "
-                 "built in, but only for its own HDF5 library)"),
-    307: ("bzip2", _HDF5PLUGIN), 32001: ("Blosc", _HDF5PLUGIN), 32004: ("LZ4", _HDF5PLUGIN),
-    32008: ("bitshuffle", _HDF5PLUGIN), 32013: ("ZFP", _HDF5PLUGIN),
-    32015: ("Zstandard", _HDF5PLUGIN), 32017: ("SZ", _HDF5PLUGIN),
-    32018: ("FCIDECOMP", _HDF5PLUGIN), 32024: ("SZ3", _HDF5PLUGIN), 32026: ("Blosc2", _HDF5PLUGIN),
-}
+def filter_refusal(ds: h5py.Dataset, missing: tuple[int, str, str], why: str) -> InvalidInputError:
+    code, name, fix = missing
+    return InvalidInputError(
+        f"dataset {ds.name} is compressed with HDF5 filter {code} ({name}), which is not "
+        f"available here; {why}; {fix}, then run the command again")
 
 
-def _check_filter(ds: h5py.Dataset, code: int, name: bytes) -> None:
-    if code in _BUILTIN_FILTERS or h5py.h5z.filter_avail(code):
-        return
-    label, fix = _FILTER_PACKAGES.get(code, (None, "put the HDF5 filter plugin that provides "
-                                                  "it on HDF5_PLUGIN_PATH"))
-    label = label or name.decode("utf-8", "replace").strip() or "unnamed"
-    raise InvalidInputError(
-        f"dataset {ds.name} is compressed with HDF5 filter {code} ({label}), which is not "
-        f"available here, so h5vc cannot read it; {fix}, then run the command again")
+def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
+                 ) -> tuple[dict[str, Any], int]:
+    """(meta, rows) of a live dataset; see :mod:`h5vc.engine.state` for what meta holds.
 
-
-def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
-    """(meta, rows) of a live dataset; see :mod:`h5vc.engine.state` for what meta holds."""
+    A dataset whose filter cannot be applied here is versioned as stored (see
+    :mod:`h5vc.engine.chunks`); one that ``recorded`` (its meta as committed) says is, stays
+    so where the filter is installed, and one committed with decoded rows cannot be compared
+    without the filter (InvalidInputError naming it)."""
     shape = ds.shape
     dt = numpy_dtype(f"dataset {ds.name}", ds.id.get_type())
     if shape is None:
@@ -120,21 +105,22 @@ def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
         rank, tail, n = len(shape), list(shape[1:]), int(shape[0])
     filters = []
     chunks = None
+    missing = None
     if rank > 0:
         dcpl = ds.id.get_create_plist()
-        for i in range(dcpl.get_nfilters()):
-            code, flags, values, name = dcpl.get_filter(i)
+        pipeline = [dcpl.get_filter(i) for i in range(dcpl.get_nfilters())]
+        for code, flags, values, _name in pipeline:
             ensure_filter(int(code))
-            _check_filter(ds, int(code), name)
             filters.append([int(code), int(flags), [int(v) for v in values]])
+        missing = missing_filter(pipeline) if pipeline else None
         chunks = list(ds.chunks) if ds.chunks else None
     try:
         enc_dt = encode_dtype(dt)
     except InvalidInputError as e:
         raise InvalidInputError(f"dataset {ds.name}: {e}") from None
     fill = None
-    nofill = rank >= 0 and ds.id.get_create_plist().fill_value_defined() == \
-        h5py.h5d.FILL_VALUE_UNDEFINED
+    fill_state = ds.id.get_create_plist().fill_value_defined() if rank >= 0 else None
+    nofill = fill_state == h5py.h5d.FILL_VALUE_UNDEFINED
     if rank >= 0 and not dt.hasobject and not nofill:
         fv = ds.fillvalue
         fill = encode_value(np.asarray(fv, dtype=dt), dt, ())["data"]
@@ -149,6 +135,16 @@ def dataset_meta(ds: h5py.Dataset) -> tuple[dict[str, Any], int]:
     }
     if nofill:  # recorded only then: every other dataset's meta is as it always was
         meta["nofill"] = True
+    # HDF5's own default fill (zeros, never set): recorded so that a checkout leaves it unset;
+    # a dataset committed before this was recorded is compared as it was
+    if fill_state == h5py.h5d.FILL_VALUE_DEFAULT and (recorded is None or "fill_default" in recorded):
+        meta["fill_default"] = True
+    if rank > 0 and (missing is not None or (recorded or {}).get("stored")):
+        if missing is not None and recorded is not None and not recorded.get("stored") \
+                and recorded.get("filters") == filters:
+            raise filter_refusal(ds, missing, "its rows were committed decoded, and h5vc needs "
+                                              "the filter to compare them")
+        meta["stored"] = True
     if has_refs(enc_dt):
         meta["value"] = _reference_value(ds, dt, shape)
     return meta, n
@@ -307,18 +303,25 @@ def live_kinds(f: h5py.File, under: str = ROOT) -> dict[str, str]:
     return out
 
 
-def _same_rows(ds: h5py.Dataset, s: int, e: int, dkey: str, h: str, unreadable_differ: bool) -> bool:
+def range_hash(ds: h5py.Dataset, s: int, e: int, dkey: str, stored: bool = False) -> str:
+    """The hash of live range [s, e): of its rows, or of its block's stored bytes."""
+    return blob_hash(stored_blob(ds, s, e)) if stored else live_hash(ds, s, e, dkey)
+
+
+def _same_rows(ds: h5py.Dataset, s: int, e: int, dkey: str, h: str, unreadable_differ: bool,
+               stored: bool) -> bool:
     if not unreadable_differ:
-        return live_hash(ds, s, e, dkey) == h
+        return range_hash(ds, s, e, dkey, stored) == h
     try:
-        return live_hash(ds, s, e, dkey) == h
+        return range_hash(ds, s, e, dkey, stored) == h
     except (OSError, RuntimeError, ValueError):
         return False
 
 
 def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
                      verify: bool, out: list[dict[str, Any]], unreadable_differ: bool = False) -> None:
-    meta, n = dataset_meta(ds)
+    meta, n = dataset_meta(ds, node["meta"] if node is not None and node["k"] == "d" else None)
+    stored = {"stored": True} if meta.get("stored") else {}  # hashes of stored bytes
     if node is None or node["k"] != "d" or meta != node["meta"]:
         if node is None or node["k"] != "d":
             out.append({"op": "add_dataset", "path": path, "meta": meta})
@@ -326,21 +329,26 @@ def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
             out.append({"op": "redefine", "path": path, "meta": meta, "old": node["meta"]})
         ranges = [] if "value" in meta else \
             [[s, e, None] for s, e in split_blocks(0, n, block_rows(meta, n))]
-        out.append({"op": "rows", "path": path, "from": 0, "to": n, "ranges": ranges})
+        out.append({"op": "rows", "path": path, "from": 0, "to": n, "ranges": ranges, **stored})
         return
     old_n = node["n"]
     ranges: list[list[Any]] = []
+    block = block_rows(meta, n)
     if n > old_n:
-        ranges += [[s, e, None] for s, e in split_blocks(old_n, n, block_rows(meta, n))]
+        # a stored block is hashed whole: a block grown is a block rewritten
+        start = old_n - old_n % block if stored else old_n
+        ranges += [[s, e, None] for s, e in split_blocks(start, n, block)]
     elif n < old_n:
         ranges += [[r[0], n, None] for r in node["ranges"] if r[0] < n < r[1]]
     if verify:
         dkey = dtype_key(ds.dtype)
         for s, e, h in node["ranges"]:
-            if e <= n and not _same_rows(ds, s, e, dkey, h, unreadable_differ):
+            if e <= n and [s, e, None] not in ranges and \
+                    not _same_rows(ds, s, e, dkey, h, unreadable_differ, bool(stored)):
                 ranges.append([s, e, None])
     if n != old_n or ranges:
-        out.append({"op": "rows", "path": path, "from": old_n, "to": n, "ranges": sorted(ranges)})
+        out.append({"op": "rows", "path": path, "from": old_n, "to": n, "ranges": sorted(ranges),
+                    **stored})
 
 
 def attr_changes(path: str, live: dict[str, Any], old: dict[str, Any],
@@ -528,9 +536,10 @@ def materialize(f: h5py.File, changes: list[dict[str, Any]],
             dkey = dtype_key(ds.dtype)
             hashes = (known or {}).get(ch["path"], {})
             ranges = []
+            stored = bool(ch.get("stored"))
             for s, e, h in ch["ranges"]:
                 if h is None:
-                    h = hashes.get((s, e)) or live_hash(ds, s, e, dkey)
+                    h = hashes.get((s, e)) or range_hash(ds, s, e, dkey, stored)
                 ranges.append([s, e, h])
             ch = dict(ch, ranges=ranges)
         out.append(ch)

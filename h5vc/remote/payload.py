@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..crashpoints import crash_point
+from ..engine.chunks import blob_hash
 from ..engine.hashing import (
     canonical_bytes,
     decode_dtype,
@@ -26,7 +27,7 @@ from ..errors import IntegrityError
 from .storage import RemoteStorage
 
 __all__ = ["WORKERS", "backup_rows", "check_rows", "decode_rows", "encode_rows", "estimate",
-           "fetch_rows", "read_packs", "rows_shape"]
+           "fetch_rows", "payload_dtype", "read_packs", "rows_shape"]
 
 WORKERS = 4  # packs in flight at once, each up to PACK_BYTES: transfers overlap the store's I/O
 
@@ -39,8 +40,10 @@ def encode_rows(arr: np.ndarray, dt: np.dtype) -> tuple[bytes, str]:
     return json.dumps(encode_value(arr, dt, arr.shape), separators=(",", ":")).encode(), "json"
 
 
-def decode_rows(raw: bytes, kind: str, dt: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+def decode_rows(raw: bytes, kind: str, dt: np.dtype, shape: tuple[int, ...] | None) -> np.ndarray:
     if kind == "raw":
+        if shape is None:  # the stored bytes of a block (engine/chunks.py): any length
+            return np.frombuffer(raw, dtype=dt)
         if len(raw) != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
             raise ValueError("size")
         return np.frombuffer(raw, dtype=dt).reshape(shape)
@@ -52,18 +55,28 @@ def decode_rows(raw: bytes, kind: str, dt: np.dtype, shape: tuple[int, ...]) -> 
     raise ValueError(f"kind {kind}")
 
 
-def rows_shape(meta: dict[str, Any], s: int, e: int) -> tuple[int, ...]:
+def rows_shape(meta: dict[str, Any], s: int, e: int) -> tuple[int, ...] | None:
+    """The shape of a range's payload; None for a block of stored chunks (bytes)."""
+    if meta.get("stored"):
+        return None
     return () if meta["rank"] == 0 else (e - s, *meta["tail"])
+
+
+def payload_dtype(meta: dict[str, Any]) -> np.dtype:
+    """The dtype of a range's payload: the dataset's, or bytes for stored chunks."""
+    return np.dtype("u1") if meta.get("stored") else decode_dtype(meta["dtype"])
 
 
 def estimate(meta: dict[str, Any], s: int, e: int) -> int:
     """The bytes a range's payload is expected to take (exact for fixed-size rows)."""
-    n = int(np.prod(rows_shape(meta, s, e), dtype=np.int64))
+    n = int(np.prod(() if meta["rank"] == 0 else (e - s, *meta["tail"]), dtype=np.int64))
     dt = decode_dtype(meta["dtype"])
     return n * (dt.itemsize if not dt.hasobject else 16)
 
 
 def check_rows(arr: np.ndarray, meta: dict[str, Any], h: str) -> bool:
+    if meta.get("stored"):
+        return blob_hash(arr) == h
     return rows_hash(arr, dtype_key(decode_dtype(meta["dtype"]))) == h
 
 
@@ -102,7 +115,7 @@ def fetch_rows(rs: RemoteStorage, index: Any, wanted: dict[str, tuple[dict[str, 
             _p, a, n, kind = index.objects[h]
             meta, s, e = wanted[h]
             try:
-                arr = decode_rows(data[a:a + n], kind, decode_dtype(meta["dtype"]),
+                arr = decode_rows(data[a:a + n], kind, payload_dtype(meta),
                                    rows_shape(meta, s, e))
                 ok = check_rows(arr, meta, h)
             except (ValueError, TypeError, KeyError):
@@ -130,7 +143,7 @@ def backup_rows(rs: RemoteStorage, wanted: dict[str, tuple[dict[str, Any], int, 
         raw = rs.read_range(pack, a, n)
         meta, s, e = wanted[h]
         try:
-            arr = decode_rows(raw, kind, decode_dtype(meta["dtype"]), rows_shape(meta, s, e))
+            arr = decode_rows(raw, kind, payload_dtype(meta), rows_shape(meta, s, e))
             ok = check_rows(arr, meta, h)
         except (ValueError, TypeError, KeyError):
             ok = False

@@ -26,19 +26,19 @@ import numpy as np
 import xxhash
 
 from ..crashpoints import crash_point
+from ..engine.chunks import write_blob
 from ..engine.format import META, Layout
 from ..engine.hashing import (
-    decode_dtype,
     has_refs,
 )
 from ..engine.lock import LOCK_SUFFIX
-from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs
+from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs, write_value
 from ..engine.rows import write_rows
 from ..engine.state import ROOT, State, apply_changes, empty_state, is_below, selected, within
 from ..errors import H5vcError, IntegrityError, InvalidInputError, NotFoundError
 from ..paths import normalize_path
 from ..repository import Repository
-from .payload import WORKERS, encode_rows, estimate, fetch_rows, read_packs
+from .payload import WORKERS, encode_rows, estimate, fetch_rows, payload_dtype, read_packs
 from .storage import PACK_BYTES, RemoteError, RemoteStorage
 
 __all__ = ["AdoptReport", "CloneReport", "FetchReport", "PushReport", "adopt", "clone", "fetch",
@@ -269,7 +269,7 @@ def push(repo: Repository, remote: str | None = None, refs: list[str] | None = N
             size = 0
             for h, (meta, _s, _e) in need.items():
                 arr = repo.content(h, meta)
-                raw, kind = encode_rows(arr, decode_dtype(meta["dtype"]))
+                raw, kind = encode_rows(arr, payload_dtype(meta))
                 batch[h] = (raw, kind)
                 size += len(raw)
                 report.objects += 1
@@ -547,16 +547,23 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
                 report.objects += 1
                 if h in live:
                     for lp, ls, _le in live[h]:
-                        write_rows(f[lp], ls, arr)
+                        if meta.get("stored"):
+                            write_blob(f[lp], ls, arr)
+                        else:
+                            write_rows(f[lp], ls, arr)
                 else:
                     preserve_rows(lay, h, arr, meta)
             referring = []
             for p in sorted(goal) if onto is None else ():  # attributes, references last
-                if any(has_refs(a["dtype"]) for a in goal[p]["attrs"].values()):
+                if goal[p]["k"] == "d" and "value" in goal[p]["meta"]:
+                    referring.append(p)
+                elif any(has_refs(a["dtype"]) for a in goal[p]["attrs"].values()):
                     referring.append(p)
                 else:
                     set_attrs(f[p], goal[p]["attrs"], {})
             for p in referring:
+                if goal[p]["k"] == "d" and "value" in goal[p]["meta"]:
+                    write_value(f[p], goal[p]["meta"])
                 set_attrs(f[p], goal[p]["attrs"], {})
             lay.sync()
             head = {"branch": branch} if branch else {"commit": target}
