@@ -1638,7 +1638,7 @@ class Repository:
     def _vlen_attr(self, path: str, name: str) -> bool:
         try:
             return bool(self._f[path].attrs.get_id(name).dtype.hasobject)
-        except (KeyError, OSError, RuntimeError, ValueError):
+        except (KeyError, OSError, RuntimeError, ValueError, TypeError):  # TypeError: no numpy type
             return True
 
     def commit(self, message: str, *, verify: bool = False, author: str | None = None,

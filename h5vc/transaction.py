@@ -359,6 +359,11 @@ class Transaction:
                 | set(self._rewritten)
             foreign = [c for c in scan(self._f, self._state, paths=[p])
                        if not any(is_below(c["path"], t) for t in mine)]
+            if foreign and self._structural:
+                # references to what this transaction deleted are nulled by HDF5: not foreign
+                # (the commit records them, see _changes)
+                nulled = set(referrers(self._state, self._structural))
+                foreign = [c for c in foreign if c["path"] not in nulled]
             if foreign:
                 raise _foreign(foreign[0]["path"])
         self._structural.add(p)

@@ -233,8 +233,8 @@ def _check_live(f: h5py.File, state: State, objects: set[str], report: VerifyRep
             report.problems.append(Problem(p, f"cannot be read ({e})", BACKUP))
             continue
         same = ds is not None and meta == node["meta"]
-        dkey = dtype_key(ds.dtype) if same else ""
         stored = bool(node["meta"].get("stored"))  # hashes of stored chunks
+        dkey = dtype_key(ds.dtype) if same and not stored else ""
         hashes = _run_hashes(ds, ranges, n, dkey, report) if same and not stored else {}
         for s, e, h in ranges:
             if same and e <= n:
@@ -243,7 +243,7 @@ def _check_live(f: h5py.File, state: State, objects: set[str], report: VerifyRep
                     if got is None:
                         got = range_hash(ds, s, e, dkey, stored)
                         report.live_rows += e - s
-                        report.bytes_read += (e - s) * max(ds.dtype.itemsize, 1) * int(
+                        report.bytes_read += (e - s) * max(ds.id.get_type().get_size(), 1) * int(
                             np.prod(ds.shape[1:] if ds.shape else ()))
                 except _READ_ERRORS as err:
                     report.problems.append(Problem(f"{p} rows {s}:{e}", f"cannot be read ({err})",

@@ -457,6 +457,9 @@ class View(ViewGroup):
     def _read_stored(self, path: str, start: int, stop: int, scalar: bool) -> Any:
         dt, _dkey, tail, ranges, starts = self._plan(path)
         meta = self.state[path]["meta"]
+        if scalar:
+            (r,) = ranges
+            return blob_rows(meta, 0, 1, self.blob(path, r), path)[()]
         out = np.empty((stop - start, *tail), dtype=dt)
         i = max(0, bisect.bisect_right(starts, start) - 1)
         while i < len(ranges) and ranges[i][0] < stop:

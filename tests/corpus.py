@@ -289,13 +289,12 @@ def _stored_chunks(dsid: h5d.DatasetID) -> Chunks:
     return Chunks(chunks)
 
 
-def dataset_values(ds: h5py.Dataset) -> Any:
-    """The dataset's values as a node: bytes in place for fixed-size types (read with the file's
-    own type, so types numpy lacks are read too), h5py's reading for variable-length data and
-    references, the stored chunks when the data cannot be decoded (a missing filter)."""
-    dsid = ds.id
-    tid = dsid.get_type()
-    space = dsid.get_space()
+def _value_node(tid: h5t.TypeID, space: h5s.SpaceID, special: Callable[[], Any],
+                read: Callable[[np.ndarray], None], undecodable: Callable[[], Any] | None = None
+                ) -> Any:
+    """A dataset's or attribute's value as a node: bytes in place for fixed-size types (read
+    with the file's own type, so types numpy lacks are read too), h5py's reading (``special``)
+    for variable-length data and references, ``undecodable()`` when the bytes cannot be read."""
     if space.get_simple_extent_type() == h5s.NULL:
         return ("null dataspace",)
     shape = tuple(space.shape)
@@ -303,43 +302,39 @@ def dataset_values(ds: h5py.Dataset) -> Any:
         return ("no elements", shape)
     if _special(tid):
         try:
-            return _canon(ds[()], ds.file)
+            return special()
         except Exception as e:
             return Unreadable(f"{type(e).__name__}: {e}")
     buf = np.empty(shape, dtype=f"V{tid.get_size()}")
     try:
-        dsid.read(h5s.ALL, h5s.ALL, buf, mtype=tid)
+        read(buf)
     except Exception as e:
-        if dsid.get_create_plist().get_layout() == h5d.CHUNKED:
+        if undecodable is not None:
             try:
-                return _stored_chunks(dsid)
+                return undecodable()
             except Exception:
                 pass
         return Unreadable(f"{type(e).__name__}: {e}")
     return _raw_leaf(buf, tid)
 
 
+def dataset_values(ds: h5py.Dataset) -> Any:
+    """The dataset's values as a node (see _value_node); its stored chunks when the data cannot
+    be decoded (a missing filter)."""
+    dsid = ds.id
+    tid = dsid.get_type()
+    chunked = dsid.get_create_plist().get_layout() == h5d.CHUNKED
+    return _value_node(tid, dsid.get_space(), lambda: _canon(ds[()], ds.file),
+                       lambda buf: dsid.read(h5s.ALL, h5s.ALL, buf, mtype=tid),
+                       (lambda: _stored_chunks(dsid)) if chunked else None)
+
+
 def attribute_value(obj: h5py.HLObject, name: str) -> Any:
     """An attribute's value as a node, by the same rules as a dataset's."""
     aid = obj.attrs.get_id(name)
     tid = aid.get_type()
-    space = aid.get_space()
-    if space.get_simple_extent_type() == h5s.NULL:
-        return ("null dataspace",)
-    shape = tuple(space.shape)
-    if int(np.prod(shape)) == 0:
-        return ("no elements", shape)
-    if _special(tid):
-        try:
-            return _canon(obj.attrs[name], obj.file)
-        except Exception as e:
-            return Unreadable(f"{type(e).__name__}: {e}")
-    buf = np.empty(shape, dtype=f"V{tid.get_size()}")
-    try:
-        aid.read(buf, mtype=tid)
-    except Exception as e:
-        return Unreadable(f"{type(e).__name__}: {e}")
-    return _raw_leaf(buf, tid)
+    return _value_node(tid, aid.get_space(), lambda: _canon(obj.attrs[name], obj.file),
+                       lambda buf: aid.read(buf, mtype=tid))
 
 
 def _fill_value(ds: h5py.Dataset) -> Any:

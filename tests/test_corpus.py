@@ -29,12 +29,8 @@ FILES = sorted(p.name for p in CORPUS.iterdir() if p.suffix != ".md")
 # file name -> regex the one-line refusal of `h5vc init` must match
 # (kinds of data h5vc cannot version yet, each listed in docs/concepts.md)
 REFUSED: dict[str, str] = {
-    "pytables_attr-u16.h5": r"attribute 'ref_time' of /wfm_group0/axes/axis0 has the HDF5 type "
-                            r"H5T_INTEGER of 16 bytes, big-endian, which numpy cannot hold",
-    "pytables_float.h5": r"dataset /quadprecision has the HDF5 type H5T_FLOAT of 16 bytes",
-    "pytables_time-table-vlarray-1_x.h5": r"dataset /table has the HDF5 type H5T_COMPOUND whose "
-                                          r"field 't32col' is H5T_ARRAY of H5T_TIME",
-    "pytables_times-nested-be.h5": r"dataset /earr32 has the HDF5 type H5T_TIME of 4 bytes",
+    "pytables_time-table-vlarray-1_x.h5": r"dataset /vlarray4 has the HDF5 type H5T_VLEN of "
+                                          r"H5T_ARRAY of H5T_TIME of 4 bytes",
 }
 
 WORKERS = max(2, min(4, os.cpu_count() or 2))
@@ -245,6 +241,60 @@ def test_generated_file(runs: Runs, name: str) -> None:
     out = runs.outcome(name)
     if not out.ok:
         pytest.fail(str(out), pytrace=False)
+
+
+# -- every object made anew by a checkout --------------------------------------------------------
+
+# The round trip above checks out objects that stay in place; here a transaction deletes every
+# top-level object and a checkout of the first commit makes them all anew. Files that do not
+# come back exactly yet, by what differs (each a gap to close; strict: fixing one fails here):
+# HDF5 types h5py would not make for the numpy dtype (string padding inside compounds and
+# datasets, bitfields, byte order of 1-byte integers, vlen string details); creation
+# properties h5py sets its own way (fill time, compact layout, filter parameters); link and
+# attribute creation order of groups made anew; links inside a group made anew (external);
+# sub-array (multidimensional atom) datasets and big-endian vlen data failing to restore; two
+# hard links to one object.
+RECREATE_GAPS = {
+    "h5py_vlen_string_dset_utc.h5", "h5py_vlen_string_s390x.h5",
+    "pytables_Table2_1_lzo_nrv2e_shuffle.h5", "pytables_Tables_lzo1.h5",
+    "pytables_Tables_lzo1_shuffle.h5", "pytables_Tables_lzo2.h5", "pytables_Tables_lzo2_shuffle.h5",
+    "pytables_array_mdatom.h5", "pytables_attr-u16.h5", "pytables_b2nd-no-chunkshape.h5",
+    "pytables_blosc_bigendian.h5", "pytables_bug-idx.h5", "pytables_elink.h5",
+    "pytables_ex-noattr.h5", "pytables_flavored_vlarrays-format1.6.h5", "pytables_indexes_2_0.h5",
+    "pytables_indexes_2_1.h5", "pytables_non-chunked-table.h5", "pytables_oldflavor_numeric.h5",
+    "pytables_out_of_order_types.h5", "pytables_python2.h5", "pytables_python3.h5",
+    "pytables_smpl_compound_chunked.h5", "pytables_smpl_unsupptype.h5",
+    "pytables_vlunicode_endian.h5", "netcdf4python_20171025_2056.Cloud_Top_Height.nc",
+    "netcdf4python_issue1152.nc", "netcdf4python_issue671.nc", "netcdf4python_issue672.nc",
+    "netcdf4python_test_gold.nc", "pytables_matlab_file.mat", "pytables_test_ref_array1.mat",
+    "pytables_test_ref_array2.mat", "anndata_v0.5.0_adata.h5ad", "anndata_v0.7.0_adata.h5ad",
+    "anndata_v0.7.8_adata.h5ad",
+}
+
+
+def _recreate(src: Path, work: Path) -> list[str]:
+    from h5vc import Repository
+
+    p = work / src.name
+    shutil.copyfile(src, p)
+    with Repository.init(p, pointer=False) as repo:
+        first = repo.head.id
+        with h5py.File(p, "r") as f:
+            names = [k for k in f if k != ".h5vc"
+                     and isinstance(f.get(k, getlink=True), h5py.HardLink)]
+        with repo.transaction("delete everything") as t:
+            for k in names:
+                del t["/" + k]
+        repo.checkout(first)
+        assert repo.status().clean
+    return compare(src, p)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="a known gap, listed above"))
+    if n in RECREATE_GAPS else n for n in FILES if n not in REFUSED])
+def test_corpus_file_made_anew(tmp_path: Path, name: str) -> None:
+    assert _recreate(CORPUS / name, tmp_path) == []
 
 
 # -- the comparator finds what differs, and only that -------------------------------------------

@@ -10,7 +10,12 @@ their offsets over the other axes, each with its filter mask and length (a chunk
 written is marked so). The blob is what is preserved, pushed and written back: a checkout
 makes such a dataset anew from its blobs, so its bytes come back exactly, filters and all.
 
-Rows cannot be read from such a dataset (a view or an export names the filter); appending to
+A dataset of an HDF5 type numpy cannot hold (H5T_TIME, 128-bit numbers) is versioned the same
+way, its meta's dtype the type as HDF5 encodes it: chunked, by its stored chunks; not chunked,
+as one block holding its values as bytes of that type (read and written with the type itself
+as the memory type, so nothing is converted). A view reads such values as opaque bytes.
+
+Rows cannot be read from a dataset whose filter is missing (a view or an export names it); appending to
 it needs the filter, and the program that has it (PyTables) rewrites the last chunk in place:
 committing that is a loss h5vc names, as for any in-place rewrite.
 """
@@ -97,9 +102,20 @@ def _offsets(ds: h5py.Dataset, start: int) -> list[tuple[int, ...]]:
     return [(start, *rest) for rest in itertools.product(*others)]
 
 
+def _raw(ds: h5py.Dataset) -> np.ndarray:
+    tid = ds.id.get_type()
+    buf = np.empty(ds.shape, dtype=f"V{tid.get_size()}")
+    ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, buf, mtype=tid)
+    return buf
+
+
 def stored_blob(ds: h5py.Dataset, start: int, stop: int) -> np.ndarray:
     """The stored bytes of the block holding rows [start, stop) (``start`` is a block's
-    first row), as one uint8 array."""
+    first row), as one uint8 array. A dataset that is not chunked (a type numpy cannot hold,
+    versioned as bytes) is one block: its values as bytes of its own type, no chunks."""
+    if ds.chunks is None:
+        return np.frombuffer(_HEAD.pack(_MAGIC, stop - start, 0) + _raw(ds).tobytes(),
+                             dtype=np.uint8)
     offsets = _offsets(ds, start)
     parts = [_HEAD.pack(_MAGIC, stop - start, len(offsets))]
     dsid = ds.id
@@ -125,6 +141,11 @@ def write_blob(ds: h5py.Dataset, start: int, blob: np.ndarray) -> None:
     if magic != _MAGIC:
         raise ValueError("not a block of stored chunks")
     pos = _HEAD.size
+    if ds.chunks is None:  # values as bytes of the dataset's own type
+        tid = ds.id.get_type()
+        buf = np.frombuffer(raw[pos:], dtype=f"V{tid.get_size()}").reshape(ds.shape)
+        ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(buf), mtype=tid)
+        return
     offsets = _offsets(ds, start)
     if count != len(offsets):
         raise ValueError(f"a block of {count} chunks for {len(offsets)} offsets")

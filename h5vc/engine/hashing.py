@@ -21,7 +21,8 @@ import xxhash
 
 from ..errors import InvalidInputError
 
-__all__ = ["decode_dtype", "decode_value", "encode_dtype", "encode_value", "rows_hash"]
+__all__ = ["decode_dtype", "decode_value", "encode_dtype", "encode_hdf5_type", "encode_value",
+           "hdf5_type", "rows_hash"]
 
 
 # -- dtypes -------------------------------------------------------------------------------
@@ -60,9 +61,25 @@ def encode_dtype(dt: np.dtype) -> Any:
     return dt.str
 
 
+def encode_hdf5_type(tid: Any) -> dict[str, Any]:
+    """An HDF5 datatype numpy cannot hold (H5T_TIME, 128-bit numbers, ...), recorded as HDF5
+    encodes it (``H5Tencode``); its values are versioned as opaque bytes of its size."""
+    return {"hdf5": base64.b64encode(tid.encode()).decode(), "size": int(tid.get_size())}
+
+
+def hdf5_type(enc: Any) -> Any:
+    """The HDF5 datatype an encoded dtype records as such (see :func:`encode_hdf5_type`),
+    None for the dtypes numpy holds."""
+    if isinstance(enc, dict) and "hdf5" in enc:
+        return h5py.h5t.decode(base64.b64decode(enc["hdf5"]))
+    return None
+
+
 def decode_dtype(enc: Any) -> np.dtype:
     if isinstance(enc, str):
         return np.dtype(enc)
+    if "hdf5" in enc:  # bytes of a type numpy cannot hold
+        return np.dtype(f"V{int(enc['size'])}")
     if "str" in enc:
         return h5py.string_dtype(enc["str"], enc["len"])
     if "vlen" in enc:
@@ -145,6 +162,56 @@ def zero_padding(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+_LD_BYTES = 10 if np.finfo(np.longdouble).nmant == 63 else None  # x87 80-bit, stored in 16
+_LD_SIZE = np.dtype(np.longdouble).itemsize
+
+
+@functools.lru_cache(maxsize=256)
+def _unused_bytes(dt: np.dtype) -> np.ndarray | None:
+    """A mask of the bytes of ``dt`` that hold nothing (1) or a value (0), for dtypes with
+    x87 extended-precision floats, whose 80 bits sit in 12 or 16 bytes; None for others."""
+    if _LD_BYTES is None:
+        return None
+    mask = np.zeros(dt.itemsize, dtype=bool)
+
+    def mark(d: np.dtype, at: int) -> bool:
+        if d.subdtype is not None:
+            base, shape = d.subdtype
+            found = False
+            for i in range(int(np.prod(shape))):
+                found |= mark(base, at + i * base.itemsize)
+            return found
+        if d.names is not None:
+            found = False
+            for n in d.names:
+                sub, off = d.fields[n][:2]
+                found |= mark(sub, at + off)
+            return found
+        if d.kind == "f" and d.itemsize == _LD_SIZE:
+            mask[at + _LD_BYTES:at + d.itemsize] = True
+            return True
+        if d.kind == "c" and d.itemsize == 2 * _LD_SIZE:
+            half = d.itemsize // 2
+            mask[at + _LD_BYTES:at + half] = True
+            mask[at + half + _LD_BYTES:at + d.itemsize] = True
+            return True
+        return False
+
+    return mask if mark(dt, 0) else None
+
+
+def zero_unused(arr: np.ndarray) -> np.ndarray:
+    """``arr`` with the unused bytes of its extended-precision floats zeroed (a copy), or
+    ``arr`` itself: like padding, they hold whatever memory held."""
+    mask = _unused_bytes(arr.dtype)
+    if mask is None or arr.dtype.hasobject:
+        return arr
+    out = np.ascontiguousarray(arr).copy()
+    raw = out.reshape(-1).view(np.uint8).reshape(-1, arr.dtype.itemsize)
+    raw[:, mask] = 0
+    return out
+
+
 def canonical_bytes(arr: np.ndarray) -> bytes | memoryview:
     """The bytes a hash is computed over: C-order raw bytes (padding zeroed), or a
     length-prefixed walk."""
@@ -213,13 +280,34 @@ def rows_hash_parts(parts: Iterable[np.ndarray], shape: tuple[int, ...], dkey: s
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
+def _expanded_dims(dkey: str) -> int:
+    """How many trailing axes numpy adds to an array read from a dataset whose dtype is a
+    sub-array (``('<i4', (2,))`` reads as rows of 2 ints): not part of the rows' shape."""
+    if not dkey.startswith("{"):
+        return 0
+    try:
+        enc = json.loads(dkey)
+    except ValueError:
+        return 0
+    n = 0
+    while isinstance(enc, dict) and "sub" in enc:
+        n += len(enc["shape"])
+        enc = enc["sub"]
+    return n
+
+
 def rows_hash(arr: np.ndarray, dkey: str) -> str:
     """xxh3-128 hex of the dtype (``dtype_key``), the shape and the canonical bytes of ``arr``.
 
     The dtype is passed in because arrays read back from h5py may lose the metadata that
     marks variable-length strings.
     """
-    h = xxhash.xxh3_128(f"{dkey}{list(arr.shape)}".encode())
+    shape = arr.shape
+    k = _expanded_dims(dkey)
+    if k and arr.ndim > k:  # rows of a sub-array dtype: their shape as the dataset has it
+        shape = shape[:arr.ndim - k]
+    h = xxhash.xxh3_128(f"{dkey}{list(shape)}".encode())
     h.update(canonical_bytes(arr))
     return h.hexdigest()
 
@@ -332,7 +420,9 @@ def encode_value(arr: np.ndarray | None, dt: np.dtype, shape: tuple[int, ...] | 
     elif dt.hasobject:
         enc["data"] = {"o": [_jsonable(x, refs) for x in np.asarray(arr, dtype=dt).reshape(-1)]}
     else:
-        a = np.ascontiguousarray(zero_padding(np.asarray(arr, dtype=dt)))
+        # (attributes and fill values are compared as encoded: no byte that holds nothing
+        # may count, padding nor the unused bytes of an extended-precision float)
+        a = np.ascontiguousarray(zero_unused(zero_padding(np.asarray(arr, dtype=dt))))
         enc["data"] = {"a": base64.b64encode(a.tobytes()).decode()}
     return enc
 

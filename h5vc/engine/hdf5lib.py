@@ -29,7 +29,8 @@ from typing import Any
 
 import h5py
 
-__all__ = ["create_roomy_group", "extend_to_eof", "flush_object", "undefined_fill"]
+__all__ = ["create_roomy_group", "extend_to_eof", "fill_bytes", "flush_object", "set_fill_bytes",
+           "undefined_fill"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,6 +58,8 @@ def _lib() -> Any:
             lib.H5Pset_link_phase_change.restype = ctypes.c_int
             lib.H5Pset_fill_value.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
             lib.H5Pset_fill_value.restype = ctypes.c_int
+            lib.H5Pget_fill_value.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+            lib.H5Pget_fill_value.restype = ctypes.c_int
             return lib
         except (OSError, AttributeError):
             continue
@@ -121,3 +124,23 @@ def undefined_fill(pl: Any = None) -> Any:
         pl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     lib.H5Pset_fill_value(pl.id, h5py.h5t.NATIVE_INT32.id, None)
     return pl
+
+
+def fill_bytes(pl: Any, tid: Any) -> bytes | None:
+    """The fill value of a dataset creation property list as bytes of the HDF5 type ``tid``
+    (for types h5py cannot convert); None when it cannot be read."""
+    lib = _lib()
+    if lib is None:
+        return None
+    buf = ctypes.create_string_buffer(max(1, tid.get_size()))
+    if lib.H5Pget_fill_value(pl.id, tid.id, buf) < 0:
+        return None
+    return buf.raw[:tid.get_size()]
+
+
+def set_fill_bytes(pl: Any, tid: Any, value: bytes) -> None:
+    """Set the fill value of ``pl`` to ``value``, bytes of the HDF5 type ``tid``."""
+    lib = _lib()
+    if lib is not None:
+        buf = ctypes.create_string_buffer(value, max(1, len(value)))
+        lib.H5Pset_fill_value(pl.id, tid.id, buf)

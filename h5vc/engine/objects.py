@@ -14,6 +14,7 @@ Ranges whose hash is ``None`` (uncommitted rows) are never kept and never preser
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,13 +31,14 @@ from .hashing import (
     decode_value,
     dtype_key,
     has_refs,
+    hdf5_type,
     ref_targets,
     rows_hash,
     rows_hash_parts,
 )
-from .hdf5lib import undefined_fill
+from .hdf5lib import set_fill_bytes, undefined_fill
 from .rows import live_hash, read_rows, row_slices, write_rows
-from .scan import create_kwargs, object_filters
+from .scan import create_kwargs, object_filters, read_raw
 from .space import ensure_space
 from .state import ROOT, State, block_rows, is_below, row_bytes
 
@@ -51,7 +53,38 @@ class RestoreReport:
     paths_changed: list[str] = field(default_factory=list)
 
 
+def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any) -> h5py.Dataset:
+    """A dataset of an HDF5 type numpy cannot hold, made with that very type."""
+    rank = meta["rank"]
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    if rank == -1:
+        space = h5py.h5s.create(h5py.h5s.NULL)
+    elif rank == 0:
+        space = h5py.h5s.create(h5py.h5s.SCALAR)
+    else:
+        shape = (n, *meta["tail"])
+        if meta["chunks"]:
+            maxshape = tuple(h5py.h5s.UNLIMITED if m is None else m for m in meta["maxshape"])
+            space = h5py.h5s.create_simple(shape, maxshape)
+            dcpl.set_chunk(tuple(meta["chunks"]))
+            for code, flags, values in meta["filters"]:
+                dcpl.set_filter(int(code), int(flags), tuple(int(v) for v in values))
+        else:
+            space = h5py.h5s.create_simple(shape)
+    if meta.get("nofill"):
+        undefined_fill(dcpl)
+    elif meta["fill"] is not None and not meta.get("fill_default"):
+        set_fill_bytes(dcpl, tid, base64.b64decode(meta["fill"]["a"]))
+    lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+    lcpl.set_create_intermediate_group(True)
+    lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
+    return h5py.Dataset(h5py.h5d.create(f.id, path.encode(), tid, space, dcpl=dcpl, lcpl=lcpl))
+
+
 def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5py.Dataset:
+    tid = hdf5_type(meta["dtype"])
+    if tid is not None:
+        return _create_raw(f, path, meta, n, tid)
     dt = decode_dtype(meta["dtype"])
     rank = meta["rank"]
     if rank == -1:
@@ -123,6 +156,19 @@ def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any], *,
     def create(o: Any, name: str, enc: dict[str, Any]) -> None:
         arr, dt, shape = decode_value(
             enc, make_refs(o.file, f"attribute {name!r} of {o.name}", missing_ok))
+        tid = hdf5_type(enc["dtype"])
+        pad = enc["dtype"].get("pad") if isinstance(enc["dtype"], dict) else None
+        if pad is not None:  # a fixed-length string padded as recorded, not as h5py pads
+            tid = h5py.h5t.py_create(dt, logical=True).copy()
+            tid.set_strpad(h5py.h5t.STR_NULLTERM if pad == "nullterm" else h5py.h5t.STR_SPACEPAD)
+        if tid is not None:  # a type numpy cannot hold (or a padded string): made with it
+            space = (h5py.h5s.create(h5py.h5s.NULL) if shape is None else
+                     h5py.h5s.create(h5py.h5s.SCALAR) if shape == () else
+                     h5py.h5s.create_simple(shape))
+            aid = h5py.h5a.create(o.id, name.encode(), tid, space)
+            if arr is not None:
+                aid.write(np.ascontiguousarray(arr), mtype=tid)
+            return
         if shape is None:
             o.attrs.create(name, h5py.Empty(dt))
         else:
@@ -301,11 +347,15 @@ def blob_rows(meta: dict[str, Any], s: int, e: int, blob: np.ndarray, path: str)
         raise InvalidInputError(
             f"rows of {path} are compressed with HDF5 filter {code} ({name}), which is not "
             f"available here: h5vc versions its chunks as stored but cannot decode them; {fix}")
-    block = int(meta["chunks"][0])
+    rows = e - s
+    block = int(meta["chunks"][0]) if meta["chunks"] else rows
     with h5py.File(f"h5vc-blob-{id(blob)}", "w", driver="core", backing_store=False) as f:
         ds = create_dataset(f, "b", meta, block)
         write_blob(ds, 0, blob)
-        return ds[0:e - s]
+        if hdf5_type(meta["dtype"]) is None:
+            return ds[()] if meta["rank"] == 0 else ds[0:rows]
+        got = read_raw(ds.id, ds.shape)  # values of a type numpy cannot hold, as bytes
+        return got if meta["rank"] == 0 else got[:rows]
 
 
 def _changed_outside(path: str, s: int, e: int) -> DirtyStoreError:

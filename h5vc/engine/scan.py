@@ -7,6 +7,7 @@ rows. ``status`` shows the first, ``commit`` records the second.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,12 +17,21 @@ import numpy as np
 from ..errors import InvalidInputError
 from .chunks import BUILTIN_FILTERS, blob_hash, load_plugins, missing_filter, stored_blob
 from .format import META
-from .hashing import decode_value, dtype_key, encode_dtype, encode_value, has_refs, ref_targets
+from .hashing import (
+    decode_value,
+    dtype_key,
+    encode_dtype,
+    encode_hdf5_type,
+    encode_value,
+    has_refs,
+    ref_targets,
+)
+from .hdf5lib import fill_bytes
 from .rows import as_0d, live_hash
 from .state import ROOT, State, block_rows, is_below, split_blocks
 
 __all__ = ["attr_changes", "create_kwargs", "dataset_meta", "live_kinds", "materialize",
-           "numpy_dtype", "object_filters", "range_hash", "read_attrs", "referrers", "scan",
+           "numpy_dtype", "object_filters", "range_hash", "read_attrs", "referrers", "same_attr", "scan",
            "scan_objects",
            "scan_suspects", "type_text"]
 
@@ -69,15 +79,43 @@ def _numpy_type(tid: Any) -> np.dtype | None:
         return None
 
 
-def numpy_dtype(what: str, tid: Any) -> np.dtype:
-    """The numpy dtype of an HDF5 type, or InvalidInputError naming ``what`` and the type."""
+def _not_bytes(tid: Any) -> bool:
+    """Whether values of an HDF5 type are more than their bytes: variable-length data and
+    references point elsewhere in the file (their bytes mean nothing in another file)."""
+    cls = tid.get_class()
+    if cls in (h5py.h5t.VLEN, h5py.h5t.REFERENCE):
+        return True
+    if cls == h5py.h5t.STRING:
+        return bool(tid.is_variable_str())
+    if cls == h5py.h5t.COMPOUND:
+        return any(_not_bytes(tid.get_member_type(i)) for i in range(tid.get_nmembers()))
+    if cls == h5py.h5t.ARRAY:
+        return _not_bytes(tid.get_super())
+    return False
+
+
+def numpy_dtype(what: str, tid: Any) -> np.dtype | None:
+    """The numpy dtype of an HDF5 type; None for a type numpy cannot hold whose values are
+    plain bytes (H5T_TIME, 128-bit numbers: versioned as opaque bytes of their size), and
+    InvalidInputError naming ``what`` and the type for one that is not."""
     dt = _numpy_type(tid)
-    if dt is None:
+    if dt is None and _not_bytes(tid):
         raise InvalidInputError(
             f"{what} has the HDF5 type {type_text(tid)}, which numpy cannot hold, so h5vc "
             "cannot version it; convert it with the program that wrote it (or delete it), "
             "then run the command again")
     return dt
+
+
+def read_raw(oid: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """All values of a dataset or attribute (its id) as bytes of its own HDF5 type."""
+    tid = oid.get_type()
+    buf = np.empty(shape, dtype=f"V{tid.get_size()}")
+    if isinstance(oid, h5py.h5a.AttrID):
+        oid.read(buf, mtype=tid)
+    else:
+        oid.read(h5py.h5s.ALL, h5py.h5s.ALL, buf, mtype=tid)
+    return buf
 
 
 def filter_refusal(ds: h5py.Dataset, missing: tuple[int, str, str], why: str) -> InvalidInputError:
@@ -96,7 +134,11 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
     so where the filter is installed, and one committed with decoded rows cannot be compared
     without the filter (InvalidInputError naming it)."""
     shape = ds.shape
-    dt = numpy_dtype(f"dataset {ds.name}", ds.id.get_type())
+    tid = ds.id.get_type()
+    dt = numpy_dtype(f"dataset {ds.name}", tid)
+    raw = dt is None  # a type numpy cannot hold: versioned as stored bytes
+    if raw:
+        dt = np.dtype(f"V{tid.get_size()}")
     if shape is None:
         rank, tail, n = -1, [], 0
     elif shape == ():
@@ -115,13 +157,16 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
         missing = missing_filter(pipeline) if pipeline else None
         chunks = list(ds.chunks) if ds.chunks else None
     try:
-        enc_dt = encode_dtype(dt)
+        enc_dt = encode_hdf5_type(tid) if raw else encode_dtype(dt)
     except InvalidInputError as e:
         raise InvalidInputError(f"dataset {ds.name}: {e}") from None
     fill = None
     fill_state = ds.id.get_create_plist().fill_value_defined() if rank >= 0 else None
     nofill = fill_state == h5py.h5d.FILL_VALUE_UNDEFINED
-    if rank >= 0 and not dt.hasobject and not nofill:
+    if rank >= 0 and raw and not nofill:
+        got = fill_bytes(ds.id.get_create_plist(), tid)
+        fill = None if got is None else {"a": base64.b64encode(got).decode()}
+    elif rank >= 0 and not dt.hasobject and not nofill:
         fv = ds.fillvalue
         fill = encode_value(np.asarray(fv, dtype=dt), dt, ())["data"]
     meta = {
@@ -139,7 +184,9 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
     # a dataset committed before this was recorded is compared as it was
     if fill_state == h5py.h5d.FILL_VALUE_DEFAULT and (recorded is None or "fill_default" in recorded):
         meta["fill_default"] = True
-    if rank > 0 and (missing is not None or (recorded or {}).get("stored")):
+    if raw and rank >= 0:
+        meta["stored"] = True
+    elif rank > 0 and (missing is not None or (recorded or {}).get("stored")):
         if missing is not None and recorded is not None and not recorded.get("stored") \
                 and recorded.get("filters") == filters:
             raise filter_refusal(ds, missing, "its rows were committed decoded, and h5vc needs "
@@ -235,6 +282,12 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
         aid = attrs.get_id(name)
         dt = numpy_dtype(f"attribute {name!r} of {obj.name}", aid.get_type())
         shape = aid.shape
+        if dt is None:  # a type numpy cannot hold: its bytes, with the type HDF5 encodes
+            out[name] = {"dtype": encode_hdf5_type(aid.get_type()),
+                         "shape": None if shape is None else list(shape),
+                         "data": None if shape is None else
+                         {"a": base64.b64encode(read_raw(aid, shape).tobytes()).decode()}}
+            continue
         try:
             if shape is None:
                 out[name] = encode_value(None, dt, None)
@@ -242,6 +295,9 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
             value = attrs[name]
             arr = as_0d(value, dt) if shape == () else np.asarray(value, dtype=dt)
             enc = out[name] = encode_value(arr, dt, shape, ref_paths(obj.file))
+            pad = _string_pad(aid.get_type())
+            if pad is not None and isinstance(enc["dtype"], dict) and "str" in enc["dtype"]:
+                enc["dtype"] = dict(enc["dtype"], pad=pad)
         except InvalidInputError as e:
             raise InvalidInputError(f"attribute {name!r} of {obj.name}: {e}") from None
         try:
@@ -273,6 +329,29 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
                 f"it again ({tried[key]}); make it smaller or keep the value in a dataset, "
                 "then commit")
     return out
+
+
+_PADS = {h5py.h5t.STR_NULLTERM: "nullterm", h5py.h5t.STR_SPACEPAD: "spacepad"}
+
+
+def _string_pad(tid: Any) -> str | None:
+    """How a fixed-length string type pads its values, when it is not h5py's own (NULLPAD):
+    PyTables and netCDF write null-terminated ones."""
+    if tid.get_class() != h5py.h5t.STRING or tid.is_variable_str():
+        return None
+    return _PADS.get(tid.get_strpad())
+
+
+def same_attr(live: Any, old: Any) -> bool:
+    """Whether a live attribute (encoded) is the recorded one. A string's padding, recorded
+    since this h5vc, does not count against a value recorded without it."""
+    if live == old:
+        return True
+    if live is None or old is None or not isinstance(live["dtype"], dict):
+        return False
+    if "pad" in live["dtype"] and isinstance(old["dtype"], dict) and "pad" not in old["dtype"]:
+        return dict(live, dtype={k: v for k, v in live["dtype"].items() if k != "pad"}) == old
+    return False
 
 
 def live_kinds(f: h5py.File, under: str = ROOT) -> dict[str, str]:
@@ -341,7 +420,7 @@ def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
     elif n < old_n:
         ranges += [[r[0], n, None] for r in node["ranges"] if r[0] < n < r[1]]
     if verify:
-        dkey = dtype_key(ds.dtype)
+        dkey = "" if stored else dtype_key(ds.dtype)
         for s, e, h in node["ranges"]:
             if e <= n and [s, e, None] not in ranges and \
                     not _same_rows(ds, s, e, dkey, h, unreadable_differ, bool(stored)):
@@ -355,7 +434,7 @@ def attr_changes(path: str, live: dict[str, Any], old: dict[str, Any],
                   out: list[dict[str, Any]]) -> None:
     for name in sorted(set(live) | set(old)):
         a, b = live.get(name), old.get(name)
-        if a != b:
+        if not same_attr(a, b):
             out.append({"op": "attr", "path": path, "name": name, "value": a, "old": b})
 
 
@@ -533,10 +612,10 @@ def materialize(f: h5py.File, changes: list[dict[str, Any]],
     for ch in changes:
         if ch["op"] == "rows" and any(r[2] is None for r in ch["ranges"]):
             ds = f[ch["path"]]
-            dkey = dtype_key(ds.dtype)
+            stored = bool(ch.get("stored"))
+            dkey = "" if stored else dtype_key(ds.dtype)
             hashes = (known or {}).get(ch["path"], {})
             ranges = []
-            stored = bool(ch.get("stored"))
             for s, e, h in ch["ranges"]:
                 if h is None:
                     h = hashes.get((s, e)) or range_hash(ds, s, e, dkey, stored)
