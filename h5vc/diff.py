@@ -16,7 +16,7 @@ from .engine.state import State
 __all__ = ["Diff", "PathDiff", "diff_states"]
 
 META_FIELDS = ("dtype", "rank", "tail", "chunks", "maxshape", "filters", "fill", "nofill", "fill_default",
-               "stored", "value")
+               "fill_time", "compact", "stored", "value")
 
 
 @dataclass

@@ -250,7 +250,7 @@ def test_generated_file(runs: Runs, name: str) -> None:
 # come back exactly yet, by what differs (each a gap to close; strict: fixing one fails here):
 # HDF5 types h5py would not make for the numpy dtype (string padding inside compounds and
 # datasets, bitfields, byte order of 1-byte integers, vlen string details); creation
-# properties h5py sets its own way (fill time, compact layout, filter parameters); link and
+# properties h5py sets its own way (filter parameters a filter computes for itself); link and
 # attribute creation order of groups made anew; links inside a group made anew (external);
 # sub-array (multidimensional atom) datasets and big-endian vlen data failing to restore; two
 # hard links to one object.
@@ -259,15 +259,15 @@ RECREATE_GAPS = {
     "pytables_Table2_1_lzo_nrv2e_shuffle.h5", "pytables_Tables_lzo1.h5",
     "pytables_Tables_lzo1_shuffle.h5", "pytables_Tables_lzo2.h5", "pytables_Tables_lzo2_shuffle.h5",
     "pytables_array_mdatom.h5", "pytables_attr-u16.h5", "pytables_b2nd-no-chunkshape.h5",
-    "pytables_blosc_bigendian.h5", "pytables_bug-idx.h5", "pytables_elink.h5",
+    "pytables_blosc_bigendian.h5", "pytables_elink.h5",
     "pytables_ex-noattr.h5", "pytables_flavored_vlarrays-format1.6.h5", "pytables_indexes_2_0.h5",
     "pytables_indexes_2_1.h5", "pytables_non-chunked-table.h5", "pytables_oldflavor_numeric.h5",
     "pytables_out_of_order_types.h5", "pytables_python2.h5", "pytables_python3.h5",
     "pytables_smpl_compound_chunked.h5", "pytables_smpl_unsupptype.h5",
     "pytables_vlunicode_endian.h5", "netcdf4python_20171025_2056.Cloud_Top_Height.nc",
     "netcdf4python_issue1152.nc", "netcdf4python_issue671.nc", "netcdf4python_issue672.nc",
-    "netcdf4python_test_gold.nc", "pytables_matlab_file.mat", "pytables_test_ref_array1.mat",
-    "pytables_test_ref_array2.mat", "anndata_v0.5.0_adata.h5ad", "anndata_v0.7.0_adata.h5ad",
+    "netcdf4python_test_gold.nc", "pytables_test_ref_array1.mat",
+    "pytables_test_ref_array2.mat", "anndata_v0.7.0_adata.h5ad",
     "anndata_v0.7.8_adata.h5ad",
 }
 

@@ -435,3 +435,27 @@ def test_fill_values_of_extended_precision_floats_compare_stably(tmp_path: Path)
         for _ in range(3):
             assert repo.verify().ok
             assert repo.status(verify=True).clean
+
+
+def test_creation_properties_h5py_would_not_choose_survive_being_made_anew(tmp_path: Path) -> None:
+    """Fill time (PyTables writes ALLOC) and compact layout (MATLAB writes small arrays so)."""
+    p = tmp_path / "props.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("alloc", data=np.arange(6.0), chunks=(3,), maxshape=(None,), fill_time="alloc")
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        f.create_dataset("compact", data=np.arange(4, dtype="i2"), dcpl=dcpl)
+        f.create_dataset("plain", data=np.arange(3))
+    with Repository.init(p) as repo:
+        first = repo.head.id
+        with repo.transaction("drop") as t:
+            for k in ("alloc", "compact", "plain"):
+                del t["/" + k]
+        repo.checkout(first)
+        assert repo.status().clean
+    with h5py.File(p, "r") as f:
+        assert f["alloc"].id.get_create_plist().get_fill_time() == h5py.h5d.FILL_TIME_ALLOC
+        assert f["compact"].id.get_create_plist().get_layout() == h5py.h5d.COMPACT
+        assert f["plain"].id.get_create_plist().get_fill_time() == h5py.h5d.FILL_TIME_IFSET
+        assert f["plain"].id.get_create_plist().fill_value_defined() == h5py.h5d.FILL_VALUE_DEFAULT
+        assert f["compact"][()].tolist() == [0, 1, 2, 3]

@@ -75,6 +75,8 @@ def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any)
         undefined_fill(dcpl)
     elif meta["fill"] is not None and not meta.get("fill_default"):
         set_fill_bytes(dcpl, tid, base64.b64decode(meta["fill"]["a"]))
+    if rank > 0:
+        _creation_extras(dcpl, meta)
     lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
     lcpl.set_create_intermediate_group(True)
     lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
@@ -105,7 +107,20 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
         kw["fillvalue"] = arr[()]
     elif meta.get("nofill"):
         kw["dcpl"] = undefined_fill(kw.get("dcpl"))
+    if rank > 0 and ("fill_time" in meta or meta.get("compact")):
+        kw["dcpl"] = _creation_extras(kw.get("dcpl") or h5py.h5p.create(h5py.h5p.DATASET_CREATE),
+                                      meta)
     return f.create_dataset(path, shape=shape, dtype=dt, **kw)
+
+
+def _creation_extras(dcpl: Any, meta: dict[str, Any]) -> Any:
+    """The creation properties a meta records beyond h5py's own choice: fill time, compact
+    layout (``dcpl`` changed and returned)."""
+    if "fill_time" in meta:
+        dcpl.set_fill_time(int(meta["fill_time"]))
+    if meta.get("compact"):
+        dcpl.set_layout(h5py.h5d.COMPACT)
+    return dcpl
 
 
 def write_value(ds: h5py.Dataset, meta: dict[str, Any], *, missing_ok: bool = False) -> None:

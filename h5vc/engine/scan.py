@@ -184,6 +184,15 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
     # a dataset committed before this was recorded is compared as it was
     if fill_state == h5py.h5d.FILL_VALUE_DEFAULT and (recorded is None or "fill_default" in recorded):
         meta["fill_default"] = True
+    # creation properties h5py would set otherwise, recorded only where they differ from its
+    # own (and, as above, not for a dataset committed before they were recorded)
+    if rank > 0:
+        dcpl = ds.id.get_create_plist()
+        fill_time = dcpl.get_fill_time()
+        if fill_time != h5py.h5d.FILL_TIME_IFSET and (recorded is None or "fill_time" in recorded):
+            meta["fill_time"] = int(fill_time)
+        if dcpl.get_layout() == h5py.h5d.COMPACT and (recorded is None or "compact" in recorded):
+            meta["compact"] = True
     if raw and rank >= 0:
         meta["stored"] = True
     elif rank > 0 and (missing is not None or (recorded or {}).get("stored")):
