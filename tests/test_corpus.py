@@ -252,13 +252,12 @@ def test_generated_file(runs: Runs, name: str) -> None:
 # datasets, bitfields, byte order of 1-byte integers, vlen string details); creation
 # properties h5py sets its own way (filter parameters a filter computes for itself); link and
 # attribute creation order of groups made anew; links inside a group made anew (external);
-# sub-array (multidimensional atom) datasets and big-endian vlen data failing to restore; two
-# hard links to one object.
+# big-endian vlen data failing to restore; two hard links to one object.
 RECREATE_GAPS = {
     "h5py_vlen_string_dset_utc.h5", "h5py_vlen_string_s390x.h5",
     "pytables_Table2_1_lzo_nrv2e_shuffle.h5", "pytables_Tables_lzo1.h5",
     "pytables_Tables_lzo1_shuffle.h5", "pytables_Tables_lzo2.h5", "pytables_Tables_lzo2_shuffle.h5",
-    "pytables_array_mdatom.h5", "pytables_attr-u16.h5", "pytables_b2nd-no-chunkshape.h5",
+    "pytables_attr-u16.h5", "pytables_b2nd-no-chunkshape.h5",
     "pytables_blosc_bigendian.h5", "pytables_elink.h5",
     "pytables_ex-noattr.h5", "pytables_flavored_vlarrays-format1.6.h5", "pytables_indexes_2_0.h5",
     "pytables_indexes_2_1.h5", "pytables_non-chunked-table.h5", "pytables_oldflavor_numeric.h5",

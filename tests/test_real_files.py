@@ -459,3 +459,30 @@ def test_creation_properties_h5py_would_not_choose_survive_being_made_anew(tmp_p
         assert f["plain"].id.get_create_plist().get_fill_time() == h5py.h5d.FILL_TIME_IFSET
         assert f["plain"].id.get_create_plist().fill_value_defined() == h5py.h5d.FILL_VALUE_DEFAULT
         assert f["compact"][()].tolist() == [0, 1, 2, 3]
+
+
+def test_sub_array_datasets_are_preserved_and_made_anew(tmp_path: Path) -> None:
+    """PyTables' multidimensional atoms: a dataset whose dtype is itself an array (numpy reads
+    its rows with the atom's axes added)."""
+    p = tmp_path / "atoms.h5"
+    atom = np.dtype(("<i4", (3,)))
+    data = np.arange(5 * 4 * 3, dtype="<i4").reshape(5, 4, 3)
+    with h5py.File(p, "w") as f:
+        f.create_dataset("arr", shape=(5, 4), dtype=atom, chunks=(2, 4), maxshape=(None, 4))
+        f["arr"][...] = data
+        f.create_dataset("flat", shape=(6,), dtype=atom)
+        f["flat"][...] = np.arange(18, dtype="<i4").reshape(6, 3)
+    with Repository.init(p) as repo:
+        first = repo.head.id
+        with repo.transaction("rewrite some rows") as t:
+            t["/arr"][1:3] = np.zeros((2, 4, 3), dtype="<i4")  # preserved first
+        with repo.transaction("drop") as t:
+            del t["/arr"]
+            del t["/flat"]
+        repo.checkout(first)
+        assert repo.status().clean and repo.verify().ok
+        assert np.array_equal(repo.at("main~1")["arr"][()][1:3], np.zeros((2, 4, 3)))
+    with h5py.File(p, "r") as f:
+        assert f["arr"].dtype == atom and f["arr"].shape == (5, 4)
+        assert np.array_equal(f["arr"][()], data)
+        assert np.array_equal(f["flat"][()], np.arange(18).reshape(6, 3))

@@ -810,7 +810,12 @@ class Layout:
             return 0
         rows = arr.reshape(1) if scalar else arr
 
-        key, pack = self._pack_for(dtype, tuple(rows.shape[1:]), filters, block_rows)
+        tail = tuple(rows.shape[1:])
+        if dtype.subdtype is not None and not scalar:  # numpy spreads a sub-array over axes
+            sub = tuple(dtype.subdtype[1])
+            if len(tail) >= len(sub) and tail[len(tail) - len(sub):] == sub:
+                tail = tail[:len(tail) - len(sub)]
+        key, pack = self._pack_for(dtype, tail, filters, block_rows)
         n0 = _append_start(pack)
         contiguous = all(todo[i][2] == todo[i + 1][1] for i in range(len(todo) - 1))
         total = sum(b - a for _, a, b in todo)
@@ -914,9 +919,9 @@ class Layout:
         key, a, b, scalar = self._where(h)
         pack = self._pack(key)
         if scalar:
-
             return as_0d(pack[a], pack.dtype)
-        if out is not None and not pack.dtype.hasobject and out.flags.c_contiguous:
+        if out is not None and not pack.dtype.hasobject and out.flags.c_contiguous \
+                and pack.dtype.subdtype is None:  # (h5py cannot read a sub-array type directly)
             pack.read_direct(out, np.s_[a:b])
             return out
         return pack[a:b]
