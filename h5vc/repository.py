@@ -30,7 +30,7 @@ from .engine.format import META, TRAILER, Frame, Layout, canonical_json
 from .engine.hashing import decode_dtype, dtype_holds_refs, dtype_key, plain_value, rows_hash
 from .engine.hdf5lib import extend_to_eof
 from .engine.lock import StoreLock, probe_readers
-from .engine.objects import RestoreReport, preserve_rows, restore
+from .engine.objects import RestoreReport, preserve_rows, preserved_blob, restore
 from .engine.provenance import Provenance, legacy_sources
 from .engine.rows import live_hash, read_rows
 from .engine.scan import materialize, object_filters, read_attrs, scan, scan_suspects
@@ -1258,9 +1258,7 @@ class Repository:
             except (OSError, ValueError, RuntimeError):
                 pass
         if self._layout.has_object(h):
-            blob = np.asarray(self._layout.read_object(h))
-            if blob_hash(blob) == h:
-                return blob
+            return preserved_blob(self._layout, h)
         raise IntegrityError(f"the content of range {h[:10]} is no longer in {self.path}; see "
                              "`h5vc verify`")
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .engine.chunks import blob_hash, stored_blob
 from .engine.hashing import decode_dtype, decode_value, dtype_key, rows_hash
-from .engine.objects import blob_rows
+from .engine.objects import blob_rows, preserved_blob
 from .engine.rows import read_rows
 from .engine.state import State, parent_of
 from .errors import IntegrityError, InvalidInputError
@@ -448,11 +448,7 @@ class View(ViewGroup):
             raise IntegrityError(f"rows {s}:{e} of {path} as of commit {self.commit[:10]} are no "
                                  "longer in the store (changed outside h5vc before h5vc could "
                                  "preserve them)")
-        got = np.asarray(self.source.layout.read_object(h))
-        if blob_hash(got) != h:
-            raise IntegrityError(f"preserved content {h[:10]} does not match its hash; the store "
-                                 "is damaged: see `h5vc verify`")
-        return got
+        return preserved_blob(self.source.layout, h)
 
     def _read_stored(self, path: str, start: int, stop: int, scalar: bool) -> Any:
         dt, _dkey, tail, ranges, starts = self._plan(path)

@@ -43,7 +43,7 @@ from .space import ensure_space
 from .state import ROOT, State, block_rows, is_below, row_bytes
 
 __all__ = ["RestoreReport", "create_dataset", "make_group", "preserve_ranges", "preserve_rows", "restore",
-           "blob_rows", "write_value"]
+           "blob_rows", "preserved_blob", "write_value"]
 
 
 @dataclass
@@ -67,8 +67,7 @@ def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any)
             maxshape = tuple(h5py.h5s.UNLIMITED if m is None else m for m in meta["maxshape"])
             space = h5py.h5s.create_simple(shape, maxshape)
             dcpl.set_chunk(tuple(meta["chunks"]))
-            for code, flags, values in meta["filters"]:
-                dcpl.set_filter(int(code), int(flags), tuple(int(v) for v in values))
+            _exact_pipeline(dcpl, meta)
         else:
             space = h5py.h5s.create_simple(shape)
     if meta.get("nofill"):
@@ -99,9 +98,7 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
     if meta.get("stored"):  # the very pipeline, filters this HDF5 cannot apply included
         kw = {"chunks": kw.get("chunks"), "maxshape": kw.get("maxshape"),
               "allow_unknown_filter": True}
-        kw["dcpl"] = dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        for code, flags, values in meta["filters"]:
-            dcpl.set_filter(int(code), int(flags), tuple(int(v) for v in values))
+        kw["dcpl"] = _exact_pipeline(h5py.h5p.create(h5py.h5p.DATASET_CREATE), meta)
     if meta["fill"] is not None and not meta.get("fill_default"):
         arr, _, _ = decode_value({"dtype": meta["dtype"], "shape": [], "data": meta["fill"]})
         kw["fillvalue"] = arr[()]
@@ -111,6 +108,14 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
         kw["dcpl"] = _creation_extras(kw.get("dcpl") or h5py.h5p.create(h5py.h5p.DATASET_CREATE),
                                       meta)
     return f.create_dataset(path, shape=shape, dtype=dt, **kw)
+
+
+def _exact_pipeline(dcpl: Any, meta: dict[str, Any]) -> Any:
+    """The recorded filter pipeline, ids, flags and parameters as they are (filters this HDF5
+    cannot apply included), set on ``dcpl`` (returned)."""
+    for code, flags, values in meta["filters"]:
+        dcpl.set_filter(int(code), int(flags), tuple(int(v) for v in values))
+    return dcpl
 
 
 def _creation_extras(dcpl: Any, meta: dict[str, Any]) -> Any:
@@ -337,18 +342,28 @@ def _preserve_blobs(ds: h5py.Dataset, layout: Layout, path: str, todo: list[list
                 continue
             raise _changed_outside(path, s, e)
         ensure_space(ds.file.filename, blob.nbytes, f"preserving {path} before it changes")
-        layout.put_run(blob, blob.dtype, {}, BLOB_PACK_ROWS, [(h, 0, len(blob))])
+        put_blob(layout, h, blob)
         rows += e - s
     return rows
 
 
+def put_blob(layout: Layout, h: str, blob: np.ndarray) -> None:
+    """Preserve a block's stored bytes as object ``h`` (already checked against it)."""
+    layout.put_run(blob, blob.dtype, {}, BLOB_PACK_ROWS, [(h, 0, len(blob))])
+
+
+def preserved_blob(layout: Layout, h: str) -> np.ndarray:
+    """The preserved stored bytes of object ``h``, checked against it."""
+    blob = np.asarray(layout.read_object(h))
+    if blob_hash(blob) != h:
+        raise IntegrityError(f"preserved content {h[:10]} does not match its hash; the store "
+                             "is damaged: see `h5vc verify`")
+    return blob
+
+
 def _write_blobs(ds: h5py.Dataset, layout: Layout, ranges: list[list[Any]]) -> int:
     for s, _e, h in ranges:
-        blob = np.asarray(layout.read_object(h))
-        if blob_hash(blob) != h:
-            raise IntegrityError(f"preserved content {h[:10]} does not match its hash; the "
-                                 "store is damaged")
-        write_blob(ds, s, blob)
+        write_blob(ds, s, preserved_blob(layout, h))
     return sum(e - s for s, e, _h in ranges)
 
 
@@ -399,7 +414,7 @@ def preserve_rows(layout: Layout, h: str, arr: np.ndarray, meta: dict[str, Any])
     """Store ``arr``, the rows of range ``h`` of a dataset whose recorded meta is ``meta`` (rows
     that came from elsewhere, already checked against ``h``), as an object."""
     if meta.get("stored"):  # a block's stored bytes
-        layout.put_run(arr, arr.dtype, {}, BLOB_PACK_ROWS, [(h, 0, len(arr))])
+        put_blob(layout, h, arr)
         return len(arr)
     rows = 1 if meta["rank"] == 0 else int(arr.shape[0])
     return layout.put_run(arr, decode_dtype(meta["dtype"]), object_filters(meta),

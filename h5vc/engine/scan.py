@@ -148,8 +148,8 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
     filters = []
     chunks = None
     missing = None
+    dcpl = ds.id.get_create_plist() if rank >= 0 else None
     if rank > 0:
-        dcpl = ds.id.get_create_plist()
         pipeline = [dcpl.get_filter(i) for i in range(dcpl.get_nfilters())]
         for code, flags, values, _name in pipeline:
             ensure_filter(int(code))
@@ -161,10 +161,10 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
     except InvalidInputError as e:
         raise InvalidInputError(f"dataset {ds.name}: {e}") from None
     fill = None
-    fill_state = ds.id.get_create_plist().fill_value_defined() if rank >= 0 else None
+    fill_state = dcpl.fill_value_defined() if dcpl is not None else None
     nofill = fill_state == h5py.h5d.FILL_VALUE_UNDEFINED
     if rank >= 0 and raw and not nofill:
-        got = fill_bytes(ds.id.get_create_plist(), tid)
+        got = fill_bytes(dcpl, tid)
         fill = None if got is None else {"a": base64.b64encode(got).decode()}
     elif rank >= 0 and not dt.hasobject and not nofill:
         fv = ds.fillvalue
@@ -187,7 +187,6 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
     # creation properties h5py would set otherwise, recorded only where they differ from its
     # own (and, as above, not for a dataset committed before they were recorded)
     if rank > 0:
-        dcpl = ds.id.get_create_plist()
         fill_time = dcpl.get_fill_time()
         if fill_time != h5py.h5d.FILL_TIME_IFSET and (recorded is None or "fill_time" in recorded):
             meta["fill_time"] = int(fill_time)
