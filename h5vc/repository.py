@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import functools
 import getpass
 import json
@@ -29,7 +30,7 @@ from .engine.footprint import Footprints, Table, Unknown
 from .engine.format import META, TRAILER, Frame, Layout, canonical_json
 from .engine.hashing import decode_dtype, dtype_holds_refs, dtype_key, plain_value, rows_hash
 from .engine.hdf5lib import extend_to_eof
-from .engine.lock import StoreLock, probe_readers
+from .engine.lock import StoreLock, probe_readers, writer_elsewhere
 from .engine.objects import RestoreReport, preserve_rows, preserved_blob, restore
 from .engine.provenance import Provenance, legacy_sources
 from .engine.rows import live_hash, read_rows
@@ -50,6 +51,7 @@ from .engine.state import (
     utc_now,
     within,
 )
+from .engine.undo import UndoFile, settle_undo
 from .errors import (
     DataLossError,
     DirtyStoreError,
@@ -437,9 +439,16 @@ def _open_h5(path: Path, mode: str, wait: float = 0.0) -> h5py.File:
         load_plugins()  # before HDF5 searches that path for a filter (see chunks.load_plugins)
     deadline = time.monotonic() + max(0.0, wait)
     extended = False
+    writer: str | None = None
     while True:
         try:
-            return _configure(h5py.File(str(path), mode))
+            if mode == "r":
+                writer = writer_elsewhere(path)
+                if writer is not None:  # as HDF5's lock said when writers held it exclusively
+                    raise OSError(errno.EWOULDBLOCK, "unable to lock file: h5vc is writing it")
+                settle_undo(path)  # a writer killed earlier: its torn writes are undone first
+                return _configure(h5py.File(str(path), mode))
+            return _configure(JournaledFile(path))
         except OSError as e:
             text = str(e)
             short = _TRUNCATED.search(text)
@@ -458,8 +467,9 @@ def _open_h5(path: Path, mode: str, wait: float = 0.0) -> h5py.File:
             if time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            who = probe_readers(path) if mode != "r" else \
-                "another process that is writing it without h5vc"
+            who = (probe_readers(path) if mode != "r" else
+                   f"h5vc, which is writing it ({writer})" if writer is not None else
+                   "another process that is writing it without h5vc")
             raise LockedError(
                 f"{path} is open in {who}; close it there, or pass --wait SECONDS to wait"
             ) from None
@@ -506,6 +516,43 @@ def _adoption(path: Path) -> tuple[list[dict[str, Any]], tuple[int, int, int]]:
         return materialize(f, scan(f, empty_state())), stamp
     finally:
         f.close()
+
+
+class JournaledFile(h5py.File):
+    """A store open for writing through a rollback journal (:mod:`h5vc.engine.undo`): each
+    completed flush is a checkpoint, and a kill between two leaves the store as the first left
+    it once the next open has rolled back."""
+
+    def __init__(self, path: Path) -> None:
+        self._undo = UndoFile(path)
+        try:
+            super().__init__(self._undo, "r+")
+        except BaseException:
+            self._undo.close()
+            raise
+
+    def flush(self) -> None:
+        super().flush()
+        self._undo.checkpoint()
+
+    def write_out(self) -> None:
+        """Flush without a checkpoint: what is written stays undoable until the next flush."""
+        super().flush()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._undo.close()
+
+
+def write_out(f: h5py.File) -> None:
+    """Write everything HDF5 holds to the file, as a step inside an operation: for a journaled
+    store, not a checkpoint (a kill before the operation's next flush undoes it)."""
+    if isinstance(f, JournaledFile):
+        f.write_out()
+    else:
+        f.flush()
 
 
 def _configure(f: h5py.File) -> h5py.File:
@@ -677,7 +724,9 @@ class Repository:
                 lock.release()
             raise
         try:
-            short = extend_to_eof(f)  # a flush cut short by a kill (see h5vc/engine/hdf5lib.py)
+            # a flush cut short by a kill (see h5vc/engine/hdf5lib.py; a writable open fixes it
+            # in the file's bytes as it opens, h5vc/engine/undo.py)
+            short = f._undo.extended if isinstance(f, JournaledFile) else extend_to_eof(f)
             repo = cls(f, p, lock, sealing)
             if short:
                 if repo._writable:
@@ -1694,7 +1743,9 @@ class Repository:
         ensure_space(self.path, len(payload) + 2 * self._snapshot_len, "the commit record",
                      size=self._f.id.get_filesize())
         try:
-            self._f.flush()  # the rows reach the file before the record that commits them
+            # the rows reach the file before the record that commits them; no checkpoint: a
+            # kill before the record is written rolls the rows back too
+            write_out(self._f)
         except OSError as e:
             if disk_full(e):
                 raise DiskFullError(f"the disk holding {self.path} is full: the rows of this "

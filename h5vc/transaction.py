@@ -20,7 +20,6 @@ from .crashpoints import crash_point
 from .engine.chunks import missing_filter
 from .engine.format import Layout
 from .engine.hashing import dtype_key, encode_value, rows_hash, text_rows_hash
-from .engine.hdf5lib import link_whole, settle
 from .engine.objects import make_group, preserve_ranges, restore, set_attrs
 from .engine.rows import row_slices, write_rows
 from .engine.scan import (
@@ -294,16 +293,13 @@ class Transaction:
         self._structural_touch(self._first_missing(p))
         if arr is not None:
             ensure_space(self._h.path, arr.nbytes, f"creating {p}")
-        parent, name = p.rsplit("/", 1)
-        grp = make_group(self._f, parent) if parent else self._f["/"]
-        settle(self._f)
+        parent = p.rsplit("/", 1)[0]
+        if parent and parent not in self._f:
+            make_group(self._f, parent)
         try:
-            # made unlinked and flushed, then linked: a kill cannot leave a link to a header
-            # never written (HDF5 writes its cache in address order, not in the order made)
-            ds = grp.create_dataset(None, data=data, shape=shape, dtype=dtype, **kwargs)
+            ds = self._f.create_dataset(p, data=data, shape=shape, dtype=dtype, **kwargs)
         except (TypeError, ValueError) as e:
             raise InvalidInputError(f"cannot create {p}: {e}") from None
-        link_whole(grp, name, ds)
         if arr is not None and arr.ndim and ds.chunks:
             # the initial rows are hashed from memory, as appends are: no read-back at commit
             self._appended[p] = _memory_hashes(arr, ds.dtype, 0, ds.chunks[0])

@@ -24,8 +24,10 @@ rm -f "$log"
 .venv/bin/python -c "import h5vc, h5py, typer, xxhash, git, hypothesis, pluggy, pre_commit, s3fs, h5vc_npy, h5vc_images, h5vc_csv" \
   || { echo "setup: installing Python packages failed" >&2; exit 1; }
 
-# Debian packages: hdf5-tools (h5dump) for the readability tests, git for the git integration
+# Debian packages: hdf5-tools (h5dump) for the readability tests, git for the git integration,
+# strace for the tests that kill an operation at each of its writes (tests/fault/test_sweep.py)
 missing=""
+command -v strace >/dev/null 2>&1 || missing="$missing strace"
 command -v h5dump >/dev/null 2>&1 || missing="$missing hdf5-tools"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 if [ -n "$missing" ]; then

@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+from contextlib import nullcontext
 from pathlib import Path
 
 import git as gitpython
@@ -53,8 +54,10 @@ def git_children() -> list[str]:
     return found
 
 
-def append_rows(store: Path, n: int = 5) -> None:
-    with h5py.File(store, "a") as f:
+def append_rows(store: Path | h5py.File, n: int = 5) -> None:
+    """Rows appended with plain h5py: to a closed store, or through an open repository's
+    ``repo.file`` (a second writable handle on its file is refused)."""
+    with (h5py.File(store, "a") if isinstance(store, Path) else nullcontext(store)) as f:
         if "x" not in f:
             f.create_dataset("x", shape=(0,), maxshape=(None,), chunks=(8,), dtype="i8")
         d = f["x"]
@@ -158,8 +161,8 @@ def test_init_in_git_writes_pointer_and_ignores_store(tmp_path: Path) -> None:
         assert any("ignored a.h5" in n for n in repo.git_notes)
     with Repository.init(proj / "b.h5") as repo:
         assert repo.pointer == proj / "b.h5.h5vc"
-    assert (proj / ".gitignore").read_text() == "*.log\n/b.h5\n/b.h5.h5vc-lock\n"
-    assert (proj / "sub" / ".gitignore").read_text() == "/a.h5\n/a.h5.h5vc-lock\n"
+    assert (proj / ".gitignore").read_text() == "*.log\n/b.h5\n/b.h5.h5vc-lock\n/b.h5.h5vc-undo\n"
+    assert (proj / "sub" / ".gitignore").read_text() == "/a.h5\n/a.h5.h5vc-lock\n/a.h5.h5vc-undo\n"
     status = git(proj, "status", "--porcelain", "--untracked-files=all")
     assert "a.h5.h5vc" in status and "b.h5.h5vc" in status
     assert "a.h5\n" not in status and "b.h5\n" not in status
@@ -320,7 +323,7 @@ def test_hook_cli_errors_are_one_line(tmp_path: Path) -> None:
 def test_rev_for_prefers_a_branch_at_the_commit(sensor_file: Path) -> None:
     with Repository.init(sensor_file) as repo:
         first = repo.head.id
-        append_rows(sensor_file)
+        append_rows(repo.file)
         second = repo.commit("two").id
         assert gitlink._rev_for(repo, second, None) == "main"  # the current branch
         assert gitlink._rev_for(repo, first, None) == first    # no branch there: detached

@@ -159,8 +159,8 @@ def test_datasets_of_references_round_trip(tmp_path: Path) -> None:
             t.replace("/#refs#/b", np.array([[5.0, 6.0, 7.0]]))
         with repo.transaction("another cell") as t:
             t.create_dataset("/#refs#/d", data=np.arange(2))
-        with h5py.File(p, "r+") as f:  # the cell array edited with plain h5py
-            f["cells"][0, 0] = f["#refs#/d"].ref
+        f = repo.file  # the cell array edited with plain h5py, through the repository's handle
+        f["cells"][0, 0] = f["#refs#/d"].ref
         repo.commit("cell 0 -> d")
         edited = cell_targets(p)
         assert edited["cells"][0][0] == "/#refs#/d"

@@ -48,7 +48,7 @@ import xxhash
 from ..crashpoints import crash_point
 from ..errors import FormatVersionError, IntegrityError, NotARepositoryError
 from .hashing import encode_dtype
-from .hdf5lib import create_roomy_group, flush_object, link_whole, settle
+from .hdf5lib import create_roomy_group, flush_object
 from .rows import as_0d, row_slices, write_rows
 from .state import row_bytes
 
@@ -100,33 +100,6 @@ def _append_start(pack: h5py.Dataset) -> int:
 
 
 BROKEN: Any = object()  # see child()
-
-
-def create_whole(g: h5py.Group, name: str | None, *, tail: tuple[int, ...], dtype: Any,
-                 chunk_rows: int, **kw: Any) -> h5py.Dataset:
-    """Create the resizable dataset ``g[name]`` so that no kill can leave it half-made.
-
-    HDF5 writes the entries of its cache in the order of their addresses, so a dataset made and
-    linked in one flush can reach the file as a link to a header never written, and the first
-    chunk of a new dataset as a header pointing at a chunk index never written. So the dataset
-    is made anonymous, with one placeholder row (zeros: empty for variable-length types) whose
-    write creates its chunk index; it is flushed on its own (``H5Dflush``) and only then linked.
-    Readers skip row 0 (an index row there has no hash; packs append after it). With ``name``
-    None the dataset is returned unlinked, for the caller to link.
-    """
-    settle(g.file)
-    ds = g.create_dataset(None, shape=(1, *tail), maxshape=(None, *tail),
-                          chunks=(chunk_rows, *tail), dtype=dtype, **kw)
-    tid = ds.id.get_type()
-    n = int(np.prod(tail, dtype=np.int64)) * tid.get_size()
-    ds.id.write(h5py.h5s.ALL, h5py.h5s.ALL, np.zeros(max(n, 1), np.uint8), mtype=tid)
-    if name is None:
-        ds.id.flush()
-        return ds
-    link_whole(g, name, ds)
-    return g[name]
-
-
 PACK_SALTS = 8  # names tried for one pack key when earlier ones are broken
 PACK_LINKS = 512  # packs the header of /.h5vc/packs has room for (beyond: dense storage)
 
@@ -246,15 +219,16 @@ class Layout:
             create_roomy_group(self.g, "packs", links=PACK_LINKS, name_len=16, track_order=True)
             made = True
         if not links.exists(b"objindex"):
-            create_whole(self.g, "objindex", tail=(), dtype=OBJINDEX_DTYPE, chunk_rows=1024)
+            self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
+                                  dtype=OBJINDEX_DTYPE)
             made = True
         for name in RECORDS:
             for i in (0, 1):
                 key = f"{name}.{i}"
                 if not links.exists(key.encode()):
-                    # one placeholder byte until first written (a record is never shorter than
-                    # its trailer): made whole here, so that no operation makes a chunk index
-                    create_whole(self.g, key, tail=(), dtype=np.uint8, chunk_rows=RECORD_CHUNK)
+                    # empty until first written; made here so no operation creates one
+                    self.g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.uint8,
+                                          chunks=(RECORD_CHUNK,))
                     made = True
         return made
 
@@ -430,12 +404,12 @@ class Layout:
             ds = child(self.g, f"{name}.{i}")
             if ds is BROKEN or (ds is not None and not isinstance(ds, h5py.Dataset)):
                 slots.append((-1, None))
-            elif ds is not None and ds.shape[0] > 1:  # shorter: a slot never written
+            elif ds is not None and ds.shape[0]:  # an empty slot was never written
                 n = ds.shape[0]
                 if n >= REC_TRAILER.size:
                     try:
                         tail = ds[n - REC_TRAILER.size:n].tobytes()
-                    except _READ_ERRORS:  # its chunk index torn: passed over like torn bytes
+                    except _READ_ERRORS:  # damaged below its header: passed over like torn bytes
                         tail = b""
                     if len(tail) == REC_TRAILER.size:
                         seq, _sum, length, magic = REC_TRAILER.unpack(tail)
@@ -569,7 +543,7 @@ class Layout:
                 dsid.set_extent((buf.size,))
             dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, buf)
         else:
-            self._write_whole(key, buf, RECORD_CHUNK)
+            self.g.create_dataset(key, data=buf, maxshape=(None,), chunks=(RECORD_CHUNK,))
         if name in INLINE_RECORDS:
             self._write_inline(name, buf)
         self._seq[name] = seq
@@ -590,20 +564,13 @@ class Layout:
             raise IntegrityError(f"/{META}/{key} is damaged in {self.f.filename}")
         buf = np.frombuffer(data, dtype=np.uint8)
         if ds is None:
-            self._write_whole(key, buf, SIDE_CHUNK)
+            self.g.create_dataset(key, data=buf, maxshape=(None,), chunks=(SIDE_CHUNK,))
             return
         dsid = ds.id
         if dsid.shape[0] != buf.size:
             dsid.set_extent((buf.size,))
         if buf.size:
             dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, buf)
-
-    def _write_whole(self, key: str, buf: np.ndarray, chunk: int) -> None:
-        """Make slot ``key`` holding ``buf`` so that no kill can leave it half-made: written and
-        flushed unlinked, then linked (see :func:`create_whole`)."""
-        settle(self.f)
-        new = self.g.create_dataset(None, data=buf, maxshape=(None,), chunks=(chunk,))
-        link_whole(self.g, key, new)
 
     def record_seq(self, name: str) -> int | None:
         """The seq of record ``name`` as last read or written."""
@@ -809,9 +776,8 @@ class Layout:
     def _load_object_index(self) -> dict[str, tuple[str, int, int, bool]]:
         if self._obj_index is None:
             idx: dict[str, tuple[str, int, int, bool]] = {}
-            oi = self._objindex()
-            if oi is not None:
-                rows = oi[()]
+            if "objindex" in self.g:
+                rows = self.g["objindex"][()]
                 for h, pk, a, b, sc in zip(rows["hash"].tolist(), rows["pack"].tolist(),
                                            rows["start"].tolist(), rows["stop"].tolist(),
                                            rows["scalar"].tolist(), strict=True):
@@ -916,7 +882,8 @@ class Layout:
             if got is None:
                 chunk = max(1, min(block_rows, (1 << 22) // row_bytes(tail, dtype.itemsize)))
                 kw = dict(filters) if filters else {}
-                create_whole(packs, key, tail=tail, dtype=dtype, chunk_rows=chunk, **kw)
+                packs.create_dataset(key, shape=(0, *tail), maxshape=(None, *tail),
+                                     chunks=(chunk, *tail), dtype=dtype, **kw)
             return key, self._pack(key)
         raise IntegrityError(f"/{META}/packs in {self.f.filename} is damaged; run `h5vc verify`")
 
@@ -939,40 +906,21 @@ class Layout:
         a kill can never leave an index row pointing at rows that were not written.
         """
         if self._pending:
-            self.f.flush()
+            # a step, not a checkpoint, on a journaled store (see h5vc.engine.undo)
+            getattr(self.f, "write_out", self.f.flush)()
             crash_point("objects.rows-flushed")
             rec = np.array([(h.encode(), key.encode(), a, b, scalar)
                             for key, entries, scalar in self._pending for h, a, b in entries],
                            dtype=OBJINDEX_DTYPE)
-            oi = self._whole_objindex()
+            if "objindex" not in self.g:
+                self.g.create_dataset("objindex", shape=(0,), maxshape=(None,), chunks=(1024,),
+                                      dtype=OBJINDEX_DTYPE)
+            oi = self.g["objindex"]
             m = oi.shape[0]
             oi.resize(m + len(rec), axis=0)
             oi[m:] = rec
             self._pending.clear()
         self.f.flush()
-
-    def _objindex(self) -> h5py.Dataset | None:
-        """The object index: ``objindex.1`` when it exists (see :meth:`_whole_objindex`),
-        else ``objindex``."""
-        for name in OBJINDEX_NAMES:
-            oi = child(self.g, name)
-            if oi is BROKEN or (oi is not None and not isinstance(oi, h5py.Dataset)):
-                raise IntegrityError(f"/{META}/{name} in {self.f.filename} is damaged; run "
-                                     "`h5vc verify`")
-            if oi is not None:
-                return oi
-        return None
-
-    def _whole_objindex(self) -> h5py.Dataset:
-        """The object index to append to. One made empty by an older h5vc would get its chunk
-        index in the flush that writes its first rows, where a kill can tear it; such an index
-        holds nothing, so ``objindex.1`` is made whole (:func:`create_whole`) beside it and
-        used from then on (deleting the old one is a second change a kill could tear)."""
-        oi = self._objindex()
-        if oi is not None and (oi.shape[0] > 0 or oi.id.get_storage_size()):
-            return oi
-        name = "objindex" if oi is None else OBJINDEX_NAMES[0]
-        return create_whole(self.g, name, tail=(), dtype=OBJINDEX_DTYPE, chunk_rows=1024)
 
     def read_object(self, h: str, out: np.ndarray | None = None) -> np.ndarray:
         """The rows of object ``h``; into ``out`` (a view of the right shape) when given."""
@@ -1006,6 +954,5 @@ def _parse_record(raw: bytes, binary: bool = False) -> tuple[int, Any] | None:
         return None
 
 
-OBJINDEX_NAMES = ("objindex.1", "objindex")  # the first that exists is the index
 OBJINDEX_DTYPE = np.dtype([("hash", "S32"), ("pack", "S16"), ("start", "<i8"), ("stop", "<i8"),
                            ("scalar", "u1")])

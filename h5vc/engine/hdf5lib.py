@@ -52,9 +52,6 @@ def _lib() -> Any:
             lib.H5Fincrement_filesize.restype = ctypes.c_int
             lib.H5Oflush.argtypes = [ctypes.c_int64]
             lib.H5Oflush.restype = ctypes.c_int
-            for fn in (lib.H5Oincr_refcount, lib.H5Odecr_refcount):
-                fn.argtypes = [ctypes.c_int64]
-                fn.restype = ctypes.c_int
             lib.H5Pset_est_link_info.argtypes = [ctypes.c_int64, ctypes.c_uint, ctypes.c_uint]
             lib.H5Pset_est_link_info.restype = ctypes.c_int
             lib.H5Pset_link_phase_change.argtypes = [ctypes.c_int64, ctypes.c_uint, ctypes.c_uint]
@@ -96,34 +93,6 @@ def flush_object(obj: h5py.HLObject) -> bool:
     if lib is None:
         return False
     return lib.H5Oflush(obj.id.id) >= 0
-
-
-def settle(f: h5py.File) -> None:
-    """Flush ``f`` before making an object that :func:`link_whole` will flush on its own.
-    An object made now may take file space that an earlier step of the operation freed (a
-    deleted object, rows cut off) while the file still refers to it; flushed alone, it would
-    overwrite what the file on disk still reads. After this flush nothing on disk refers to
-    freed space."""
-    f.flush()
-
-
-def link_whole(parent: h5py.Group, name: str, obj: h5py.HLObject) -> None:
-    """Link ``obj``, made unlinked (anonymous), as ``parent[name]`` so that no kill can leave
-    the link without the object: HDF5 writes its cache in the order of addresses, not in the
-    order things were made, so a new object linked at once can reach the file as a link to a
-    header never written. The object is flushed first, holding a reference count of 1 (a
-    header on disk with 0 under a link would make its later deletion fail), then linked.
-    Without access to the library, linked at once."""
-    lib = _lib()
-    held = lib is not None and lib.H5Oincr_refcount(obj.id.id) >= 0
-    if held:
-        if isinstance(obj, h5py.Dataset):
-            obj.id.flush()
-        else:
-            lib.H5Oflush(obj.id.id)
-    parent[name] = obj
-    if held:
-        lib.H5Odecr_refcount(obj.id.id)
 
 
 def create_roomy_group(parent: h5py.Group, name: str, *, links: int, name_len: int,

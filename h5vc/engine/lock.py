@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import LockedError, ReadOnlyError
 
-__all__ = ["LOCK_SUFFIX", "StoreLock", "lock_path", "probe_readers"]
+__all__ = ["LOCK_SUFFIX", "StoreLock", "lock_path", "probe_readers", "writer_elsewhere"]
 
 LOCK_SUFFIX = ".h5vc-lock"
 POLL = 0.05
@@ -37,6 +37,32 @@ def lock_path(store: Path) -> Path:
 def _command() -> str:
     argv = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:3]]
     return " ".join(a for a in argv if a)[:80]
+
+
+_HELD: set[str] = set()  # lock files this process holds
+
+
+def writer_elsewhere(store: Path) -> str | None:
+    """The holder of ``store``'s writer lock when another process holds it, else None.
+
+    A writable open holds the store itself with a shared lock only (see h5vc.engine.undo), so
+    that readers of this process can open it; h5vc's readers ask here instead, and wait or
+    refuse as they did when the writer's lock on the store kept them out."""
+    path = lock_path(store)
+    if str(path) in _HELD:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _describe(fd)
+    else:
+        return None
+    finally:
+        os.close(fd)
 
 
 class StoreLock:
@@ -93,11 +119,13 @@ class StoreLock:
             return self._try()
         os.pwrite(fd, _info(), 0)
         self._fd = fd
+        _HELD.add(str(self.path))
         return None
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
+            _HELD.discard(str(self.path))
             os.close(fd)  # the kernel drops the lock
 
 

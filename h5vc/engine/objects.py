@@ -36,7 +36,7 @@ from .hashing import (
     rows_hash,
     rows_hash_parts,
 )
-from .hdf5lib import link_whole, set_fill_bytes, settle, undefined_fill
+from .hdf5lib import set_fill_bytes, undefined_fill
 from .rows import live_hash, read_rows, row_slices, write_rows
 from .scan import create_kwargs, object_filters, read_raw
 from .space import ensure_space
@@ -53,8 +53,7 @@ class RestoreReport:
     paths_changed: list[str] = field(default_factory=list)
 
 
-def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any,
-                anonymous: bool = False) -> h5py.Dataset:
+def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any) -> h5py.Dataset:
     """A dataset of an HDF5 type numpy cannot hold, made with that very type."""
     rank = meta["rank"]
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -77,35 +76,20 @@ def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any,
         set_fill_bytes(dcpl, tid, base64.b64decode(meta["fill"]["a"]))
     if rank > 0:
         _creation_extras(dcpl, meta)
-    if anonymous:
-        return h5py.Dataset(h5py.h5d.create(_parent(f, path).id, None, tid, space, dcpl=dcpl))
     lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
     lcpl.set_create_intermediate_group(True)
     lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
     return h5py.Dataset(h5py.h5d.create(f.id, path.encode(), tid, space, dcpl=dcpl, lcpl=lcpl))
 
 
-def _parent(f: h5py.File, path: str) -> h5py.Group:
-    parent = path.rsplit("/", 1)[0]
-    return make_group(f, parent) if parent else f["/"]
-
-
-def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int, *,
-                   anonymous: bool = False) -> h5py.Dataset:
-    """Dataset ``path`` made as ``meta`` records it, with ``n`` rows; with ``anonymous``, made
-    unlinked in its parent group (made if missing), for the caller to fill and then link with
-    :func:`~h5vc.engine.hdf5lib.link_whole`."""
+def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5py.Dataset:
     tid = hdf5_type(meta["dtype"])
-    if anonymous:
-        _parent(f, path)
-        settle(f)
     if tid is not None:
-        return _create_raw(f, path, meta, n, tid, anonymous)
-    where: Any = (_parent(f, path), None) if anonymous else (f, path)
+        return _create_raw(f, path, meta, n, tid)
     dt = decode_dtype(meta["dtype"])
     rank = meta["rank"]
     if rank == -1:
-        return where[0].create_dataset(where[1], data=h5py.Empty(dt))
+        return f.create_dataset(path, data=h5py.Empty(dt))
     shape: tuple[int, ...] = () if rank == 0 else (n, *meta["tail"])
     kw = create_kwargs(meta)
     if rank > 0 and meta["chunks"]:
@@ -123,7 +107,7 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int, *,
     if rank > 0 and ("fill_time" in meta or meta.get("compact")):
         kw["dcpl"] = _creation_extras(kw.get("dcpl") or h5py.h5p.create(h5py.h5p.DATASET_CREATE),
                                       meta)
-    return where[0].create_dataset(where[1], shape=shape, dtype=dt, **kw)
+    return f.create_dataset(path, shape=shape, dtype=dt, **kw)
 
 
 def _exact_pipeline(dcpl: Any, meta: dict[str, Any]) -> Any:
@@ -313,7 +297,9 @@ def preserve_ranges(f: h5py.File, layout: Layout, path: str, meta: dict[str, Any
     ds = f[path]
     if meta.get("stored"):
         return _preserve_blobs(ds, layout, path, todo, force)
-    ensure_space(f.filename, sum(r[1] - r[0] for r in todo) * _row_bytes(ds),
+    # twice: the rows kept, and their old bytes in the rollback journal when they are then
+    # overwritten in place (h5vc.engine.undo)
+    ensure_space(f.filename, 2 * sum(r[1] - r[0] for r in todo) * _row_bytes(ds),
                  f"preserving {path} before it changes")
     dkey = dtype_key(ds.dtype)
     filters = object_filters(meta)
@@ -444,19 +430,7 @@ def make_group(f: h5py.File, path: str) -> h5py.Group:
     track = bool(f["/"].id.get_create_plist().get_link_creation_order())
     g: h5py.Group = f["/"]
     for name in path.strip("/").split("/"):
-        if not name:
-            continue
-        if name in g:
-            g = g[name]
-            continue
-        # made unlinked and flushed, then linked: a kill cannot leave a link to a header
-        # never written (HDF5 writes its cache in address order, not in the order made)
-        gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
-        if track:
-            gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
-        settle(f)
-        link_whole(g, name, h5py.Group(h5py.h5g.create(g.id, None, gcpl=gcpl)))
-        g = g[name]
+        g = g[name] if name in g else g.create_group(name, track_order=track or None)
     return g
 
 
@@ -532,7 +506,9 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
     rows_out = [(p, r[1] - r[0]) for p, _n, rs in resizes for r in rs]
     rows_out += [(p, target[p]["n"]) for p in creates if target[p]["k"] == "d"]
     if rows_out:
-        ensure_space(f.filename, sum(k * _meta_row_bytes(target[p]["meta"]) for p, k in rows_out),
+        # twice: rows written over others leave their old bytes in the rollback journal
+        ensure_space(f.filename,
+                     2 * sum(k * _meta_row_bytes(target[p]["meta"]) for p, k in rows_out),
                      "the rows this checkout writes")
     if layout.unsynced:
         layout.sync()
@@ -553,18 +529,13 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
                 make_group(f, p)
             obj = f[p]
         else:
-            # made unlinked, filled, flushed, then linked: a kill never leaves a link to a
-            # header or a chunk index that HDF5 had not yet written (see link_whole)
-            obj = create_dataset(f, p, node["meta"], node["n"], anonymous=True)
+            obj = create_dataset(f, p, node["meta"], node["n"])
             if "value" in node["meta"]:
                 valued.append(p)
             if node["meta"].get("stored"):
                 report.rows_written += _write_blobs(obj, layout, node["ranges"])
             else:
                 report.rows_written += _write_ranges(obj, layout, node["ranges"])
-            parent, name = p.rsplit("/", 1)
-            link_whole(f[parent or "/"], name, obj)
-            obj = f[p]
         crash_point("restore.created")
         if any(has_refs(a["dtype"]) for a in node["attrs"].values()):
             referring.append(p)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..engine.lock import lock_path
+from ..engine.undo import undo_path
 from ..errors import NotARepositoryError
 from ..pointer import POINTER_SUFFIX
 
@@ -115,12 +116,12 @@ def _identity_cached(folder: str, name: str | None, email: str | None) -> str | 
 
 
 def ignore_store(g: git.Repo, store: Path) -> Path | None:
-    """Add ``/<store name>`` (and h5vc's lock file beside it) to the .gitignore beside the
-    store unless git ignores them already.
+    """Add ``/<store name>`` (and h5vc's lock file and rollback journal beside it) to the
+    .gitignore beside the store unless git ignores them already.
 
     Returns the .gitignore written, or None.
     """
-    todo = [p for p in (store, lock_path(store)) if not is_ignored(g, p)]
+    todo = [p for p in (store, lock_path(store), undo_path(store)) if not is_ignored(g, p)]
     if not todo:
         return None
     gi = store.parent / ".gitignore"
