@@ -168,3 +168,44 @@ def test_a_live_writers_journal_is_left_alone_and_no_one_else_writes(tmp_path: P
     # the writer was killed holding a written, uncheckpointed change: the next open undoes it
     with Repository.open(path) as repo:
         assert (repo.file["t/a"][0:5] == 9.0).all()
+
+
+LONG = """
+import sys
+from h5vc import Repository
+with Repository.open(sys.argv[1]) as repo:  # many records, then a checkpoint
+    f = repo.file
+    for i in range(40):
+        f["t/a"][i * 100:(i + 1) * 100] = float(i)
+        f["t"].attrs[f"k{i}"] = i
+    f.flush()
+"""
+
+SHORT = """
+import os, signal, sys, shutil
+from h5vc import Repository
+repo = Repository.open(sys.argv[1])
+shutil.copyfile(sys.argv[1], sys.argv[2])  # the state this session starts from
+repo.file["t/a"][0:3] = -5.0                # a few records, fewer than the last session's
+__import__("h5py").File.flush(repo.file)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_records_an_earlier_session_left_in_the_journal_are_never_applied(tmp_path: Path) -> None:
+    """The journal file is kept between sessions: a short session killed after a long one
+    must be rolled back to its own start, not past it with the long one's records."""
+    path, start = tmp_path / "s.h5", tmp_path / "start.h5"
+    make_store(path)
+    subprocess.run([sys.executable, "-c", LONG, str(path)], check=True, capture_output=True)
+    long_size = undo_path(path).stat().st_size
+    r = subprocess.run([sys.executable, "-c", SHORT, str(path), str(start)], capture_output=True,
+                       text=True)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert undo_path(path).stat().st_size == long_size  # its records lie after the short ones
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert roll_back(fd, path)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == start.read_bytes()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import struct
 from pathlib import Path
 
@@ -105,6 +106,21 @@ def _locking() -> bool:
     return os.environ.get("HDF5_USE_FILE_LOCKING", "").strip().upper() != "FALSE"
 
 
+def _lock(fd: int, how: int, busy: str) -> None:
+    """``flock`` as HDF5 takes it, unless ``HDF5_USE_FILE_LOCKING=FALSE``; an OSError that
+    says ``busy`` when another program holds it; passed over where the file system has no
+    locks (HDF5's best effort)."""
+    if not _locking():
+        return
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise OSError(e.errno, f"unable to lock file ({busy})") from None
+        if e.errno not in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
+            raise
+
+
 class UndoFile:
     """The store's bytes for h5py's file-object driver, with every overwrite journaled first.
 
@@ -120,31 +136,19 @@ class UndoFile:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         try:
-            if _locking():
-                try:
-                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError as e:
-                    if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise OSError(e.errno, "unable to lock file (it is open in another "
-                                      "program)") from None
-                    if e.errno not in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
-                        raise  # (a file system without locks: as HDF5's best effort)
+            _lock(self.fd, fcntl.LOCK_EX, "it is open in another program")
             self.rolled_back = roll_back(self.fd, path)
             self.pos = 0
             self.ufd: int | None = None
             self.upath = str(undo_path(path))
             self.uend = 0  # where its next record goes: 0 when none since the last checkpoint
-            self.gen = 0
+            # generations are unique across sessions too: the journal file is kept, and the
+            # records of an earlier session can follow this one's (see roll_back)
+            self.gen = secrets.randbits(62)
             self.size = self.base = os.fstat(self.fd).st_size  # (the file's size, as written)
             self.saved: list[tuple[int, int]] = []  # disjoint, sorted ranges journaled already
             self.extended = self._extend_end()
-            if _locking():
-                try:
-                    fcntl.flock(self.fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except OSError as e:
-                    if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise OSError(e.errno, "unable to lock file (it was opened by "
-                                      "another program meanwhile)") from None
+            _lock(self.fd, fcntl.LOCK_SH, "it was opened by another program meanwhile")
         except BaseException:
             os.close(self.fd)
             raise
@@ -256,7 +260,7 @@ class UndoFile:
             # commit of the file system at every open, as the writer lock does)
             self.ufd = os.open(self.upath, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         if self.uend == 0:
-            self.gen += 1
+            self.gen = self.gen + 1 if self.gen + 1 < 1 << 63 else 1  # (never 0: "empty")
             parts.append(HEAD.pack(MAGIC, self.base, self.gen))
         for s, e in todo:
             old = os.pread(self.fd, e - s, s)
