@@ -35,6 +35,7 @@ from ..engine.lock import LOCK_SUFFIX
 from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs, write_value
 from ..engine.rows import write_rows
 from ..engine.state import ROOT, State, apply_changes, empty_state, is_below, selected, within
+from ..engine.undo import undo_path
 from ..errors import H5vcError, IntegrityError, InvalidInputError, NotFoundError
 from ..paths import normalize_path
 from ..repository import Repository
@@ -643,6 +644,7 @@ def adopt(path: str | os.PathLike[str], url: str, *, rev: str | None = None,
         raise
     finally:
         lock.unlink(missing_ok=True)
+        undo_path(tmp).unlink(missing_ok=True)  # its rollback journal, emptied at its close
     return report
 
 
