@@ -15,8 +15,8 @@ from .engine.state import State
 
 __all__ = ["Diff", "PathDiff", "diff_states"]
 
-META_FIELDS = ("dtype", "rank", "tail", "chunks", "maxshape", "filters", "fill", "nofill", "fill_default",
-               "fill_time", "compact", "stored", "value")
+META_FIELDS = ("dtype", "h5t", "rank", "tail", "chunks", "maxshape", "filters", "fill", "nofill",
+               "fill_default", "fill_ref", "fill_time", "compact", "stored", "value")
 
 
 @dataclass
@@ -185,6 +185,8 @@ def diff_states(a: State, b: State, paths: list[str] | None = None,
                 d.rewritten = _rewritten(x["ranges"], y["ranges"], min(na, nb))
             elif x["ranges"] != y["ranges"] and y["meta"]["rank"] == 0:
                 d.rewritten = [(0, 1)]  # a scalar's value
+        if "ao" in x and "ao" in y and x["ao"] != y["ao"]:  # the creation order of attributes
+            d.meta["attribute order"] = (x["ao"], y["ao"])
         if d.attrs or d.meta or d.appended or d.removed or d.rewritten:
             out.append(d)
     return Diff(a_id, b_id, out)

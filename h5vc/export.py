@@ -24,7 +24,15 @@ import numpy as np
 
 from .engine.chunks import write_blob
 from .engine.hashing import has_refs, plain_value
-from .engine.objects import create_dataset, set_attrs, write_value
+from .engine.objects import (
+    create_dataset,
+    make_group,
+    ordered_groups,
+    put_in_order,
+    set_attrs,
+    tracks_order,
+    write_value,
+)
 from .engine.state import State, is_below, parent_of, row_bytes, utc_now
 from .errors import InvalidInputError, NotFoundError
 from .paths import normalize_path
@@ -182,18 +190,19 @@ def export(view: View, out: Path, *, store: Path, select: list[str] | None = Non
 def _write_h5(view: View, paths: list[str], tmp: Path, record: dict[str, Any],
               report: ExportReport) -> None:
     state = view.state
-    with h5py.File(tmp, "w") as f:
+    with h5py.File(tmp, "w", track_order=True if tracks_order(state) else None) as f:
         referring: list[str] = []  # objects whose attributes refer to others: set at the end
         valued: list[str] = []  # datasets of references: likewise
         for p in paths:
             node = state[p]
             if node["k"] == "g":
-                obj = f if p == "/" else f.create_group(p)
+                obj = f if p == "/" else make_group(f, p, attr_order=True if "ao" in node else None)
             else:
                 src = view[p]
                 assert isinstance(src, ViewDataset)
                 rank = node["meta"]["rank"]
-                obj = create_dataset(f, p, node["meta"], int(node["n"]) if rank > 0 else 0)
+                obj = create_dataset(f, p, node["meta"], int(node["n"]) if rank > 0 else 0,
+                                     attr_order="ao" in node)
                 if "value" in node["meta"]:
                     valued.append(p)  # references: written once every target exists
                 elif node["meta"].get("stored"):  # chunks as stored: no filter needed
@@ -210,9 +219,12 @@ def _write_h5(view: View, paths: list[str], tmp: Path, record: dict[str, Any],
             if any(has_refs(a["dtype"]) for a in node["attrs"].values()):
                 referring.append(p)
             else:
-                set_attrs(obj, node["attrs"], {})
+                set_attrs(obj, node["attrs"], {}, order=node.get("ao"))
+        for p in sorted(ordered_groups(state)):
+            if p in f:
+                put_in_order(f, p, state)  # links made in the order of their names, as recorded
         for p in referring:  # a reference to an object left out of the selection is null
-            set_attrs(f[p], state[p]["attrs"], {}, missing_ok=True)
+            set_attrs(f[p], state[p]["attrs"], {}, missing_ok=True, order=state[p].get("ao"))
         for p in valued:
             write_value(f[p], state[p]["meta"], missing_ok=True)
         f.attrs["h5vc_export"] = json.dumps(record)

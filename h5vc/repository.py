@@ -45,13 +45,14 @@ from .engine.state import (
     apply_changes,
     block_rows,
     empty_state,
+    format_needed,
     is_below,
     selected,
     summary_line,
     utc_now,
     within,
 )
-from .engine.undo import UndoFile, settle_undo
+from .engine.undo import JournaledFile, settle_undo, write_out
 from .errors import (
     DataLossError,
     DirtyStoreError,
@@ -516,43 +517,6 @@ def _adoption(path: Path) -> tuple[list[dict[str, Any]], tuple[int, int, int]]:
         return materialize(f, scan(f, empty_state())), stamp
     finally:
         f.close()
-
-
-class JournaledFile(h5py.File):
-    """A store open for writing through a rollback journal (:mod:`h5vc.engine.undo`): each
-    completed flush is a checkpoint, and a kill between two leaves the store as the first left
-    it once the next open has rolled back."""
-
-    def __init__(self, path: Path) -> None:
-        self._undo = UndoFile(path)
-        try:
-            super().__init__(self._undo, "r+")
-        except BaseException:
-            self._undo.close()
-            raise
-
-    def flush(self) -> None:
-        super().flush()
-        self._undo.checkpoint()
-
-    def write_out(self) -> None:
-        """Flush without a checkpoint: what is written stays undoable until the next flush."""
-        super().flush()
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._undo.close()
-
-
-def write_out(f: h5py.File) -> None:
-    """Write everything HDF5 holds to the file, as a step inside an operation: for a journaled
-    store, not a checkpoint (a kill before the operation's next flush undoes it)."""
-    if isinstance(f, JournaledFile):
-        f.write_out()
-    else:
-        f.flush()
 
 
 def _configure(f: h5py.File) -> h5py.File:
@@ -1222,7 +1186,9 @@ class Repository:
         self._begin({"op": "fetch", "journal_len": n0})
         ends: dict[str, int] = {}
         for cid, raw in todo:
-            parents = json.loads(raw)["parents"]
+            record = json.loads(raw)
+            parents = record["parents"]
+            self._layout.require_version(format_needed(record["changes"]))
             parent = parents[0] if parents else None
             if parent is not None and parent not in ends:
                 ends[parent] = self._frame(parent).end
@@ -1753,8 +1719,7 @@ class Repository:
                                     "some space and commit again", hdf5_failed=True) from None
             raise
         crash_point("commit.before-frame")
-        if any(ch["op"] == "sources" for ch in changes):
-            self._layout.require_version(3)
+        self._layout.require_version(format_needed(changes))
         end = self._layout.append_frame(payload, cid, head, parent_end)
         crash_point("commit.frame-written")
         self._ends[cid] = end

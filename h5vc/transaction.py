@@ -21,13 +21,14 @@ from .engine.chunks import missing_filter
 from .engine.format import Layout
 from .engine.hashing import dtype_key, encode_value, rows_hash, text_rows_hash
 from .engine.objects import make_group, preserve_ranges, restore, set_attrs
-from .engine.rows import row_slices, write_rows
+from .engine.rows import own_type, row_slices, write_exact, write_rows
 from .engine.scan import (
-    attr_changes,
     dataset_meta,
     materialize,
+    object_attr_changes,
     read_attrs,
     referrers,
+    same_attrs,
     scan,
     scan_objects,
 )
@@ -302,7 +303,7 @@ class Transaction:
             raise InvalidInputError(f"cannot create {p}: {e}") from None
         if arr is not None and arr.ndim and ds.chunks:
             # the initial rows are hashed from memory, as appends are: no read-back at commit
-            self._appended[p] = _memory_hashes(arr, ds.dtype, 0, ds.chunks[0])
+            self._appended[p] = _memory_hashes(arr, ds.dtype, 0, ds.chunks[0], own_type(ds))
         return TxDataset(self, p)
 
     def replace(self, path: str, data: Any = None, **kwargs: Any) -> TxDataset:
@@ -403,7 +404,7 @@ class Transaction:
         if p in self._attrs or any(is_below(p, s) for s in self._structural):
             return
         node = self._state.get(p)
-        if node is None or read_attrs(self._f[p]) != node["attrs"]:
+        if node is None or not same_attrs(read_attrs(self._f[p]), node["attrs"]):
             raise DirtyStoreError(
                 f"attributes of {p} have uncommitted changes; commit them first (h5vc commit)"
             )
@@ -441,7 +442,7 @@ class Transaction:
                             "ranges": sorted(ranges)})
         for p in sorted(self._attrs):
             if not any(is_below(p, t) for t in tops) and p in self._f:
-                attr_changes(p, read_attrs(self._f[p]), self._state[p]["attrs"], changes)
+                object_attr_changes(p, self._f[p], self._state[p], changes)
         return changes
 
     def _add_rewrites(self, changes: list[dict[str, Any]], tops: list[str]) -> None:
@@ -764,12 +765,13 @@ class TxDataset(_TxObject):
                 arr = arr.astype(dt)  # h5py needs the metadata (string encoding, enum) to convert
             ds.resize(n0 + k, axis=0)
             try:
-                ds[n0:n0 + k] = arr
+                if not write_exact(ds, np.s_[n0:n0 + k], arr):
+                    ds[n0:n0 + k] = arr
             except (TypeError, ValueError) as e:
                 ds.resize(n0, axis=0)
                 raise InvalidInputError(f"cannot append to {p}: {e}") from None
         tx._rows[p] = n0 + k
-        ranges = _memory_hashes(arr, dt, n0, chunks[0])
+        ranges = _memory_hashes(arr, dt, n0, chunks[0], own_type(ds))
         tx._appended.setdefault(p, []).extend(ranges)
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -801,7 +803,8 @@ class TxDataset(_TxObject):
             if hit:
                 tx._destroying(p)
         try:
-            ds[key] = value
+            if not write_exact(ds, key, value):
+                ds[key] = value
         except (TypeError, ValueError) as e:
             raise InvalidInputError(f"cannot write to {p}: {e}") from None
         tx._rewritten.setdefault(p, []).append((lo, hi))
@@ -865,13 +868,18 @@ class TxDataset(_TxObject):
         return new
 
 
-def _memory_hashes(arr: np.ndarray, dt: np.dtype, n0: int, block: int) -> list[list[Any]]:
+def _memory_hashes(arr: np.ndarray, dt: np.dtype, n0: int, block: int,
+                   own: bool = True) -> list[list[Any]]:
     """Ranges for rows ``arr`` written at row ``n0``, hashed before writing where that is exact.
 
     Exact for plain rows of the dataset's dtype, and for text in a variable-length UTF-8
-    dataset (read back as the same bytes); other rows get None: hashed from the file at commit.
+    dataset (read back as the same bytes), when the dataset's HDF5 type is h5py's own for its
+    dtype (``own``; a null-terminated string reads back without what follows its terminator);
+    other rows get None: hashed from the file at commit.
     """
     dkey = dtype_key(dt)  # the dataset's dtype: arr may lack h5py's metadata
+    if not own:
+        return [[s, e, None] for s, e in split_blocks(n0, n0 + len(arr), block)]
     plain = arr.dtype == dt and not dt.hasobject
     info = h5py.check_string_dtype(dt)
     text = (info is not None and info.length is None and info.encoding == "utf-8"

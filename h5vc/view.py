@@ -57,9 +57,13 @@ _RUN_ROWS_GAP = 4  # rows read in one call while the wanted rows fill at least 1
 
 
 def _child_names(state: State, path: str) -> list[str]:
+    """The names in group ``path``, as h5py lists them: in their recorded creation order where
+    the group tracks it (``"c"``), by name otherwise."""
     prefix = "/" if path == "/" else path + "/"
-    return sorted(p[len(prefix):] for p in state
-                  if p != path and p.startswith(prefix) and "/" not in p[len(prefix):])
+    kids = [p for p in state
+            if p != path and p.startswith(prefix) and "/" not in p[len(prefix):]]
+    kids.sort(key=lambda p: (state[p].get("c", float("inf")), p))
+    return [p[len(prefix):] for p in kids]
 
 
 def _decode_attr(enc: Any) -> Any:
@@ -73,8 +77,11 @@ def _decode_attr(enc: Any) -> Any:
 class ViewAttrs(Mapping[str, Any]):
     """The attributes of an object as of the view's revision (values as h5py returns them)."""
 
-    def __init__(self, encoded: dict[str, Any]) -> None:
+    def __init__(self, encoded: dict[str, Any], order: list[str] | None = None) -> None:
         self._enc = encoded
+        # as h5py lists them: in their recorded creation order where the object tracks it
+        self._names = [n for n in order or () if n in encoded]
+        self._names += sorted(n for n in encoded if n not in self._names)
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -83,13 +90,13 @@ class ViewAttrs(Mapping[str, Any]):
             raise KeyError(f"no attribute {name!r}") from None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._enc))
+        return iter(self._names)
 
     def __len__(self) -> int:
         return len(self._enc)
 
     def __repr__(self) -> str:
-        return f"<ViewAttrs {sorted(self._enc)}>"
+        return f"<ViewAttrs {self._names}>"
 
 
 class _Node:
@@ -103,7 +110,7 @@ class _Node:
 
     @property
     def attrs(self) -> ViewAttrs:
-        return ViewAttrs(self._node["attrs"])
+        return ViewAttrs(self._node["attrs"], self._node.get("ao"))
 
     @property
     def parent(self) -> ViewGroup:
@@ -163,7 +170,7 @@ class ViewGroup(_Node):
         """Call ``func(name, obj)`` for every object below this group, names relative to it,
         in h5py's order (each group before what it holds); stops at the first non-None."""
         def walk(group: ViewGroup, prefix: str) -> Any:
-            for k in group.keys():
+            for k in sorted(group.keys()):  # HDF5 visits by name, whatever order is tracked
                 obj = group[k]
                 got = func(prefix + k, obj)
                 if got is not None:

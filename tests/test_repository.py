@@ -17,7 +17,7 @@ from h5vc import (
     NotFoundError,
     Repository,
 )
-from h5vc.engine.format import FORMAT_VERSION
+from h5vc.engine.format import CREATE_VERSION
 
 
 def test_init_adopts_existing_file_as_first_commit(repo: Repository, sensor_file: Path) -> None:
@@ -38,7 +38,7 @@ def test_init_new_file(tmp_path: Path) -> None:
         assert r.head is not None
         assert list(r.file.keys()) == [".h5vc"]
     with h5py.File(tmp_path / "new.h5", "r") as f:
-        assert f[".h5vc"].attrs["format_version"] == FORMAT_VERSION == 3
+        assert f[".h5vc"].attrs["format_version"] == CREATE_VERSION == 3
 
 
 def test_transaction_append_and_attrs_commit(repo: Repository) -> None:

@@ -4,6 +4,7 @@ checkpoints leaves the store, once rolled back, byte for byte as the first check
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,3 +210,44 @@ def test_records_an_earlier_session_left_in_the_journal_are_never_applied(tmp_pa
     finally:
         os.close(fd)
     assert path.read_bytes() == start.read_bytes()
+
+
+def test_a_journal_is_never_applied_to_a_file_put_in_the_stores_place(tmp_path: Path) -> None:
+    """Killed mid-write, then the store restored from a copy made at another commit: the
+    journal's records are not the copy's, and applying them would damage it."""
+    path, copy, torn = tmp_path / "s.h5", tmp_path / "backup.h5", tmp_path / "torn.h5"
+    make_store(path)
+    shutil.copyfile(path, copy)  # a backup, one commit behind
+    with Repository.open(path) as repo:
+        a = repo.file["t/a"]
+        a.resize(5100, axis=0)
+        a[5000:] = 3.0
+        repo.commit("three")
+    r = subprocess.run([sys.executable, "-c", KILLED, str(path), str(tmp_path / "ck.h5")],
+                       capture_output=True, text=True)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not undoes_nothing(path)
+    shutil.copyfile(path, torn)
+    shutil.copyfile(copy, path)  # the user puts the backup back
+    journal = undo_path(path).read_bytes()
+    r = subprocess.run([*H5VC, "log", "-s", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0 and "Traceback" not in r.stderr  # a reader reads it as it is
+    assert path.read_bytes() == copy.read_bytes()
+    r = subprocess.run([*H5VC, "commit", "-s", str(path), "-m", "x"], capture_output=True,
+                       text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "not the file its rollback journal" in r.stderr and "delete s.h5.h5vc-undo" in r.stderr
+    assert path.read_bytes() == copy.read_bytes() and undo_path(path).read_bytes() == journal
+    undo_path(path).unlink()  # as the message says
+    with Repository.open(path) as repo:
+        assert repo.status().clean and len(list(repo.log())) == 1
+    # the journal applied to its own file still rolls it back, to the last checkpoint
+    shutil.copyfile(torn, path)
+    undo_path(path).write_bytes(journal)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert roll_back(fd, path)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == (tmp_path / "ck.h5").read_bytes()

@@ -299,6 +299,9 @@ def change_lines(changes: list[dict[str, Any]]) -> list[str]:
                 out.append(f"-{a - b:,} rows".ljust(17) + f"{p} ({a:,} -> {b:,})")
             if rew:
                 out.append(f"~{rew:,} rewritten".ljust(17) + p)
+        elif op == "attr_order":
+            if ch["names"] is not None:
+                out.append(f"attr order       {p}: {', '.join(ch['names'])}"[:160])
         elif op == "attr":
             name = f"{p}@{ch['name']}" if p != "/" else f"/@{ch['name']}"
             if ch["value"] is None:

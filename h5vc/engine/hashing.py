@@ -21,8 +21,8 @@ import xxhash
 
 from ..errors import InvalidInputError
 
-__all__ = ["decode_dtype", "decode_value", "encode_dtype", "encode_hdf5_type", "encode_value",
-           "hdf5_type", "rows_hash"]
+__all__ = ["bytes_as_numpy", "decode_dtype", "decode_type", "decode_value", "encode_dtype",
+           "encode_hdf5_type", "encode_value", "exact_type", "hdf5_type", "rows_hash"]
 
 
 # -- dtypes -------------------------------------------------------------------------------
@@ -65,6 +65,56 @@ def encode_hdf5_type(tid: Any) -> dict[str, Any]:
     """An HDF5 datatype numpy cannot hold (H5T_TIME, 128-bit numbers, ...), recorded as HDF5
     encodes it (``H5Tencode``); its values are versioned as opaque bytes of its size."""
     return {"hdf5": base64.b64encode(tid.encode()).decode(), "size": int(tid.get_size())}
+
+
+def exact_type(tid: Any, dt: np.dtype) -> str | None:
+    """The HDF5 type ``tid`` of values that numpy holds as ``dt``, encoded as HDF5 encodes it,
+    when it is not the type h5py makes for ``dt`` (null-terminated or space-padded strings,
+    Fortran strings, bitfields, 1-byte integers of the other byte order, those inside
+    compounds and arrays) and its values can be written with it exactly; None otherwise."""
+    try:
+        same = tid == h5py.h5t.py_create(dt, logical=True)
+    except (TypeError, ValueError):
+        same = False
+    if same:
+        return None
+    # only types whose values h5vc can write back exactly: those laid out as numpy holds them
+    # (written with no conversion) and variable-length strings (HDF5 converts them whole);
+    # h5py converts the elements of other variable-length data itself, cutting a full
+    # null-terminated string short, so those keep h5py's type and their exact values
+    if not bytes_as_numpy(tid) and not (tid.get_class() == h5py.h5t.STRING
+                                        and tid.is_variable_str()):
+        return None
+    return base64.b64encode(tid.encode()).decode()
+
+
+def decode_type(enc: str) -> Any:
+    """The HDF5 type :func:`exact_type` encoded."""
+    return h5py.h5t.decode(base64.b64decode(enc))
+
+
+def bytes_as_numpy(tid: Any) -> bool:
+    """Whether the values of HDF5 type ``tid`` are laid out byte for byte as numpy holds them
+    (as h5py reads them): then they can be written with ``tid`` as the memory type, with no
+    conversion, which for strings padded otherwise than h5py's would cut a full value short."""
+    cls = tid.get_class()
+    if cls in (h5py.h5t.STRING,):
+        return not tid.is_variable_str()
+    if cls == h5py.h5t.OPAQUE:
+        return True
+    if cls == h5py.h5t.BITFIELD:
+        return True
+    if cls in (h5py.h5t.INTEGER, h5py.h5t.ENUM):
+        base = tid.get_super() if cls == h5py.h5t.ENUM else tid
+        return base.get_precision() == 8 * base.get_size() and base.get_offset() == 0
+    if cls == h5py.h5t.FLOAT:
+        return any(tid == t for t in (h5py.h5t.IEEE_F32LE, h5py.h5t.IEEE_F32BE,
+                                      h5py.h5t.IEEE_F64LE, h5py.h5t.IEEE_F64BE))
+    if cls == h5py.h5t.ARRAY:
+        return bytes_as_numpy(tid.get_super())
+    if cls == h5py.h5t.COMPOUND:
+        return all(bytes_as_numpy(tid.get_member_type(i)) for i in range(tid.get_nmembers()))
+    return False
 
 
 def hdf5_type(enc: Any) -> Any:

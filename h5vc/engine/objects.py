@@ -15,6 +15,7 @@ Ranges whose hash is ``None`` (uncommitted rows) are never kept and never preser
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,9 @@ from ..errors import DirtyStoreError, IntegrityError, InvalidInputError
 from .chunks import blob_hash, missing_filter, stored_blob, write_blob
 from .format import Layout
 from .hashing import (
+    bytes_as_numpy,
     decode_dtype,
+    decode_type,
     decode_value,
     dtype_key,
     has_refs,
@@ -38,11 +41,12 @@ from .hashing import (
 )
 from .hdf5lib import set_fill_bytes, undefined_fill
 from .rows import live_hash, read_rows, row_slices, write_rows
-from .scan import create_kwargs, object_filters, read_raw
+from .scan import attr_order, create_kwargs, object_filters, read_raw
 from .space import ensure_space
-from .state import ROOT, State, block_rows, is_below, row_bytes
+from .state import ROOT, State, block_rows, is_below, parent_of, row_bytes
 
-__all__ = ["RestoreReport", "create_dataset", "make_group", "preserve_ranges", "preserve_rows", "restore",
+__all__ = ["RestoreReport", "create_dataset", "make_group", "ordered_groups", "put_in_order",
+           "tracks_order", "preserve_ranges", "preserve_rows", "restore",
            "blob_rows", "preserved_blob", "write_value"]
 
 
@@ -53,10 +57,13 @@ class RestoreReport:
     paths_changed: list[str] = field(default_factory=list)
 
 
-def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any) -> h5py.Dataset:
+def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any,
+                attr_order: bool) -> h5py.Dataset:
     """A dataset of an HDF5 type numpy cannot hold, made with that very type."""
     rank = meta["rank"]
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    if attr_order:
+        dcpl.set_attr_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
     if rank == -1:
         space = h5py.h5s.create(h5py.h5s.NULL)
     elif rank == 0:
@@ -76,16 +83,28 @@ def _create_raw(f: h5py.File, path: str, meta: dict[str, Any], n: int, tid: Any)
         set_fill_bytes(dcpl, tid, base64.b64decode(meta["fill"]["a"]))
     if rank > 0:
         _creation_extras(dcpl, meta)
+    return h5py.Dataset(h5py.h5d.create(f.id, path.encode("utf-8", "surrogateescape"), tid, space,
+                                        dcpl=dcpl, lcpl=_lcpl(path)))
+
+
+def _lcpl(name: str) -> Any:
+    """Link creation properties as h5py sets them: parents made as needed, and the name marked
+    UTF-8 only when it is not ASCII (a UTF-8 link cannot live in a group of the old format,
+    which HDF5 then converts: its header and the superblock's entry for it change)."""
     lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
     lcpl.set_create_intermediate_group(True)
-    lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
-    return h5py.Dataset(h5py.h5d.create(f.id, path.encode(), tid, space, dcpl=dcpl, lcpl=lcpl))
+    if not name.isascii():
+        lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
+    return lcpl
 
 
-def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5py.Dataset:
+def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int, *,
+                   attr_order: bool = False) -> h5py.Dataset:
+    """Make dataset ``path`` as ``meta`` records it, ``n`` rows long (their values unset);
+    ``attr_order``: tracking the creation order of its attributes."""
     tid = hdf5_type(meta["dtype"])
     if tid is not None:
-        return _create_raw(f, path, meta, n, tid)
+        return _create_raw(f, path, meta, n, tid, attr_order)
     dt = decode_dtype(meta["dtype"])
     rank = meta["rank"]
     if rank == -1:
@@ -95,9 +114,12 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
     if rank > 0 and meta["chunks"]:
         kw["chunks"] = tuple(meta["chunks"])
         kw["maxshape"] = tuple(meta["maxshape"])
-    if meta.get("stored"):  # the very pipeline, filters this HDF5 cannot apply included
+    if meta.get("stored") or (rank > 0 and meta["chunks"] and meta["filters"]):
+        # the very pipeline: ids, flags and parameters as recorded (a filter that computes its
+        # own from the type and chunks computes them again), filters this HDF5 cannot apply
+        # included for a dataset versioned as its stored chunks
         kw = {"chunks": kw.get("chunks"), "maxshape": kw.get("maxshape"),
-              "allow_unknown_filter": True}
+              "allow_unknown_filter": bool(meta.get("stored"))}
         kw["dcpl"] = _exact_pipeline(h5py.h5p.create(h5py.h5p.DATASET_CREATE), meta)
     if meta["fill"] is not None and not meta.get("fill_default"):
         arr, _, _ = decode_value({"dtype": meta["dtype"], "shape": [], "data": meta["fill"]})
@@ -107,6 +129,17 @@ def create_dataset(f: h5py.File, path: str, meta: dict[str, Any], n: int) -> h5p
     if rank > 0 and ("fill_time" in meta or meta.get("compact")):
         kw["dcpl"] = _creation_extras(kw.get("dcpl") or h5py.h5p.create(h5py.h5p.DATASET_CREATE),
                                       meta)
+    if "fill_ref" in meta:  # a reference to the recorded target (null where it is missing)
+        kw["dcpl"] = kw.get("dcpl") or h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        target = f.get(meta["fill_ref"]) if meta["fill_ref"] is not None else None
+        # an object reference is its target's header address (HDF5 converts no other form)
+        addr = h5py.h5o.get_info(target.id).addr if target is not None else 0
+        set_fill_bytes(kw["dcpl"], h5py.h5t.STD_REF_OBJ, int(addr).to_bytes(8, sys.byteorder))
+    if attr_order:
+        kw["track_order"] = True
+    if "h5t" in meta:  # the file's own type, where h5py would make another for the dtype
+        return f.create_dataset(path, shape=shape, dtype=h5py.Datatype(decode_type(meta["h5t"])),
+                                **kw)
     return f.create_dataset(path, shape=shape, dtype=dt, **kw)
 
 
@@ -159,10 +192,13 @@ def make_refs(f: h5py.File, where: str, missing_ok: bool = False) -> Callable[[s
 
 
 def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any], *,
-              missing_ok: bool = False) -> int:
+              missing_ok: bool = False, order: list[str] | None = None) -> int:
     """Make the attributes of ``obj`` equal ``want`` (encoded), given they now equal ``have``;
     returns how many were set or deleted. An object reference is made to its recorded target
     path, which must exist (``missing_ok``: a null reference where it does not).
+
+    ``order``: the names in their recorded creation order, for an object that tracks it; the
+    attributes from the first one out of place on are made again, in that order.
 
     Attributes of any size: HDF5 keeps an attribute over 64 KiB in dense storage, which only
     an object with a version-2 header has (h5py writes one with ``libver=("v108", ...)`` or
@@ -177,17 +213,23 @@ def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any], *,
         arr, dt, shape = decode_value(
             enc, make_refs(o.file, f"attribute {name!r} of {o.name}", missing_ok))
         tid = hdf5_type(enc["dtype"])
+        raw = tid is not None
         pad = enc["dtype"].get("pad") if isinstance(enc["dtype"], dict) else None
         if pad is not None:  # a fixed-length string padded as recorded, not as h5py pads
             tid = h5py.h5t.py_create(dt, logical=True).copy()
             tid.set_strpad(h5py.h5t.STR_NULLTERM if pad == "nullterm" else h5py.h5t.STR_SPACEPAD)
+            raw = True
+        elif "h5t" in enc:  # the file's own type, where h5py would make another
+            tid = decode_type(enc["h5t"])
+            raw = bytes_as_numpy(tid)
         if tid is not None:  # a type numpy cannot hold (or a padded string): made with it
             space = (h5py.h5s.create(h5py.h5s.NULL) if shape is None else
                      h5py.h5s.create(h5py.h5s.SCALAR) if shape == () else
                      h5py.h5s.create_simple(shape))
             aid = h5py.h5a.create(o.id, name.encode(), tid, space)
             if arr is not None:
-                aid.write(np.ascontiguousarray(arr), mtype=tid)
+                # written as its bytes where they are the type's; otherwise h5py converts
+                aid.write(np.ascontiguousarray(arr), mtype=tid if raw else None)
             return
         if shape is None:
             o.attrs.create(name, h5py.Empty(dt))
@@ -243,6 +285,19 @@ def set_attrs(obj: h5py.HLObject, want: dict[str, Any], have: dict[str, Any], *,
             del obj.attrs[name]
             changed += 1
     todo = [(name, enc) for name, enc in want.items() if have.get(name) != enc]
+    if order is not None and attr_order(obj) is not None:
+        desired = [n for n in order if n in want] + [n for n in want if n not in order]
+        current = list(obj.attrs)
+        rewrite = {name for name, _enc in todo}
+        i = 0
+        while i < min(len(desired), len(current)) and desired[i] == current[i] \
+                and desired[i] not in rewrite:
+            i += 1
+        if i < len(desired) or i < len(current):
+            for name in current[i:]:
+                del obj.attrs[name]
+            changed += len(current) - i
+            todo = [(name, want[name]) for name in desired[i:]]
     for name, enc in todo:
         if name in obj.attrs:
             del obj.attrs[name]
@@ -423,14 +478,70 @@ def preserve_rows(layout: Layout, h: str, arr: np.ndarray, meta: dict[str, Any])
                           block_rows(meta, rows), [(h, 0, rows)], scalar=meta["rank"] == 0)
 
 
-def make_group(f: h5py.File, path: str) -> h5py.Group:
+def ordered_groups(state: State) -> set[str]:
+    """The groups ``state`` records as tracking the creation order of their links: those with
+    a child whose node records its order (``"c"``)."""
+    return {parent_of(p) for p, node in state.items() if "c" in node}
+
+
+def tracks_order(state: State) -> bool:
+    """Whether a file made from ``state`` should track creation order in its root group, as the
+    recorded root did (netCDF4 files: netCDF-C writes only files whose groups all track it)."""
+    return "ao" in state.get(ROOT, {}) or ROOT in ordered_groups(state)
+
+
+def put_in_order(f: h5py.File, group: str, state: State) -> int:
+    """Put the links of ``group`` back in their recorded creation order (``"c"`` of the nodes
+    of ``state``), when the group tracks it: objects made anew were linked last. The links
+    without a recorded order (soft and external links, /.h5vc) keep their places, and those
+    from the first one out of place on are linked again, in order. Returns how many."""
+    g = f.get(group)
+    if not isinstance(g, h5py.Group) or not g.id.get_create_plist().get_link_creation_order():
+        return 0
+    live = list(g)  # in creation order, which the group tracks
+    prefix = "" if group == ROOT else group
+    order = {k: state[f"{prefix}/{k}"]["c"] for k in live
+             if "c" in state.get(f"{prefix}/{k}", {})}
+    at = [i for i, k in enumerate(live) if k in order]
+    want = list(live)
+    for i, k in zip(at, sorted(order, key=lambda k: (order[k], k)), strict=True):
+        want[i] = k
+    first = next((i for i, (a, b) in enumerate(zip(live, want, strict=True)) if a != b), None)
+    if first is None:
+        return 0
+    for k in want[first:]:
+        name, tmp = k.encode("utf-8", "surrogateescape"), f"{k}.h5vc-order".encode(
+            "utf-8", "surrogateescape")
+        g.id.links.move(name, g.id, tmp)
+        g.id.links.move(tmp, g.id, name)
+    return len(want) - first
+
+
+def make_group(f: h5py.File, path: str, *, attr_order: bool | None = None) -> h5py.Group:
     """Create group ``path`` and any missing parents. They track link creation order when the
     root group does (netCDF4 files: netCDF-C opens for writing only files whose groups all
-    track it), so a group h5vc makes keeps such a file writable by its own library."""
+    track it), so a group h5vc makes keeps such a file writable by its own library, and the
+    creation order of their attributes then too; ``attr_order`` True or False says it for
+    ``path`` itself (what its recorded node says)."""
     track = bool(f["/"].id.get_create_plist().get_link_creation_order())
     g: h5py.Group = f["/"]
-    for name in path.strip("/").split("/"):
-        g = g[name] if name in g else g.create_group(name, track_order=track or None)
+    names = path.strip("/").split("/")
+    for i, name in enumerate(names):
+        if name in g:
+            g = g[name]
+            continue
+        attrs = attr_order if i == len(names) - 1 and attr_order is not None else track
+        if not track and not attrs:
+            g = g.create_group(name)
+            continue
+        gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+        both = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+        if track:
+            gcpl.set_link_creation_order(both)
+        if attrs:
+            gcpl.set_attr_creation_order(both)
+        g = h5py.Group(h5py.h5g.create(g.id, name.encode("utf-8", "surrogateescape"),
+                                       lcpl=_lcpl(name), gcpl=gcpl))
     return g
 
 
@@ -522,14 +633,17 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
         report.paths_changed.append(p)
     referring: list[str] = []  # created objects with references: their targets come first
     valued: list[str] = []  # datasets of references (their values): likewise
+    # datasets whose fill value refers to another object are made once it exists
+    creates = sorted(creates, key=lambda p: target[p]["k"] == "d"
+                     and target[p]["meta"].get("fill_ref") is not None)
     for p in creates:
         node = target[p]
         if node["k"] == "g":
             if p not in f:
-                make_group(f, p)
+                make_group(f, p, attr_order=True if "ao" in node else None)
             obj = f[p]
         else:
-            obj = create_dataset(f, p, node["meta"], node["n"])
+            obj = create_dataset(f, p, node["meta"], node["n"], attr_order="ao" in node)
             if "value" in node["meta"]:
                 valued.append(p)
             if node["meta"].get("stored"):
@@ -540,10 +654,12 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
         if any(has_refs(a["dtype"]) for a in node["attrs"].values()):
             referring.append(p)
         else:
-            set_attrs(obj, node["attrs"], {})
+            set_attrs(obj, node["attrs"], {}, order=node.get("ao"))
         report.paths_changed.append(p)
+    for g in sorted({parent_of(p) for p in creates}):
+        put_in_order(f, g, target)
     for p in referring:
-        set_attrs(f[p], target[p]["attrs"], {})
+        set_attrs(f[p], target[p]["attrs"], {}, order=target[p].get("ao"))
     created = set(creates)
     for p, b in target.items():  # references to objects made anew are made anew too
         if b["k"] == "d" and "value" in b["meta"] and p not in created and \
@@ -567,7 +683,8 @@ def restore(f: h5py.File, layout: Layout, live: State, target: State, *,
         have = a["attrs"]
         if created:  # a reference to an object made anew must be made anew too
             have = {k: v for k, v in have.items() if not ref_targets(v) & created}
-        if set_attrs(f[p], b["attrs"], have) and p not in report.paths_changed:
+        order = b.get("ao") if b.get("ao") != a.get("ao") or b["attrs"] != have else None
+        if set_attrs(f[p], b["attrs"], have, order=order) and p not in report.paths_changed:
             report.paths_changed.append(p)
     return report
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import h5py
 import numpy as np
+from h5py._hl.selections import select
 
-from .hashing import rows_hash, rows_hash_parts
+from .hashing import bytes_as_numpy, exact_type, rows_hash, rows_hash_parts
 from .state import row_bytes
 
-__all__ = ["SLICE_BYTES", "as_0d", "live_hash", "read_rows", "row_slices", "write_rows"]
+__all__ = ["SLICE_BYTES", "as_0d", "live_hash", "own_type", "read_rows", "row_slices", "write_exact",
+           "write_rows"]
 
 
 def as_0d(value: Any, dt: np.dtype) -> np.ndarray:
@@ -49,7 +51,81 @@ def live_hash(ds: h5py.Dataset, start: int, stop: int, dkey: str) -> str:
     return rows_hash_parts((ds[a:b] for a, b in row_slices(ds, start, stop)), shape, dkey)
 
 
+def _as_h5py_reads(ds: h5py.Dataset, arr: np.ndarray) -> np.ndarray:
+    """``arr`` (rows h5py read) ready to be written back byte for byte. h5py reads the
+    elements of variable-length data of a foreign byte order (PyTables' big-endian VLArrays)
+    without swapping their bytes, into arrays it labels native, and swaps them when it writes
+    such an array: each element is labelled with the file's byte order again (the bytes
+    stay as they are), so that what is written is what was read."""
+    base = h5py.check_vlen_dtype(ds.dtype)
+    if not isinstance(base, np.dtype) or base.isnative or base.names is not None \
+            or base.subdtype is not None:
+        return arr
+    out = np.empty(arr.shape, dtype=arr.dtype)
+    for i, x in np.ndenumerate(arr):
+        relabel = (isinstance(x, np.ndarray) and x.dtype.isnative
+                   and x.dtype.newbyteorder() == base)
+        out[i] = x.view(base) if relabel else x
+    return out
+
+
+def _raw_type(ds: h5py.Dataset, arr: np.ndarray) -> Any:
+    """The dataset's HDF5 type, when rows of ``arr`` (its dtype) must be written with it as the
+    memory type: the type is not the one h5py makes for the dtype, and its values are numpy's
+    bytes (a null-terminated string of full length would be cut short by HDF5's conversion
+    from h5py's null-padded one; a bitfield has no conversion from an integer). None when
+    h5py's own write is exact."""
+    if arr.dtype.hasobject or arr.dtype != ds.dtype:
+        return None
+    tid = ds.id.get_type()
+    if tid.get_class() in (h5py.h5t.INTEGER, h5py.h5t.FLOAT):
+        return None  # numbers: h5py's conversion is exact
+    if not bytes_as_numpy(tid) or exact_type(tid, ds.dtype) is None:
+        return None
+    return tid
+
+
+def own_type(ds: h5py.Dataset) -> bool:
+    """Whether the dataset's HDF5 type is the one h5py makes for its dtype (then what h5py
+    writes is what it reads back)."""
+    try:
+        return bool(ds.id.get_type() == h5py.h5t.py_create(ds.dtype, logical=True))
+    except (TypeError, ValueError):
+        return False
+
+
+def write_exact(ds: h5py.Dataset, key: Any, value: Any) -> bool:
+    """Write ``value`` at ``key`` (as ``ds[key] = value``) as its bytes, with the dataset's own
+    type as the memory type, when h5py's conversion would not be exact (see
+    :func:`_raw_type`); False, writing nothing, when h5py's own write is."""
+    arr = np.asarray(value)
+    if arr.dtype != ds.dtype and not arr.dtype.hasobject and arr.dtype.kind in "SUV":
+        try:
+            arr = arr.astype(ds.dtype)
+        except (TypeError, ValueError):
+            return False
+    tid = _raw_type(ds, arr)
+    if tid is None:
+        return False
+    selection = select(ds.shape, key, dataset=ds)
+    if selection.nselect == 0:
+        return True
+    arr = np.ascontiguousarray(arr)
+    mspace = h5py.h5s.create_simple(selection.expand_shape(arr.shape))
+    for fspace in selection.broadcast(arr.shape):
+        ds.id.write(mspace, fspace, arr, mtype=tid)
+    return True
+
+
 def write_rows(ds: h5py.Dataset, start: int, arr: np.ndarray) -> None:
+    """Write rows h5py read (from this dataset or another of its type) at ``start``."""
+    if arr.dtype.hasobject:
+        arr = _as_h5py_reads(ds, arr)
+    if ds.shape == ():
+        if write_exact(ds, (), arr):
+            return
+    elif len(arr) and write_exact(ds, np.s_[start:start + len(arr)], arr):
+        return
     if ds.shape == ():
         ds[()] = arr[()] if arr.dtype.hasobject else arr
     elif len(arr):

@@ -23,6 +23,7 @@ from .hashing import (
     encode_dtype,
     encode_hdf5_type,
     encode_value,
+    exact_type,
     has_refs,
     ref_targets,
 )
@@ -30,9 +31,9 @@ from .hdf5lib import fill_bytes
 from .rows import as_0d, live_hash
 from .state import ROOT, State, block_rows, is_below, split_blocks
 
-__all__ = ["attr_changes", "create_kwargs", "dataset_meta", "live_kinds", "materialize",
-           "numpy_dtype", "object_filters", "range_hash", "read_attrs", "referrers", "same_attr", "scan",
-           "scan_objects",
+__all__ = ["attr_changes", "attr_order", "create_kwargs", "dataset_meta", "link_order", "live_kinds",
+           "materialize", "numpy_dtype", "object_attr_changes", "object_filters", "range_hash",
+           "read_attrs", "referrers", "same_attr", "same_attrs", "scan", "scan_objects",
            "scan_suspects", "type_text"]
 
 
@@ -180,6 +181,13 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
     }
     if nofill:  # recorded only then: every other dataset's meta is as it always was
         meta["nofill"] = True
+    # a fill value that refers to an object (MATLAB's cell arrays: to /#refs#/a), recorded as
+    # its target's path (None: a null reference, or a target no longer there); as below, not
+    # for a dataset committed before it was recorded
+    if rank >= 0 and dt.hasobject and fill_state == h5py.h5d.FILL_VALUE_USER_DEFINED \
+            and tid.get_class() == h5py.h5t.REFERENCE and h5py.check_ref_dtype(dt) is h5py.Reference \
+            and (recorded is None or "fill_ref" in recorded):
+        meta["fill_ref"] = ref_paths(ds.file)(ds.fillvalue)
     # HDF5's own default fill (zeros, never set): recorded so that a checkout leaves it unset;
     # a dataset committed before this was recorded is compared as it was
     if fill_state == h5py.h5d.FILL_VALUE_DEFAULT and (recorded is None or "fill_default" in recorded):
@@ -192,6 +200,12 @@ def dataset_meta(ds: h5py.Dataset, recorded: dict[str, Any] | None = None
             meta["fill_time"] = int(fill_time)
         if dcpl.get_layout() == h5py.h5d.COMPACT and (recorded is None or "compact" in recorded):
             meta["compact"] = True
+    # the file's own HDF5 type where h5py would make another for the dtype (string padding,
+    # bitfields, ...), so that a dataset made anew has it; as above, not for a dataset
+    # committed before it was recorded
+    h5t = None if raw else exact_type(tid, dt)
+    if h5t is not None and (recorded is None or "h5t" in recorded):
+        meta["h5t"] = h5t
     if raw and rank >= 0:
         meta["stored"] = True
     elif rank > 0 and (missing is not None or (recorded or {}).get("stored")):
@@ -298,16 +312,23 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
             continue
         try:
             if shape is None:
-                out[name] = encode_value(None, dt, None)
-                continue
-            value = attrs[name]
-            arr = as_0d(value, dt) if shape == () else np.asarray(value, dtype=dt)
-            enc = out[name] = encode_value(arr, dt, shape, ref_paths(obj.file))
-            pad = _string_pad(aid.get_type())
+                enc = out[name] = encode_value(None, dt, None)
+            else:
+                value = attrs[name]
+                arr = as_0d(value, dt) if shape == () else np.asarray(value, dtype=dt)
+                enc = out[name] = encode_value(arr, dt, shape, ref_paths(obj.file))
+            tid = aid.get_type()
+            pad = _string_pad(tid)
             if pad is not None and isinstance(enc["dtype"], dict) and "str" in enc["dtype"]:
                 enc["dtype"] = dict(enc["dtype"], pad=pad)
+            else:  # the file's own type where h5py would make another (a bitfield, ...)
+                h5t = exact_type(tid, dt)
+                if h5t is not None:
+                    enc["h5t"] = h5t
         except InvalidInputError as e:
             raise InvalidInputError(f"attribute {name!r} of {obj.name}: {e}") from None
+        if shape is None:
+            continue
         try:
             size = aid.get_storage_size()
         except RuntimeError:  # HDF5 cannot size an empty attribute
@@ -351,42 +372,76 @@ def _string_pad(tid: Any) -> str | None:
 
 
 def same_attr(live: Any, old: Any) -> bool:
-    """Whether a live attribute (encoded) is the recorded one. A string's padding, recorded
-    since this h5vc, does not count against a value recorded without it."""
+    """Whether a live attribute (encoded) is the recorded one. A string's padding and the
+    HDF5 type, recorded since later versions of h5vc, do not count against a value recorded
+    without them."""
     if live == old:
         return True
-    if live is None or old is None or not isinstance(live["dtype"], dict):
+    if live is None or old is None:
+        return False
+    if "h5t" in live and "h5t" not in old:  # the HDF5 type, recorded since this h5vc too
+        return {k: v for k, v in live.items() if k != "h5t"} == old
+    if not isinstance(live["dtype"], dict):
         return False
     if "pad" in live["dtype"] and isinstance(old["dtype"], dict) and "pad" not in old["dtype"]:
         return dict(live, dtype={k: v for k, v in live["dtype"].items() if k != "pad"}) == old
     return False
 
 
+def _walk(gid: Any, base: str, out: dict[str, str]) -> bool:
+    """Every object below ``gid`` once, as ``base/name`` -> ``"d"`` or ``"g"`` (an object with
+    several hard links at its first name only, as HDF5 visits them); True when one of them has
+    more than one hard link."""
+    shared = False
+
+    def visit(name: bytes, info: Any) -> None:
+        nonlocal shared
+        out[f"{base}/{name.decode('utf-8', 'surrogateescape')}"] = \
+            "d" if info.type == h5py.h5o.TYPE_DATASET else "g"
+        shared |= info.rc > 1
+
+    h5py.h5o.visit(gid, visit, info=True)
+    return shared
+
+
 def live_kinds(f: h5py.File, under: str = ROOT) -> dict[str, str]:
-    """Every tracked path below ``under`` (itself included): ``"g"`` or ``"d"``."""
+    """Every tracked path below ``under`` (itself included): ``"g"`` or ``"d"``.
+
+    Each top-level object's tree is walked whole, visiting an object linked twice (PyTables'
+    axes, h5py's ``f["b"] = f["a"]``) at its first name only; the paths below ``under`` are
+    those of that walk, whichever subtree ``under`` is."""
     out: dict[str, str] = {}
     top = f[under]
-    if isinstance(top, h5py.Dataset):
-        return {under: "d"}
+    if under != ROOT:
+        if isinstance(top, h5py.Dataset):
+            out[under] = "d"
+            shared = False
+        else:
+            out[under] = "g"
+            shared = _walk(top.id, under, out)
+        if not shared and h5py.h5o.get_info(top.id).rc < 2:
+            return out
+        # an object here is linked twice: which of its names is tracked depends on the walk
+        # of the whole top-level object
+        first = "/" + under.strip("/").split("/")[0]
+        fo = f[first]
+        whole = {first: "d" if isinstance(fo, h5py.Dataset) else "g"}
+        if isinstance(fo, h5py.Group):
+            _walk(fo.id, first, whole)
+        return {p: k for p, k in whole.items() if is_below(p, under)}
     out[under] = "g"
-    prefix = "" if under == ROOT else under
     # /.h5vc may hold thousands of preserved objects: never walk into it
-    # soft and external links are not tracked objects (visititems skips them too)
-    children = [k for k in top if not (under == ROOT and k == META)
-                and isinstance(top.get(k, getlink=True), h5py.HardLink)]
+    # soft and external links are not tracked objects (HDF5's walk skips them too)
+    children = [k for k in top if k != META and isinstance(top.get(k, getlink=True), h5py.HardLink)]
     for key in children:
         child = top[key]
-        base = f"{prefix}/{key}"
+        base = f"/{key}"
         if isinstance(child, h5py.Dataset):
             out[base] = "d"
             continue
         out[base] = "g"
-
-        def visit(name: str, obj: Any, base: str = base) -> None:
-            out[f"{base}/{name}"] = "d" if isinstance(obj, h5py.Dataset) else "g"
-
-        child.visititems(visit)
-    # visititems follows hard links once; soft and external links are not tracked objects
+        if isinstance(child, h5py.Group):
+            _walk(child.id, base, out)
     return out
 
 
@@ -411,7 +466,8 @@ def _dataset_changes(path: str, ds: h5py.Dataset, node: dict[str, Any] | None,
     stored = {"stored": True} if meta.get("stored") else {}  # hashes of stored bytes
     if node is None or node["k"] != "d" or meta != node["meta"]:
         if node is None or node["k"] != "d":
-            out.append({"op": "add_dataset", "path": path, "meta": meta})
+            out.append({"op": "add_dataset", "path": path, "meta": meta,
+                        **link_order(ds.file, path)})
         else:
             out.append({"op": "redefine", "path": path, "meta": meta, "old": node["meta"]})
         ranges = [] if "value" in meta else \
@@ -444,6 +500,41 @@ def attr_changes(path: str, live: dict[str, Any], old: dict[str, Any],
         a, b = live.get(name), old.get(name)
         if not same_attr(a, b):
             out.append({"op": "attr", "path": path, "name": name, "value": a, "old": b})
+
+
+def same_attrs(live: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether live attributes (encoded) are the recorded ones (see :func:`same_attr`)."""
+    return live.keys() == old.keys() and all(same_attr(live[k], old[k]) for k in live)
+
+
+def link_order(f: h5py.File, path: str) -> dict[str, int]:
+    """``{"c": n}``, the creation order of the link to ``path`` in its group, when the group
+    tracks it (netCDF4 lists variables and groups so); ``{}`` when it does not."""
+    info = f.id.links.get_info(path.encode("utf-8", "surrogateescape"))
+    return {"c": int(info.corder)} if info.corder_valid else {}
+
+
+def attr_order(obj: h5py.HLObject) -> list[str] | None:
+    """The names of the attributes of ``obj`` in the order they were created, when ``obj``
+    tracks it (netCDF4 variables and groups, h5py's ``track_order``); None when it does not
+    (HDF5 then lists them by name)."""
+    if not obj.id.get_create_plist().get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED:
+        return None
+    return list(obj.attrs)  # h5py lists them in creation order when it is tracked
+
+
+def object_attr_changes(path: str, obj: h5py.HLObject, node: dict[str, Any] | None,
+                        out: list[dict[str, Any]]) -> None:
+    """The attribute changes of live ``obj`` since ``node`` (None: a new object), and the
+    change of their creation order where ``obj`` tracks it. The order of an object recorded
+    without it (by an earlier h5vc) is recorded at its next attribute change only."""
+    before = len(out)
+    attr_changes(path, read_attrs(obj), node["attrs"] if node else {}, out)
+    if node is not None and "ao" not in node and len(out) == before:
+        return
+    order = attr_order(obj)
+    if order != (node.get("ao") if node else None):
+        out.append({"op": "attr_order", "path": path, "names": order})
 
 
 def scan(f: h5py.File, state: State, *, verify: bool = False,
@@ -483,14 +574,14 @@ def _path_changes(p: str, kind: str, obj: Any, node: dict[str, Any] | None, veri
         if node is None or node["k"] != "g":
             if node is not None:
                 out.append({"op": "delete", "path": p})
-            out.append({"op": "add_group", "path": p})
+            out.append({"op": "add_group", "path": p, **link_order(obj.file, p)})
             node = None
     else:
         if node is not None and node["k"] != "d":
             out.append({"op": "delete", "path": p})
             node = None
         _dataset_changes(p, obj, node, verify, out, unreadable_differ)
-    attr_changes(p, read_attrs(obj), node["attrs"] if node else {}, out)
+    object_attr_changes(p, obj, node, out)
 
 
 def referrers(state: State, remade: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
@@ -508,7 +599,9 @@ def referrers(state: State, remade: Iterable[str], skip: Iterable[str] = ()) -> 
         values = [v for v in node["attrs"].values() if has_refs(v["dtype"])]
         if node["k"] == "d" and "value" in node["meta"]:
             values.append(node["meta"]["value"])
-        if any(is_below(t, r) for v in values for t in ref_targets(v) for r in remade):
+        fill = node["meta"].get("fill_ref") if node["k"] == "d" else None
+        if any(is_below(t, r) for v in values for t in ref_targets(v) for r in remade) or \
+                (fill is not None and any(is_below(fill, r) for r in remade)):
             out.append(p)
     return out
 

@@ -5,6 +5,11 @@ A state maps each tracked path to a node (plain JSON, so it can be cached in the
     group:   {"k": "g", "attrs": {name: value}, "src": {file: [size, hash, time]}}
     dataset: {"k": "d", "attrs": {...}, "meta": {...}, "n": rows, "ranges": [[start, stop, hash]]}
 
+and, on an object that tracks the creation order of its attributes, ``"ao"``: their names in
+that order (netCDF4 lists attributes so); on an object in a group that tracks the creation
+order of its links, ``"c"``: the creation order of its link when it was added (a checkout
+that makes objects anew puts the group's links back in that order).
+
 ``meta`` is everything about a dataset except its length along axis 0: dtype, rank, the
 shape after axis 0, chunks, maxshape, filters and fill value. A scalar dataset has one row,
 an empty (null dataspace) one none. Ranges never cross a block (one chunk row) and together
@@ -12,10 +17,11 @@ cover ``[0, n)`` exactly.
 
 Changes are a list of operations, the same in commits and in ``status``::
 
-    {"op": "add_group", "path"}                 {"op": "delete", "path"}   (the whole subtree)
-    {"op": "add_dataset", "path", "meta"}       {"op": "redefine", "path", "meta", "old"}
+    {"op": "add_group", "path", "c"?}           {"op": "delete", "path"}   (the whole subtree)
+    {"op": "add_dataset", "path", "meta", "c"?} {"op": "redefine", "path", "meta", "old"}
     {"op": "rows", "path", "from", "to", "ranges"}   new length and the ranges (re)written
     {"op": "attr", "path", "name", "value", "old"}   value None = deleted
+    {"op": "attr_order", "path", "names"}   attribute creation order (None: not tracked)
     {"op": "sources", "path", "files": [[file, size, hash]], "time"}   provenance (h5vc add)
 
 ``src`` (only on groups that files were imported into) is provenance: which source file
@@ -117,10 +123,11 @@ def apply_changes(state: State, changes: list[dict[str, Any]]) -> State:
     for ch in changes:
         op, path = ch["op"], ch["path"]
         if op == "add_group":
-            new[path] = {"k": "g", "attrs": {}}
+            new[path] = {"k": "g", "attrs": {}, **({"c": ch["c"]} if "c" in ch else {})}
             touched.add(path)
         elif op == "add_dataset":
-            new[path] = {"k": "d", "attrs": {}, "meta": ch["meta"], "n": 0, "ranges": []}
+            new[path] = {"k": "d", "attrs": {}, "meta": ch["meta"], "n": 0, "ranges": [],
+                         **({"c": ch["c"]} if "c" in ch else {})}
             touched.add(path)
         elif op == "redefine":
             nd = node(path)
@@ -156,9 +163,33 @@ def apply_changes(state: State, changes: list[dict[str, Any]]) -> State:
                 nd["attrs"].pop(ch["name"], None)
             else:
                 nd["attrs"][ch["name"]] = ch["value"]
+        elif op == "attr_order":
+            nd = node(path)
+            if ch["names"] is None:
+                nd.pop("ao", None)
+            else:
+                nd["ao"] = list(ch["names"])
         else:
             raise ValueError(f"unknown change {op!r}")
     return new
+
+
+def format_needed(changes: list[dict[str, Any]]) -> int:
+    """The lowest ``/.h5vc`` format that can hold a commit of ``changes`` (see
+    :data:`h5vc.engine.format.FORMAT_VERSION`): 4 for attribute creation order and what objects
+    made anew need (an older h5vc would fail on them, or call the store changed), 3 for
+    provenance, else 2."""
+    need = 2
+    for ch in changes:
+        op = ch["op"]
+        meta = ch.get("meta") if op in ("add_dataset", "redefine") else None
+        value = ch.get("value") if op == "attr" else None
+        if op == "attr_order" or (meta is not None and ("h5t" in meta or "fill_ref" in meta)) \
+                or (isinstance(value, dict) and "h5t" in value):
+            return 4
+        if op == "sources":
+            need = 3
+    return need
 
 
 def summarize(changes: list[dict[str, Any]]) -> dict[str, int]:
@@ -182,6 +213,9 @@ def summarize(changes: list[dict[str, Any]]) -> dict[str, int]:
             s["redefined"] += 1
         elif op == "attr":
             s["attrs"] += 1
+        elif op == "attr_order" and not any(c["op"] == "attr" and c["path"] == ch["path"]
+                                            for c in changes):
+            s["attrs"] += 1  # only their order changed
     return s
 
 

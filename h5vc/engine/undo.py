@@ -12,13 +12,18 @@ whose journal holds records writes them back and cuts the file to its size at th
 (:func:`roll_back`): the store is exactly as the last checkpoint left it, and h5vc's own
 recovery (intents) takes it from there.
 
-The journal: ``MAGIC | size at the checkpoint (u64) | generation (u64)``, then records
+The journal: ``MAGIC2 | size at the checkpoint (u64) | generation (u64) | identity (16 bytes:
+xxh3-128 of the file's first 4 KiB at the checkpoint)``, then records
 ``offset (u64) | length (u32) | xxh3-64 of generation, offset, length and bytes (u64) |
 bytes``. A record is written whole before the write it guards, so a torn last record guards a
 write never made and is passed over. A checkpoint starts a new generation by rewriting the
 header in place (no truncation, which costs the file system more than the write): records of
 an older generation left after the new ones fail their check and end the journal. Bytes past
-the checkpoint's end of file are never journaled: rolling back cuts them off.
+the checkpoint's end of file are never journaled: rolling back cuts them off. Before it
+writes anything, a roll-back checks that the file, with the records applied, has the identity
+the header records: a journal left by a killed writer is never applied to a file put in the
+store's place since (restored from a copy): :class:`ForeignJournalError` names it. A header
+of an earlier h5vc (``MAGIC``, no identity) is rolled back unchecked.
 """
 
 from __future__ import annotations
@@ -30,12 +35,18 @@ import secrets
 import struct
 from pathlib import Path
 
+import h5py
 import xxhash
 
+from ..errors import IntegrityError
+
 SUFFIX = ".h5vc-undo"
-MAGIC = b"H5VCUNDO"
+MAGIC = b"H5VCUNDO"  # a header without the file's identity (written by earlier h5vc; emptied)
 HEAD = struct.Struct("<8sQQ")
+MAGIC2 = b"H5VCUND2"
+HEAD2 = struct.Struct("<8sQQ16s")  # ... and the identity of the file it was written for
 REC = struct.Struct("<QIQ")
+IDENT_BYTES = 4096  # the file's first bytes (its superblock, which holds its end of file)
 KEEP_BYTES = 1 << 20  # a journal left larger than this at close is cut to its header
 
 
@@ -45,6 +56,17 @@ def undo_path(path: Path | str) -> Path:
 
 def _check(gen: int, offset: int, data: bytes) -> int:
     return xxhash.xxh3_64_intdigest(struct.pack("<QQI", gen, offset, len(data)) + data)
+
+
+def _identity(first: bytes | bytearray) -> bytes:
+    """What identifies the file a journal is for: a hash of its first bytes at the checkpoint
+    (the superblock records the end of the file, which every commit moves)."""
+    return xxhash.xxh3_128_digest(struct.pack("<Q", len(first)) + bytes(first))
+
+
+class ForeignJournalError(IntegrityError):
+    """The rollback journal beside a store was written for another state of the file: the file
+    was replaced (restored from a copy, say) after a write to it was interrupted."""
 
 
 def settle_undo(path: Path) -> bool:
@@ -61,7 +83,10 @@ def settle_undo(path: Path) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False  # a writer has it open (and its journal is live)
-        return roll_back(fd, path)
+        try:
+            return roll_back(fd, path)
+        except ForeignJournalError:
+            return False  # not this file's: read it as it is (a writing open says so)
     finally:
         os.close(fd)
 
@@ -73,17 +98,21 @@ def roll_back(fd: int, path: Path) -> bool:
     up = undo_path(path)
     try:
         with open(up, "rb") as j:
-            head = j.read(HEAD.size)
-            if len(head) < HEAD.size or head[:8] != MAGIC:
-                return False  # made, killed before its first record: nothing to undo
-            _, size, gen = HEAD.unpack(head)
-            if gen == 0:
-                return False  # emptied at a checkpoint (see UndoFile.checkpoint)
-            raw = head + j.read()
+            raw = j.read()
     except FileNotFoundError:
         return False
+    ident = None
+    if raw[:8] == MAGIC2 and len(raw) >= HEAD2.size:
+        _, size, gen, ident = HEAD2.unpack_from(raw)
+        at = HEAD2.size
+    elif raw[:8] == MAGIC and len(raw) >= HEAD.size:
+        _, size, gen = HEAD.unpack_from(raw)
+        at = HEAD.size
+    else:
+        return False  # made, killed before its first record: nothing to undo
+    if gen == 0:
+        return False  # emptied at a checkpoint (see UndoFile.checkpoint)
     records = []
-    at = HEAD.size
     while at + REC.size <= len(raw):
         offset, length, check = REC.unpack_from(raw, at)
         data = raw[at + REC.size:at + REC.size + length]
@@ -91,6 +120,17 @@ def roll_back(fd: int, path: Path) -> bool:
             break  # torn (the write it guarded was never made), or of an older generation
         records.append((offset, data))
         at += REC.size + length
+    if ident is not None:  # the file as the records would leave it must be the one they are of
+        n = min(size, IDENT_BYTES)
+        first = bytearray(os.pread(fd, n, 0).ljust(n, b"\0"))
+        for offset, data in records:
+            if offset < n:
+                first[offset:min(n, offset + len(data))] = data[:n - offset]
+        if _identity(first) != ident:
+            raise ForeignJournalError(
+                f"{path} is not the file its rollback journal {up.name} was written for (it was "
+                "replaced after a write to it was interrupted); if this file is the one to keep, "
+                f"delete {up.name}, then run the command again")
     changed = bool(records) or os.fstat(fd).st_size != size
     for offset, data in records:  # each byte is journaled once between checkpoints
         os.pwrite(fd, data, offset)
@@ -261,7 +301,9 @@ class UndoFile:
             self.ufd = os.open(self.upath, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         if self.uend == 0:
             self.gen = self.gen + 1 if self.gen + 1 < 1 << 63 else 1  # (never 0: "empty")
-            parts.append(HEAD.pack(MAGIC, self.base, self.gen))
+            # nothing below the checkpoint's end was written since it: these are its bytes
+            first = os.pread(self.fd, min(self.base, IDENT_BYTES), 0)
+            parts.append(HEAD2.pack(MAGIC2, self.base, self.gen, _identity(first)))
         for s, e in todo:
             old = os.pread(self.fd, e - s, s)
             parts.append(REC.pack(s, len(old), _check(self.gen, s, old)) + old)
@@ -303,3 +345,40 @@ class UndoFile:
             self.ufd = None
         os.close(self.fd)
         self.fd = -1
+
+
+class JournaledFile(h5py.File):
+    """A store open for writing through a rollback journal (:mod:`h5vc.engine.undo`): each
+    completed flush is a checkpoint, and a kill between two leaves the store as the first left
+    it once the next open has rolled back."""
+
+    def __init__(self, path: Path) -> None:
+        self._undo = UndoFile(path)
+        try:
+            super().__init__(self._undo, "r+")
+        except BaseException:
+            self._undo.close()
+            raise
+
+    def flush(self) -> None:
+        super().flush()
+        self._undo.checkpoint()
+
+    def write_out(self) -> None:
+        """Flush without a checkpoint: what is written stays undoable until the next flush."""
+        super().flush()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._undo.close()
+
+
+def write_out(f: h5py.File) -> None:
+    """Write everything HDF5 holds to the file, as a step inside an operation: for a journaled
+    store, not a checkpoint (a kill before the operation's next flush undoes it)."""
+    if isinstance(f, JournaledFile):
+        f.write_out()
+    else:
+        f.flush()

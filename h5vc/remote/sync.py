@@ -32,9 +32,27 @@ from ..engine.hashing import (
     has_refs,
 )
 from ..engine.lock import LOCK_SUFFIX
-from ..engine.objects import create_dataset, make_group, preserve_rows, set_attrs, write_value
+from ..engine.objects import (
+    create_dataset,
+    make_group,
+    ordered_groups,
+    preserve_rows,
+    put_in_order,
+    set_attrs,
+    tracks_order,
+    write_value,
+)
 from ..engine.rows import write_rows
-from ..engine.state import ROOT, State, apply_changes, empty_state, is_below, selected, within
+from ..engine.state import (
+    ROOT,
+    State,
+    apply_changes,
+    empty_state,
+    format_needed,
+    is_below,
+    selected,
+    within,
+)
 from ..engine.undo import undo_path
 from ..errors import H5vcError, IntegrityError, InvalidInputError, NotFoundError
 from ..paths import normalize_path
@@ -497,13 +515,15 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
     try:
         if onto is not None:
             shutil.copyfile(onto, tmp)
-        with h5py.File(tmp, "r+" if onto or resume else "w") as f:
+        with h5py.File(tmp, "r+" if onto or resume else "w",
+                       track_order=None if onto or resume or not tracks_order(goal) else True) as f:
             ends: dict[str, int] = {}
             if resume is not None:  # the journal and the tree are there: rows are what remains
                 lay = Layout(f)
                 ends = {c: int(e) for c, e in resume["ends"].items()}
             else:
                 lay = Layout.create(f, "h5vc adopt" if onto else "h5vc clone")
+                lay.require_version(max(format_needed(records[c]["changes"]) for c in order))
                 for cid in order:
                     parent = records[cid]["parents"][0] if records[cid]["parents"] else None
                     ends[cid] = lay.append_frame(raws[cid], cid, parent,
@@ -514,12 +534,14 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
                 if p == ROOT:
                     continue
                 if node["k"] == "g":
-                    make_group(f, p)
+                    make_group(f, p, attr_order=True if "ao" in node else None)
                 else:
                     parent_path = p.rsplit("/", 1)[0]
                     if parent_path:
                         make_group(f, parent_path)
-                    create_dataset(f, p, node["meta"], node["n"])
+                    create_dataset(f, p, node["meta"], node["n"], attr_order="ao" in node)
+            for p in sorted(ordered_groups(goal)) if onto is None and resume is None else ():
+                put_in_order(f, p, goal)  # links made in the order of their names, as recorded
             progress_rec = {"url": url, "target": target, "done": done, "ends": ends}
 
             def pack_done(pack: str) -> None:  # its rows reach the file, then the record says so
@@ -561,11 +583,11 @@ def _clone(url: str, dest: Path, *, rev: str | None, options: dict[str, str] | N
                 elif any(has_refs(a["dtype"]) for a in goal[p]["attrs"].values()):
                     referring.append(p)
                 else:
-                    set_attrs(f[p], goal[p]["attrs"], {})
+                    set_attrs(f[p], goal[p]["attrs"], {}, order=goal[p].get("ao"))
             for p in referring:
                 if goal[p]["k"] == "d" and "value" in goal[p]["meta"]:
                     write_value(f[p], goal[p]["meta"])
-                set_attrs(f[p], goal[p]["attrs"], {})
+                set_attrs(f[p], goal[p]["attrs"], {}, order=goal[p].get("ao"))
             lay.sync()
             head = {"branch": branch} if branch else {"commit": target}
             ref_ids = {*branches.values(), *tags.values(), target}
