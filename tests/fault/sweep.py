@@ -129,6 +129,33 @@ while True:
     subprocess.run([PY, "-c", code, str(path)], check=True, capture_output=True)
 
 
+ORDERED_EDIT = """
+import sys, numpy as np
+from h5vc import Repository
+with Repository.open(sys.argv[1]) as repo:
+    with repo.transaction("drop lat and air") as tx:
+        del tx["/lat"]
+        del tx["/air"]
+        tx["/time"].attrs["units"] = "s"
+"""
+
+
+def build_anew(path: Path) -> None:
+    """A netCDF-like file (creation order tracked in the root, the variables and their
+    attributes) whose second commit deleted two variables and changed an attribute; the
+    operation checks out the first: the variables made anew and linked again in their order,
+    the attributes made again in theirs."""
+    with h5py.File(path, "w", track_order=True) as f:
+        f.attrs["title"] = "anew"
+        for name in ("time", "lat", "lon", "air"):
+            d = f.create_dataset(name, data=np.arange(3000, dtype="f4"), chunks=(500,),
+                                 maxshape=(None,), track_order=True)
+            for k in ("units", "long_name", "_FillValue"):
+                d.attrs[k] = f"{name} {k}"
+    subprocess.run([*H5VC, "init", str(path), "-m", "init"], check=True, capture_output=True)
+    subprocess.run([PY, "-c", ORDERED_EDIT, str(path)], check=True, capture_output=True)
+
+
 @dataclass
 class Scenario:
     build: Callable[[Path], None]
@@ -141,6 +168,7 @@ class Scenario:
 SCENARIOS = {
     "transaction": Scenario(build_transaction, TX_REWRITE),
     "checkout": Scenario(build_checkout, CLI, ["checkout", "main~1"]),
+    "anew": Scenario(build_anew, CLI, ["checkout", "main~1"]),
     "commit": Scenario(build_commit, CLI, ["commit", "-m", "edit"]),
     "journal": Scenario(build_journal, COMMITS, partial=[[str(k)] for k in range(1, 14)]),
 }
@@ -149,7 +177,8 @@ SCENARIOS = {
 # -- checks ---------------------------------------------------------------------------------------
 
 def content(path: Path) -> str:
-    """A digest of everything outside /.h5vc: links, values, attributes (plain h5py)."""
+    """A digest of everything outside /.h5vc: links, values, attributes (plain h5py), and the
+    order h5py lists links and attributes in (their creation order, where it is tracked)."""
     h = hashlib.sha256()
 
     def put(name: str, obj: h5py.HLObject) -> None:
@@ -159,7 +188,9 @@ def content(path: Path) -> str:
         if isinstance(obj, h5py.Dataset):
             h.update(str((obj.shape, obj.dtype.str)).encode())
             h.update(np.ascontiguousarray(obj[()]).tobytes())
-        for k in sorted(obj.attrs):
+        else:
+            h.update(repr([k for k in obj if k != ".h5vc"]).encode())
+        for k in obj.attrs:
             h.update(k.encode() + repr(obj.attrs[k]).encode())
 
     with h5py.File(path, "r") as f:

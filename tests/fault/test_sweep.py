@@ -19,7 +19,7 @@ pytestmark = pytest.mark.fault
 JOURNAL_EVERY = int(os.environ.get("H5VC_SWEEP_EVERY", "3"))
 
 
-@pytest.mark.parametrize("scenario", ["transaction", "checkout", "commit", "journal"])
+@pytest.mark.parametrize("scenario", ["transaction", "checkout", "anew", "commit", "journal"])
 def test_a_kill_at_any_write_leaves_a_sound_store(scenario: str, tmp_path) -> None:  # noqa: ANN001
     assert shutil.which("strace"), "strace is needed for this test: apt-get install strace"
     every = JOURNAL_EVERY if scenario == "journal" else 1
