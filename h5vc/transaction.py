@@ -751,6 +751,7 @@ class TxDataset(_TxObject):
         if chunks is None or (maxshape[0] is not None and n0 + k > maxshape[0]):
             ds = self._make_resizable()
             chunks = ds.chunks
+        own = own_type(ds)  # h5py writes and reads back its own types exactly
         plain = arr.dtype == dt and dt.kind in "biufc" and not dt.metadata and arr.size > 0
         if plain:
             # low-level resize and write: half the cost of Dataset.resize + __setitem__
@@ -765,13 +766,13 @@ class TxDataset(_TxObject):
                 arr = arr.astype(dt)  # h5py needs the metadata (string encoding, enum) to convert
             ds.resize(n0 + k, axis=0)
             try:
-                if not write_exact(ds, np.s_[n0:n0 + k], arr):
+                if own or not write_exact(ds, np.s_[n0:n0 + k], arr):
                     ds[n0:n0 + k] = arr
             except (TypeError, ValueError) as e:
                 ds.resize(n0, axis=0)
                 raise InvalidInputError(f"cannot append to {p}: {e}") from None
         tx._rows[p] = n0 + k
-        ranges = _memory_hashes(arr, dt, n0, chunks[0], own_type(ds))
+        ranges = _memory_hashes(arr, dt, n0, chunks[0], own)
         tx._appended.setdefault(p, []).extend(ranges)
 
     def __setitem__(self, key: Any, value: Any) -> None:

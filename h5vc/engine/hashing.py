@@ -98,11 +98,9 @@ def bytes_as_numpy(tid: Any) -> bool:
     (as h5py reads them): then they can be written with ``tid`` as the memory type, with no
     conversion, which for strings padded otherwise than h5py's would cut a full value short."""
     cls = tid.get_class()
-    if cls in (h5py.h5t.STRING,):
+    if cls == h5py.h5t.STRING:
         return not tid.is_variable_str()
-    if cls == h5py.h5t.OPAQUE:
-        return True
-    if cls == h5py.h5t.BITFIELD:
+    if cls in (h5py.h5t.OPAQUE, h5py.h5t.BITFIELD):
         return True
     if cls in (h5py.h5t.INTEGER, h5py.h5t.ENUM):
         base = tid.get_super() if cls == h5py.h5t.ENUM else tid

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 from h5py._hl.selections import select
 
-from .hashing import bytes_as_numpy, exact_type, rows_hash, rows_hash_parts
+from .hashing import bytes_as_numpy, rows_hash, rows_hash_parts
 from .state import row_bytes
 
 __all__ = ["SLICE_BYTES", "as_0d", "live_hash", "own_type", "read_rows", "row_slices", "write_exact",
@@ -80,9 +80,7 @@ def _raw_type(ds: h5py.Dataset, arr: np.ndarray) -> Any:
     tid = ds.id.get_type()
     if tid.get_class() in (h5py.h5t.INTEGER, h5py.h5t.FLOAT):
         return None  # numbers: h5py's conversion is exact
-    if not bytes_as_numpy(tid) or exact_type(tid, ds.dtype) is None:
-        return None
-    return tid
+    return tid if bytes_as_numpy(tid) and not own_type(ds) else None
 
 
 def own_type(ds: h5py.Dataset) -> bool:
@@ -121,10 +119,8 @@ def write_rows(ds: h5py.Dataset, start: int, arr: np.ndarray) -> None:
     """Write rows h5py read (from this dataset or another of its type) at ``start``."""
     if arr.dtype.hasobject:
         arr = _as_h5py_reads(ds, arr)
-    if ds.shape == ():
-        if write_exact(ds, (), arr):
-            return
-    elif len(arr) and write_exact(ds, np.s_[start:start + len(arr)], arr):
+    key = () if ds.shape == () else np.s_[start:start + len(arr)]
+    if (ds.shape == () or len(arr)) and write_exact(ds, key, arr):
         return
     if ds.shape == ():
         ds[()] = arr[()] if arr.dtype.hasobject else arr
